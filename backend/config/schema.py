@@ -1,0 +1,150 @@
+"""The run-config schema: the one contract between the UI, the API, the CLI and the engine.
+
+Pure pydantic, no torch. Every field has a description, bounds and a default, so
+``{"base_model": "...", "datasets": ["..."]}`` alone is a valid run.
+
+Method-specific settings are a discriminated union on ``method.name``. For convenience (and for
+the HTTP API) a flat form is accepted too and folded into the nested one::
+
+    {"method": "lora", "lora_rank": 16, "lora_alpha": 32}
+    == {"method": {"name": "lora", "rank": 16, "alpha": 32}}
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ComputeType = Literal["auto", "bf16", "fp16", "fp32"]
+Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup"]
+
+_FLAT_PREFIXES = {"lora_": "", "qlora_": "", "freeze_": ""}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FullMethod(_Strict):
+    """Update every weight of the model."""
+
+    name: Literal["full"] = "full"
+
+
+class FreezeMethod(_Strict):
+    """Train only the last N decoder layers; everything else stays frozen."""
+
+    name: Literal["freeze"] = "freeze"
+    trainable_layers: int = Field(2, ge=1, le=1024, description="How many of the last decoder layers to train.")
+
+
+class LoraMethod(_Strict):
+    """Low-rank adapters on the chosen linear layers; the base weights stay frozen."""
+
+    name: Literal["lora"] = "lora"
+    rank: int = Field(8, ge=1, le=1024, description="LoRA rank r (width of the low-rank update).")
+    alpha: float = Field(16.0, gt=0, le=4096, description="LoRA alpha; the update is scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout applied to the LoRA input.")
+    targets: list[str] = Field(
+        default_factory=lambda: ["all-linear"],
+        min_length=1,
+        description='Module names to adapt, e.g. ["q_proj", "v_proj"], or ["all-linear"].',
+    )
+
+
+class QLoraMethod(LoraMethod):
+    """LoRA on a base model quantized with bitsandbytes (needs a CUDA GPU)."""
+
+    name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
+    bits: Literal[4, 8] = Field(4, description="Quantization width of the frozen base model.")
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type.")
+    double_quant: bool = Field(True, description="Quantize the quantization constants too (saves ~0.4 bit/param).")
+
+
+Method = Annotated[Union[FullMethod, FreezeMethod, LoraMethod, QLoraMethod], Field(discriminator="name")]
+
+
+class RunConfig(_Strict):
+    """Everything that defines a fine-tuning run."""
+
+    base_model: str = Field(
+        ..., min_length=1, description="Model id from GET /api/v1/models, or a path to a local HF-format model directory."
+    )
+    datasets: list[str] = Field(..., min_length=1, description="Registered dataset ids (or names) to train on.")
+    method: Method = Field(default_factory=LoraMethod, description="Fine-tuning method and its settings.")
+
+    learning_rate: float | None = Field(
+        None, gt=0, le=1.0, description="Peak learning rate. Default: 2e-4 for LoRA/QLoRA, 2e-5 for full/freeze."
+    )
+    num_epochs: float = Field(3.0, gt=0, le=1000, description="Passes over the data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Stop after this many optimizer steps.")
+    per_device_batch_size: int = Field(2, ge=1, le=4096, description="Examples per forward pass on each device.")
+    gradient_accumulation_steps: int = Field(4, ge=1, le=4096, description="Forward passes per optimizer step.")
+    cutoff_len: int = Field(1024, ge=8, le=1_048_576, description="Maximum tokens per example; longer ones are truncated.")
+    compute_type: ComputeType = Field("auto", description="auto = bf16 where the hardware supports it, else fp32.")
+    lr_scheduler: Scheduler = Field("cosine", description="Learning-rate schedule after warm-up.")
+    warmup_ratio: float = Field(0.0, ge=0.0, le=0.5, description="Share of steps spent warming up the learning rate.")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass to save memory.")
+    train_on_prompt: bool = Field(False, description="Also compute the loss on prompt (system/user) tokens.")
+    max_samples: int | None = Field(None, ge=1, description="Use at most this many examples from each dataset.")
+    val_size: float = Field(0.0, ge=0.0, lt=0.5, description="Share of examples held out for evaluation loss.")
+    logging_steps: int = Field(1, ge=1, le=100_000, description="Log metrics every N optimizer steps.")
+    save_steps: int | None = Field(None, ge=1, description="Save a checkpoint every N steps (None = only at the end).")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_flat_method_fields(cls, data: Any) -> Any:
+        """Accept ``method: "lora"`` plus ``lora_rank``-style keys and fold them into ``method``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        method = data.get("method", "lora")
+        flat = {k: data.pop(k) for k in list(data) if any(k.startswith(p) for p in _FLAT_PREFIXES)}
+        if isinstance(method, str):
+            method = {"name": method}
+        if isinstance(method, dict) and flat:
+            method = dict(method)
+            for key, value in flat.items():
+                for prefix in _FLAT_PREFIXES:
+                    if key.startswith(prefix):
+                        method.setdefault(key[len(prefix):], value)
+                        break
+        elif flat:
+            data.update(flat)  # let extra="forbid" name the stray fields
+        data["method"] = method
+        return data
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> "RunConfig":
+        if self.warmup_ratio > 0 and self.lr_scheduler == "constant":
+            raise ValueError("lr_scheduler 'constant' has no warm-up; use 'constant_with_warmup' or set warmup_ratio to 0")
+        return self
+
+    @property
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.method.name in ("lora", "qlora") else 2e-5
+
+
+class DatasetRef(_Strict):
+    """A dataset as the engine sees it: normalized JSONL, one ``{"messages": [...]}`` object per line."""
+
+    id: str
+    name: str
+    path: str = Field(..., description="Absolute path of the normalized messages JSONL file.")
+    num_rows: int = 0
+
+
+class ResolvedRun(_Strict):
+    """What the job service writes to ``runs/<id>/run.yaml``: the config plus every resolved path."""
+
+    run_id: str
+    config: RunConfig
+    model_path: str = Field(..., description="Absolute path of the HF-format base model directory.")
+    datasets: list[DatasetRef]
+    created_at: str = ""
