@@ -1,0 +1,60 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from backend.api.routes import datasets, exports, jobs, models, system
+from backend.datasets.registry import DatasetRegistry
+from backend.jobs.runner import JobRunner, SpawnFn, spawn_training
+from backend.jobs.service import JobService
+from backend.jobs.store import JobStore
+from backend.settings import Settings
+
+API_PREFIX = "/api/v1"
+BUILTIN_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+log = logging.getLogger("tunesmith.api")
+
+
+def create_app(settings: Settings | None = None, *, start_runner: bool = True,
+               spawn: SpawnFn = spawn_training, register_builtins: bool = True) -> FastAPI:
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    registry = DatasetRegistry(settings)
+    store = JobStore(settings.db_path)
+    runner = JobRunner(store, max_concurrent=settings.max_concurrent_jobs, spawn=spawn)
+    service = JobService(settings, store, runner, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if register_builtins and BUILTIN_DATASETS.is_dir():
+            try:
+                registry.register_builtin(BUILTIN_DATASETS)
+            except Exception:
+                log.exception("could not register the built-in demo datasets")
+        if start_runner:
+            runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+
+    app = FastAPI(
+        title="Tunesmith API",
+        version="0.1.0",
+        description="Upload datasets, queue fine-tuning jobs, follow their metrics, export adapters and merged models.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.jobs = service
+    app.state.runner = runner
+    for module in (system, datasets, models, jobs, exports):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

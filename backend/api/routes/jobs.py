@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
+
+from backend.api.deps import JobsDep
+from backend.api.schemas import JobCreate, JobPublic, JobsPublic, LogsPublic, MetricsPublic, job_to_public
+from backend.jobs.service import JobConfigError, JobNotFound, JobStateConflict
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def _get_or_404(jobs: JobsDep, job_id: str):
+    try:
+        return jobs.get(job_id)
+    except JobNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}") from None
+
+
+@router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+def create_job(body: JobCreate, jobs: JobsDep) -> JobPublic:
+    """Queue a fine-tuning run. Only `base_model` and `datasets` are required; every other field has a default."""
+    config_fields = body.model_dump(exclude={"name"})
+    try:
+        job = jobs.submit(JobCreate.model_validate(config_fields), name=body.name)
+    except JobConfigError as exc:
+        raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.message, "type": "value_error"}]) from None
+    return job_to_public(job)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(jobs: JobsDep) -> JobsPublic:
+    data = [job_to_public(j) for j in jobs.list()]
+    return JobsPublic(data=data, count=len(data))
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    return job_to_public(_get_or_404(jobs, job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+def get_metrics(job_id: str, jobs: JobsDep,
+                after: int | None = Query(None, description="only rows with step > after (incremental polling)")):
+    _get_or_404(jobs, job_id)
+    rows = jobs.metrics(job_id, after=after)
+    return MetricsPublic(data=rows, count=len(rows))
+
+
+@router.get("/{job_id}/logs", response_model=LogsPublic)
+def get_logs(job_id: str, jobs: JobsDep, tail: int = Query(200, ge=1, le=100_000)):
+    _get_or_404(jobs, job_id)
+    return LogsPublic(text=jobs.logs(job_id, tail=tail))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    _get_or_404(jobs, job_id)
+    try:
+        return job_to_public(jobs.cancel(job_id))
+    except JobStateConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

@@ -1,0 +1,101 @@
+"""Request/response models of the HTTP API (families: JobCreate / JobPublic / JobsPublic ...)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backend.config import rundir
+from backend.config.schema import RunConfig
+from backend.jobs.outcome import tail_text
+from backend.jobs.store import JobRow
+
+
+class JobCreate(RunConfig):
+    """A run config plus an optional display name."""
+
+    name: str | None = Field(None, max_length=120, description="Display name of the job.")
+
+
+class JobPublic(BaseModel):
+    id: str
+    name: str
+    state: str
+    config: dict[str, Any]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    progress: float = Field(description="0..1, from the latest logged step")
+    step: int
+    total_steps: int | None
+    latest_loss: float | None
+    error: str | None
+    hint: str | None
+    output: str | None = Field(description='"adapter" (LoRA/QLoRA) or "model" (full/freeze) once succeeded')
+    has_merged: bool
+    gpus: list[int]
+    run_dir: str
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class MetricsPublic(BaseModel):
+    data: list[dict[str, Any]]
+    count: int
+
+
+class LogsPublic(BaseModel):
+    text: str
+
+
+class MergePublic(BaseModel):
+    path: str
+    files: list[str]
+
+
+class ModelPublic(BaseModel):
+    id: str
+    path: str
+    bundled: bool
+    model_type: str | None
+    architecture: str | None
+    size_bytes: int
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
+def last_event(run_dir: Path) -> dict | None:
+    """The newest complete row of events.jsonl (reads only the file's tail)."""
+    text = tail_text(run_dir / rundir.EVENTS_FILE, max_bytes=8192)
+    for line in reversed(text.splitlines()):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "loss" in row:
+            return row
+    return None
+
+
+def job_to_public(job: JobRow) -> JobPublic:
+    run_dir = Path(job.run_dir)
+    event = last_event(run_dir) or {}
+    step = int(event.get("step") or 0)
+    total = event.get("total_steps")
+    progress = 1.0 if job.state == "succeeded" else (min(step / total, 1.0) if total else 0.0)
+    return JobPublic(
+        id=job.id, name=job.name, state=job.state, config=job.config, created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at, progress=round(progress, 4), step=step,
+        total_steps=total, latest_loss=event.get("loss"), error=job.error, hint=job.hint, output=job.output,
+        has_merged=(run_dir / rundir.MERGED_DIR).is_dir() or job.output == "model", gpus=job.gpus,
+        run_dir=str(run_dir),
+    )

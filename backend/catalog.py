@@ -1,0 +1,71 @@
+"""Base models the studio can train: HF-format directories under the models root, plus local paths.
+
+Reads only ``config.json`` (no torch, no transformers), so the web process stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from backend.settings import BUNDLED_MODEL_ID, Settings
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    path: str
+    bundled: bool
+    model_type: str | None
+    architecture: str | None
+    size_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def inspect_model_dir(path: Path, model_id: str | None = None) -> ModelInfo | None:
+    """ModelInfo for an HF-format directory (config.json + weights), else None."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        return None
+    weights = [f for pattern in WEIGHT_PATTERNS for f in path.glob(pattern)]
+    if not weights:
+        return None
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    archs = config.get("architectures") or [None]
+    return ModelInfo(
+        id=model_id or path.name,
+        path=str(path.resolve()),
+        bundled=path.name == BUNDLED_MODEL_ID,
+        model_type=config.get("model_type"),
+        architecture=archs[0],
+        size_bytes=sum(f.stat().st_size for f in weights),
+    )
+
+
+def list_models(settings: Settings) -> list[ModelInfo]:
+    root = settings.models_dir
+    if not root.is_dir():
+        return []
+    models = [info for child in sorted(root.iterdir()) if child.is_dir() and not child.name.startswith(".")
+              if (info := inspect_model_dir(child)) is not None]
+    models.sort(key=lambda m: (not m.bundled, m.id.lower()))
+    return models
+
+
+def resolve_model(settings: Settings, ref: str) -> ModelInfo | None:
+    """A model id from :func:`list_models`, or an absolute path to any local HF-format model directory."""
+    for info in list_models(settings):
+        if info.id == ref:
+            return info
+    path = Path(ref).expanduser()
+    if path.is_absolute() and path.is_dir():
+        return inspect_model_dir(path, model_id=str(path))
+    return None

@@ -1,0 +1,149 @@
+"""``tunesmith`` command line: studio | serve | train | export."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from backend.settings import BUNDLED_MODEL_ID, Settings
+
+
+def build_server(settings: Settings, host: str, port: int):
+    """The API at /api/v1 and the Gradio studio at /, on one FastAPI app."""
+    import gradio as gr
+
+    from app.main import build_app
+    from backend.api.main import create_app
+
+    api = create_app(settings)
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    blocks = build_app(f"http://{client_host}:{port}/api/v1")
+    return gr.mount_gradio_app(api, blocks, path="/")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env(args.home)
+    app = build_server(settings, args.host, args.port)
+    print(f"Tunesmith studio: http://{args.host}:{args.port}/  (API docs: http://{args.host}:{args.port}/docs)",
+          flush=True)
+    print(f"State folder: {settings.home}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def prepare_bundled_model(settings: Settings) -> Path:
+    """Convert SmolLM2-135M-Instruct once (in a subprocess: the server process stays torch-free)."""
+    target = settings.models_dir / BUNDLED_MODEL_ID
+    if (target / "config.json").is_file():
+        return target
+    print(f"Preparing the bundled base model {BUNDLED_MODEL_ID} (first run only, ~1 minute)...", flush=True)
+    subprocess.run([sys.executable, "-m", "backend.engine", "prepare-bundled", "--models-dir",
+                    str(settings.models_dir)], check=True)
+    return target
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(args.home)
+    settings.ensure_dirs()
+    if not args.skip_model:
+        prepare_bundled_model(settings)
+    return cmd_serve(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run one job in the foreground through the same job path the studio uses."""
+    from backend.api.main import BUILTIN_DATASETS
+    from backend.config.schema import RunConfig
+    from backend.datasets.registry import DatasetRegistry
+    from backend.fsio import read_yaml
+    from backend.jobs.runner import JobRunner
+    from backend.jobs.service import JobService
+    from backend.jobs.store import JobStore
+
+    settings = Settings.from_env(args.home)
+    settings.ensure_dirs()
+    registry = DatasetRegistry(settings)
+    registry.register_builtin(BUILTIN_DATASETS)
+    store = JobStore(settings.db_path)
+    runner = JobRunner(store, max_concurrent=1)
+    service = JobService(settings, store, runner, registry)
+    config = RunConfig.model_validate(read_yaml(args.config))
+    job = service.submit(config)
+    print(f"job {job.id} -> {job.run_dir}", flush=True)
+    log_path = Path(job.run_dir) / "stdout.log"
+    offset = 0
+    try:
+        while service.get(job.id).state in ("queued", "running"):
+            runner.tick()
+            if log_path.exists():
+                with open(log_path, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+                    offset += len(chunk)
+                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                sys.stdout.flush()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        service.cancel(job.id)
+    final = service.get(job.id)
+    print(f"\njob {final.id}: {final.state}" + (f" - {final.error} ({final.hint})" if final.error else ""))
+    return 0 if final.state == "succeeded" else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import httpx
+
+    base = args.api.rstrip("/")
+    with httpx.Client(timeout=None) as client:
+        if args.merged:
+            client.post(f"{base}/jobs/{args.job_id}/merge").raise_for_status()
+        kind = "merged" if args.merged else "adapter"
+        out = Path(args.out or f"{args.job_id}-{kind}.zip")
+        with client.stream("GET", f"{base}/jobs/{args.job_id}/{kind}") as resp:
+            resp.raise_for_status()
+            with open(out, "wb") as fh:
+                for chunk in resp.iter_bytes():
+                    fh.write(chunk)
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunesmith", description="Browser studio for fine-tuning LLMs.")
+    parser.add_argument("--home", default=None, help="state folder (default $TUNESMITH_HOME or ./.tunesmith)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, helptext in (("serve", cmd_serve, "serve the API and the studio UI"),
+                                 ("studio", cmd_studio, "prepare the bundled model, then serve")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--host", default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"))
+        p.add_argument("--port", type=int, default=int(os.environ.get("TUNESMITH_PORT", "7860")))
+        if name == "studio":
+            p.add_argument("--skip-model", action="store_true", help="do not prepare the bundled model")
+        p.set_defaults(func=func)
+    p = sub.add_parser("train", help="run one job in the foreground from a run-config YAML (see backend/config/presets)")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("export", help="download a job's adapter (or merged model) from a running studio")
+    p.add_argument("job_id")
+    p.add_argument("--merged", action="store_true")
+    p.add_argument("--out", default=None)
+    p.add_argument("--api", default="http://127.0.0.1:7860/api/v1")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

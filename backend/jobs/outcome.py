@@ -1,0 +1,66 @@
+"""How a finished job ended, read from its run directory (result.json, exit code, log tail)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.config import rundir
+
+
+@dataclass
+class Outcome:
+    state: str
+    error: str | None = None
+    hint: str | None = None
+    output: str | None = None
+
+
+def tail_text(path: Path, max_bytes: int = 64_000, lines: int | None = None) -> str:
+    """The last ``max_bytes`` of a text file (optionally only the last ``lines`` lines)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    if size > max_bytes:
+        text = text.split("\n", 1)[-1]
+    if lines is not None:
+        text = "\n".join(text.splitlines()[-lines:])
+    return text
+
+
+def _last_error_line(log_text: str) -> str | None:
+    for line in reversed(log_text.splitlines()):
+        line = line.strip()
+        if line and ("Error" in line or "error" in line or "Exception" in line):
+            return line[:500]
+    return None
+
+
+def read_outcome(run_dir: Path, exit_code: int | None) -> Outcome:
+    result_path = run_dir / rundir.RESULT_FILE
+    result = None
+    if result_path.exists():
+        try:
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            result = None
+    if result and result.get("status") == "succeeded" and exit_code in (0, None):
+        return Outcome("succeeded", output=result.get("output"))
+    if result and result.get("status") == "failed":
+        return Outcome("failed", error=result.get("error"), hint=result.get("hint"))
+    if exit_code is None:
+        return Outcome("failed")
+    error = _last_error_line(tail_text(run_dir / rundir.LOG_FILE))
+    if exit_code < 0 or exit_code in (137, -9):
+        message = f"the training process was killed (exit code {exit_code})"
+        hint = "this is usually the system running out of memory: lower per_device_batch_size or cutoff_len"
+    else:
+        message = f"the training process exited with code {exit_code}"
+        hint = "see the run's log (GET /api/v1/jobs/{id}/logs) for the full traceback"
+    return Outcome("failed", error=f"{message}: {error}" if error else message, hint=hint)

@@ -1,0 +1,173 @@
+"""Job service: submit (validate + resolve + create the run dir), cancel, query, merge.
+
+Routes call this; it calls the store, the runner and the dataset registry. No torch here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+from backend import catalog
+from backend.config import rundir
+from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
+from backend.engine.launch import build_engine_command
+from backend.fsio import iter_jsonl
+from backend.jobs.outcome import tail_text
+from backend.jobs.runner import PROJECT_ROOT, JobRunner, engine_env
+from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, utc_now
+from backend.settings import Settings
+
+
+class JobConfigError(ValueError):
+    """A config that is valid on its own but cannot run here (unknown dataset, no GPU for fp16...)."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobStateConflict(RuntimeError):
+    pass
+
+
+class MergeFailed(RuntimeError):
+    pass
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(5)
+
+
+class JobService:
+    def __init__(self, settings: Settings, store: JobStore, runner: JobRunner, registry):
+        self.settings = settings
+        self.store = store
+        self.runner = runner
+        self.registry = registry
+        self._merge_locks: dict[str, threading.Lock] = {}
+
+    # -- submit -------------------------------------------------------------------------------------
+    def resolve(self, config: RunConfig, run_id: str) -> ResolvedRun:
+        model = catalog.resolve_model(self.settings, config.base_model)
+        if model is None:
+            known = ", ".join(m.id for m in catalog.list_models(self.settings)) or "none"
+            raise JobConfigError(("base_model",), f"unknown base model {config.base_model!r}; available: {known}. "
+                                 "Pick one from GET /api/v1/models or give an absolute path to an HF-format model directory.")
+        refs = []
+        for i, ref in enumerate(config.datasets):
+            record = self.registry.get(ref)
+            if record is None:
+                raise JobConfigError(("datasets", i), f"unknown dataset {ref!r}; upload it first (POST /api/v1/datasets) "
+                                     "or use an id from GET /api/v1/datasets")
+            refs.append(DatasetRef(id=record.id, name=record.name, path=str(record.path), num_rows=record.num_rows))
+        has_gpu = bool(self.runner.gpu_probe())
+        if not has_gpu and config.compute_type == "fp16":
+            raise JobConfigError(("compute_type",), "fp16 needs a CUDA GPU and this machine has none; "
+                                 "use 'auto', 'bf16' or 'fp32'")
+        if not has_gpu and config.method.name == "qlora":
+            raise JobConfigError(("method",), "QLoRA needs a CUDA GPU (bitsandbytes 4/8-bit kernels) and this machine "
+                                 "has none; use method 'lora' instead")
+        config = config.model_copy(update={"datasets": [r.id for r in refs]})
+        return ResolvedRun(run_id=run_id, config=config, model_path=model.path, datasets=refs, created_at=utc_now())
+
+    def submit(self, config: RunConfig, name: str | None = None) -> JobRow:
+        job_id = new_job_id()
+        resolved = self.resolve(config, job_id)
+        final_dir = self.settings.runs_dir / job_id
+        tmp_dir = self.settings.runs_dir / f".tmp-{job_id}"
+        tmp_dir.mkdir(parents=True)
+        try:
+            rundir.write_resolved_run(tmp_dir, resolved)
+            tmp_dir.rename(final_dir)
+            job = JobRow(id=job_id, name=name or f"{resolved.config.method.name}-{job_id[4:]}", state="queued",
+                         config=resolved.config.model_dump(mode="json"), run_dir=str(final_dir),
+                         created_at=resolved.created_at)
+            self.store.insert(job)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            shutil.rmtree(final_dir, ignore_errors=True)
+            raise
+        self.runner.tick()
+        return self.get(job_id)
+
+    # -- queries ------------------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRow:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list(self) -> list[JobRow]:
+        return self.store.list()
+
+    def datasets_in_use(self) -> set[str]:
+        return {ds for job in self.store.list(states=ACTIVE_STATES) for ds in job.config.get("datasets", [])}
+
+    def metrics(self, job_id: str, after: int | None = None) -> list[dict]:
+        job = self.get(job_id)
+        rows = iter_jsonl(Path(job.run_dir) / rundir.EVENTS_FILE)
+        return [r for r in rows if after is None or r.get("step", 0) > after]
+
+    def logs(self, job_id: str, tail: int = 200) -> str:
+        job = self.get(job_id)
+        return tail_text(Path(job.run_dir) / rundir.LOG_FILE, lines=tail)
+
+    # -- cancel -------------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> JobRow:
+        job = self.get(job_id)
+        if job.state in FINAL_STATES:
+            raise JobStateConflict(f"job {job_id} already {job.state}; only queued or running jobs can be cancelled")
+        self.store.update(job_id, cancel_requested=True)
+        if self.store.update(job_id, expect_state=("queued",), state="cancelled", finished_at=utc_now(),
+                             error="cancelled by the user"):
+            return self.get(job_id)
+        self.runner.cancel_running(job_id)
+        return self.get(job_id)
+
+    # -- export -------------------------------------------------------------------------------------
+    def output_dir(self, job_id: str, kind: str) -> Path:
+        """The adapter, trained model or merged model directory of a finished job."""
+        job = self.get(job_id)
+        run_dir = Path(job.run_dir)
+        if job.state != "succeeded":
+            raise JobStateConflict(f"job {job_id} is {job.state}; outputs exist only for succeeded jobs")
+        if kind == "adapter":
+            if job.output != "adapter":
+                raise JobStateConflict(f"job {job_id} trained with method {job.config['method']['name']!r}, "
+                                       "which produces a full model, not an adapter; download it from /merged")
+            return run_dir / rundir.ADAPTER_DIR
+        if kind == "merged":
+            if job.output == "model":
+                return run_dir / rundir.MODEL_DIR
+            merged = run_dir / rundir.MERGED_DIR
+            if not merged.is_dir():
+                raise JobStateConflict(f"job {job_id} has no merged model yet; POST /api/v1/jobs/{job_id}/merge first")
+            return merged
+        raise ValueError(kind)
+
+    def merge(self, job_id: str, timeout_s: float = 1800) -> Path:
+        job = self.get(job_id)
+        if job.state != "succeeded":
+            raise JobStateConflict(f"job {job_id} is {job.state}; only a succeeded job can be merged")
+        if job.output == "model":
+            return Path(job.run_dir) / rundir.MODEL_DIR  # full/freeze: the trained model is already whole
+        lock = self._merge_locks.setdefault(job_id, threading.Lock())
+        with lock:
+            run_dir = Path(job.run_dir)
+            proc = subprocess.run(build_engine_command("merge", run_dir), cwd=PROJECT_ROOT, env=engine_env(),
+                                  capture_output=True, text=True, timeout=timeout_s)
+            with open(run_dir / "merge.log", "w", encoding="utf-8") as fh:
+                fh.write(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+                raise MergeFailed(lines[-1] if lines else f"merge exited with code {proc.returncode}")
+        return run_dir / rundir.MERGED_DIR
