@@ -1,0 +1,50 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.main import create_app
+from backend.settings import Settings
+from tests.tiny_model import build_tiny_model
+
+ALPACA_ROWS = [
+    {"instruction": f"Say the number {i} in words.", "input": "", "output": f"The number is {i}. Thank you!"}
+    for i in range(16)
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture
+def settings(tmp_path, tiny_model_dir, monkeypatch) -> Settings:
+    models = tmp_path / "models"
+    models.mkdir()
+    os.symlink(tiny_model_dir, models / "tiny-llama")
+    monkeypatch.setenv("TUNESMITH_MODELS_DIR", str(models))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    return Settings.from_env(tmp_path / "home")
+
+
+@pytest.fixture
+def client(settings):
+    app = create_app(settings)
+    with TestClient(app) as c:
+        yield c
+
+
+def wait_for_state(client, job_id, states, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.5)
+    logs = client.get(f"/api/v1/jobs/{job_id}/logs").json()["text"]
+    raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s; log tail:\n{logs}")
