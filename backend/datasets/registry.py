@@ -1,0 +1,343 @@
+"""The dataset registry: normalized files under ``datasets/<id>/`` indexed by the ``datasets`` SQLite table.
+
+An upload is streamed to a temp folder inside ``datasets_dir``, validated and normalized there, moved into
+place with one rename, and only then inserted into SQLite. Any failure on the way removes what was written,
+so a rejected upload leaves no folder, no file and no row. Every method opens its own short-lived SQLite
+connection, so one registry can be shared by the threads of the web server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterator, Mapping
+
+from pydantic import BaseModel, Field
+
+from backend.datasets.errors import (
+    DatasetNameTaken,
+    DatasetNotFound,
+    DatasetReadOnly,
+    DatasetTooLarge,
+    InvalidDatasetName,
+)
+from backend.datasets.formats import fill_placeholders
+from backend.datasets.readers import FILE_TYPES, file_type, source_filename
+from backend.datasets.validate import Transform, normalize_file
+from backend.fsio import atomic_write_json
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "data.jsonl"
+META_FILE = "meta.json"
+DEFAULT_PLACEHOLDERS = {"name": "Tunesmith", "author": "the Tunesmith team"}
+NAME_PATTERN = re.compile(r"^\w[\w .-]{0,63}$")
+ID_PATTERN = re.compile(r"^ds_[0-9a-f]{10}$")
+LEFTOVER_AGE_S = 3600
+_COPY_CHUNK = 1 << 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    format TEXT NOT NULL,
+    num_rows INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    source_filename TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    builtin INTEGER NOT NULL DEFAULT 0,
+    warnings TEXT NOT NULL DEFAULT '[]',
+    warning_count INTEGER NOT NULL DEFAULT 0
+)
+"""
+_COLUMNS = ("id", "name", "format", "num_rows", "size_bytes", "sha256", "source_filename", "created_at",
+            "builtin", "warnings", "warning_count")
+
+
+class DatasetRecord(BaseModel):
+    """One registered dataset. ``size_bytes`` and ``sha256`` describe the normalized ``data.jsonl``."""
+
+    id: str
+    name: str
+    format: str
+    num_rows: int
+    size_bytes: int
+    sha256: str
+    source_filename: str
+    created_at: datetime
+    path: Path = Field(description="Absolute path of the normalized data.jsonl.")
+    builtin: bool = False
+    warnings: list[dict] = Field(default_factory=list, description="First 20 warnings, e.g. duplicates.")
+    warning_count: int = 0
+
+
+def new_dataset_id() -> str:
+    return "ds_" + secrets.token_hex(5)
+
+
+def check_dataset_name(name: str) -> str:
+    """The name, stripped, or InvalidDatasetName saying what a valid name looks like."""
+    name = name.strip()
+    if not NAME_PATTERN.match(name) or ID_PATTERN.match(name):
+        raise InvalidDatasetName(
+            f"'{name}' is not a valid dataset name: use 1-64 letters, digits, spaces, '.', '_' or '-', starting "
+            "with a letter or digit (and not of the form ds_ + 10 hex digits, which is how ids look)."
+        )
+    return name
+
+
+class DatasetRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.datasets_dir = settings.datasets_dir
+        self.datasets_dir.mkdir(parents=True, exist_ok=True)
+        self._db_path = settings.db_path
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+        self._sweep_leftovers()
+
+    # ---- queries -------------------------------------------------------------------------------------
+    def list(self) -> list[DatasetRecord]:
+        """All datasets, built-ins first, then newest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM datasets ORDER BY builtin DESC, created_at DESC, name").fetchall()
+        return [self._record(row) for row in rows]
+
+    def get(self, id_or_name: str) -> DatasetRecord | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM datasets WHERE id = ?", (id_or_name,)).fetchone()
+            if row is None:
+                row = conn.execute("SELECT * FROM datasets WHERE name = ?", (id_or_name.strip(),)).fetchone()
+        return self._record(row) if row else None
+
+    def require(self, id_or_name: str) -> DatasetRecord:
+        record = self.get(id_or_name)
+        if record is None:
+            raise DatasetNotFound(f"no dataset with id or name '{id_or_name}'. List them with GET /api/v1/datasets.")
+        return record
+
+    def preview(self, id: str, limit: int = 5) -> list[dict]:
+        """The first ``limit`` normalized rows."""
+        rows: list[dict] = []
+        with open(self.require(id).path, encoding="utf-8") as fh:
+            for line in fh:
+                if len(rows) >= limit:
+                    break
+                rows.append(json.loads(line))
+        return rows
+
+    # ---- changes -------------------------------------------------------------------------------------
+    def create_from_upload(self, filename: str, fileobj: BinaryIO, name: str | None = None) -> DatasetRecord:
+        """Stream ``fileobj`` to disk (at most max_upload_bytes), validate, normalize and register it."""
+        original = source_filename(filename)
+        kind = file_type(original)
+        name = check_dataset_name(name) if name is not None else self._free_name(Path(original).stem)
+        self._check_name_free(name)
+        with self._work_dir(".upload-") as work:
+            upload = work / f"upload.{kind}"
+            self._copy_limited(fileobj, upload)
+            return self._ingest(work, upload, kind, original, name)
+
+    def register_builtin(self, folder: Path, placeholders: Mapping[str, str] | None = None) -> list[DatasetRecord]:
+        """Register every dataset file in ``folder`` as a built-in named after its stem.
+
+        Idempotent: a built-in whose name and normalized content (sha256) are unchanged is kept as is; one
+        whose content changed is replaced. ``{{name}}``/``{{author}}`` placeholders are filled from
+        ``placeholders`` (defaults: DEFAULT_PLACEHOLDERS). A name held by a user dataset is skipped.
+        """
+        values = {**DEFAULT_PLACEHOLDERS, **(placeholders or {})}
+        records = []
+        for path in sorted(Path(folder).iterdir()):
+            if path.suffix.lower() not in FILE_TYPES or path.name.startswith("."):
+                continue
+            record = self._register_one_builtin(path, values)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def rename(self, id: str, new_name: str) -> DatasetRecord:
+        record = self.require(id)
+        if record.builtin:
+            raise DatasetReadOnly(f"'{record.name}' is a built-in dataset and cannot be renamed. Upload a copy "
+                                  "under the name you want instead.")
+        new_name = check_dataset_name(new_name)
+        try:
+            with self._connect() as conn:
+                conn.execute("UPDATE datasets SET name = ? WHERE id = ?", (new_name, record.id))
+        except sqlite3.IntegrityError:
+            raise self._name_taken(new_name) from None
+        renamed = record.model_copy(update={"name": new_name})
+        atomic_write_json(renamed.path.parent / META_FILE, _meta(renamed))
+        return renamed
+
+    def delete(self, id: str) -> None:
+        """Remove the row and the folder. Built-ins are read-only (they come back at every start)."""
+        record = self.require(id)
+        if record.builtin:
+            raise DatasetReadOnly(f"'{record.name}' is a built-in dataset and cannot be deleted.")
+        folder = self.datasets_dir / record.id
+        trash = self.datasets_dir / f".trash-{record.id}-{secrets.token_hex(3)}"
+        if folder.exists():
+            os.replace(folder, trash)
+        try:
+            with self._connect() as conn:
+                conn.execute("DELETE FROM datasets WHERE id = ?", (record.id,))
+        except BaseException:
+            if trash.exists():
+                os.replace(trash, folder)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # ---- internals -----------------------------------------------------------------------------------
+    def _ingest(self, work: Path, src: Path, kind: str, original: str, name: str, *, builtin: bool = False,
+                transform: Transform | None = None, replaces: DatasetRecord | None = None) -> DatasetRecord:
+        staging = work / "dataset"
+        staging.mkdir()
+        report = normalize_file(src, kind, original, staging / DATA_FILE, transform)
+        sha256, size = _hash_file(staging / DATA_FILE)
+        if replaces is not None and replaces.sha256 == sha256:
+            return replaces
+        dataset_id = new_dataset_id()
+        final = self.datasets_dir / dataset_id
+        record = DatasetRecord(
+            id=dataset_id, name=name, format=report.format, num_rows=report.num_rows, size_bytes=size,
+            sha256=sha256, source_filename=original, created_at=datetime.now(timezone.utc),
+            path=final / DATA_FILE, builtin=builtin, warnings=[w.as_dict() for w in report.warnings],
+            warning_count=report.warning_count,
+        )
+        atomic_write_json(staging / META_FILE, _meta(record))
+        os.replace(staging, final)
+        try:
+            self._insert(record, replaces)
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        if replaces is not None:
+            shutil.rmtree(self.datasets_dir / replaces.id, ignore_errors=True)
+        return record
+
+    def _register_one_builtin(self, path: Path, values: Mapping[str, str]) -> DatasetRecord | None:
+        name = check_dataset_name(path.stem)
+        existing = self.get(name)
+        if existing is not None and not existing.builtin:
+            log.warning("built-in dataset %s skipped: a user dataset is already named '%s'", path.name, name)
+            return None
+        with self._work_dir(".builtin-") as work:
+            return self._ingest(work, path, file_type(path.name), path.name, name, builtin=True,
+                                transform=lambda messages: fill_placeholders(messages, values), replaces=existing)
+
+    def _insert(self, record: DatasetRecord, replaces: DatasetRecord | None = None) -> None:
+        row = _meta(record)
+        row["builtin"] = int(record.builtin)
+        row["warnings"] = json.dumps(record.warnings, ensure_ascii=False)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        try:
+            with self._connect() as conn:
+                if replaces is not None:
+                    conn.execute("DELETE FROM datasets WHERE id = ?", (replaces.id,))
+                conn.execute(f"INSERT INTO datasets ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+                             [row[c] for c in _COLUMNS])
+        except sqlite3.IntegrityError:
+            raise self._name_taken(record.name) from None
+
+    def _check_name_free(self, name: str) -> None:
+        if self.get(name) is not None:
+            raise self._name_taken(name)
+
+    def _name_taken(self, name: str) -> DatasetNameTaken:
+        return DatasetNameTaken(f"a dataset named '{name}' already exists. Choose another name, or delete or "
+                                "rename the existing one first.")
+
+    def _free_name(self, stem: str) -> str:
+        """A valid name derived from an uploaded file's stem, with -2, -3, ... appended if it is taken."""
+        base = re.sub(r"[^\w .-]", "-", stem).strip(" .-")[:58] or "dataset"
+        if ID_PATTERN.match(base):
+            base = f"dataset-{base}"
+        candidate, n = base, 1
+        while self.get(candidate) is not None:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    def _copy_limited(self, fileobj: BinaryIO, dest: Path) -> None:
+        limit, total = self.settings.max_upload_bytes, 0
+        with open(dest, "wb") as out:
+            while chunk := fileobj.read(_COPY_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise DatasetTooLarge(
+                        f"the upload is larger than the {_human_bytes(limit)} limit. Split the file, or raise the "
+                        "limit with TUNESMITH_MAX_UPLOAD_BYTES when starting the server."
+                    )
+                out.write(chunk)
+
+    @contextmanager
+    def _work_dir(self, prefix: str) -> Iterator[Path]:
+        work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.datasets_dir))
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self._db_path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _record(self, row: sqlite3.Row) -> DatasetRecord:
+        data = dict(row)
+        data["builtin"] = bool(data["builtin"])
+        data["warnings"] = json.loads(data["warnings"])
+        return DatasetRecord(**data, path=self.datasets_dir / data["id"] / DATA_FILE)
+
+    def _sweep_leftovers(self) -> None:
+        """Remove temp folders and unindexed dataset folders left by a crash (older than an hour)."""
+        with self._connect() as conn:
+            known = {row[0] for row in conn.execute("SELECT id FROM datasets")}
+        cutoff = time.time() - LEFTOVER_AGE_S
+        for entry in self.datasets_dir.iterdir():
+            leftover = entry.name.startswith((".upload-", ".builtin-", ".trash-")) or (
+                ID_PATTERN.match(entry.name) and entry.name not in known)
+            if leftover and entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _meta(record: DatasetRecord) -> dict:
+    """What meta.json holds (and, with builtin/warnings encoded, the SQLite row)."""
+    return record.model_dump(mode="json", exclude={"path"})
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
