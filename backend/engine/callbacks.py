@@ -1,0 +1,91 @@
+"""Trainer callback that appends one JSON row per log to events.jsonl and prints a progress line."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from backend.fsio import append_jsonl
+
+
+def _finite_or_none(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class EventsCallback(TrainerCallback):
+    """Writes ``{"step","total_steps","epoch","loss","lr","grad_norm","tokens_per_s","eta_s","time"}`` rows
+    (eval rows: ``{"step","total_steps","epoch","eval_loss","time"}``). Only the main process writes."""
+
+    def __init__(self, events_path: Path):
+        self.events_path = Path(events_path)
+        self.train_loss: float | None = None
+        self._start: float | None = None
+        self._last_time: float | None = None
+        self._last_tokens = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = self._last_time = time.time()
+        self._last_tokens = state.num_input_tokens_seen
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "train_loss" in logs:
+            self.train_loss = _finite_or_none(logs["train_loss"])
+        if not state.is_world_process_zero:
+            return
+        if "loss" in logs:
+            row = self._train_row(state, logs)
+        elif "eval_loss" in logs:
+            row = {
+                "step": state.global_step,
+                "total_steps": state.max_steps,
+                "epoch": _finite_or_none(state.epoch),
+                "eval_loss": _finite_or_none(logs["eval_loss"]),
+                "time": time.time(),
+            }
+            self._last_time = row["time"]  # keep evaluation time out of the next tokens/s window
+        else:
+            return
+        append_jsonl(self.events_path, row)
+        print(self._describe(row), flush=True)
+
+    def _train_row(self, state, logs: dict) -> dict:
+        now = time.time()
+        elapsed = now - (self._start or now)
+        window = max(now - (self._last_time or now), 1e-9)
+        tokens = state.num_input_tokens_seen - self._last_tokens
+        self._last_time, self._last_tokens = now, state.num_input_tokens_seen
+        step = state.global_step
+        eta = elapsed / step * (state.max_steps - step) if step else None
+        row = {
+            "step": step,
+            "total_steps": state.max_steps,
+            "epoch": _finite_or_none(state.epoch),
+            "loss": _finite_or_none(logs.get("loss")),
+            "lr": _finite_or_none(logs.get("learning_rate")),
+            "grad_norm": _finite_or_none(logs.get("grad_norm")),
+            "tokens_per_s": round(tokens / window, 1),
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "time": now,
+        }
+        if torch.cuda.is_available():
+            row["gpu_mem"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        return row
+
+    @staticmethod
+    def _describe(row: dict) -> str:
+        head = f"step {row['step']}/{row['total_steps']} epoch {row['epoch'] or 0:.2f}"
+        if "eval_loss" in row:
+            return f"{head} eval_loss {row['eval_loss']}"
+        lr = f"{row['lr']:.2e}" if row["lr"] is not None else "-"
+        return (
+            f"{head} loss {row['loss']} lr {lr} grad_norm {row['grad_norm']} "
+            f"{row['tokens_per_s']:.0f} tok/s eta {row['eta_s']}s"
+        )

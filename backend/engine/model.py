@@ -1,0 +1,74 @@
+"""Load a base model and its tokenizer from a local HF-format directory, in the requested precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from backend.config.schema import ComputeType
+from backend.engine.failures import EngineError
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What the weights are loaded in and which autocast the trainer uses."""
+
+    name: str            # "bf16" | "fp16" | "fp32", after resolving "auto"
+    dtype: torch.dtype   # compute dtype
+
+    @property
+    def trainer_flags(self) -> dict[str, bool]:
+        return {"bf16": self.name == "bf16", "fp16": self.name == "fp16"}
+
+
+def resolve_precision(compute_type: ComputeType) -> Precision:
+    """auto = bf16 on a CUDA GPU that supports it, else fp32. fp16 needs a GPU; bf16 also runs on CPU."""
+    has_cuda = torch.cuda.is_available()
+    if compute_type == "auto":
+        compute_type = "bf16" if has_cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if compute_type == "fp16" and not has_cuda:
+        raise EngineError(
+            "compute_type fp16 needs a CUDA GPU (fp16 mixed precision does not run on CPU)",
+            "set compute_type to auto, fp32 or bf16 on this machine",
+        )
+    if compute_type == "bf16" and has_cuda and not torch.cuda.is_bf16_supported():
+        raise EngineError(
+            "compute_type bf16 is not supported by this GPU",
+            "set compute_type to fp16 or auto",
+        )
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    return Precision(compute_type, dtypes[compute_type])
+
+
+def check_model_dir(model_path: str | Path) -> Path:
+    path = Path(model_path)
+    if not (path / "config.json").is_file():
+        raise EngineError(
+            f"base model not found: {path} has no config.json",
+            "prepare the bundled model (python -m backend.engine prepare-bundled --models-dir DIR) "
+            "or set base_model to a local HF-format model directory",
+        )
+    return path
+
+
+def load_tokenizer(model_path: str | Path):
+    from transformers import AutoTokenizer
+
+    from backend.engine.templates import ensure_chat_template
+
+    tokenizer = AutoTokenizer.from_pretrained(check_model_dir(model_path))
+    ensure_chat_template(tokenizer)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_path: str | Path, dtype: torch.dtype, **kwargs):
+    """Load a causal LM; extra kwargs (quantization_config, device_map) go to from_pretrained."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(check_model_dir(model_path), dtype=dtype, **kwargs)
+    model.config.use_cache = False
+    return model

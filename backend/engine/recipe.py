@@ -1,0 +1,177 @@
+"""The SFT recipe, top to bottom: read run.yaml -> seed -> load model -> apply method -> build data ->
+train with trl's SFTTrainer -> save the adapter or the model atomically -> write result.json.
+
+    python -m backend.engine train --run-dir runs/<id>        (also under ``accelerate launch``)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from backend.config import rundir
+from backend.config.schema import ResolvedRun
+from backend.fsio import atomic_write_json, replace_dir
+
+
+def is_main_process() -> bool:
+    """Rank 0 under accelerate/torchrun (which set RANK), or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train(run_dir: str | Path) -> int:
+    """Run the training described by ``run_dir/run.yaml``; always leave a result.json; return the exit code."""
+    run_dir = Path(run_dir).resolve()
+    started = time.time()
+    try:
+        run = rundir.read_resolved_run(run_dir)
+        result = run_sft(run, run_dir)
+    except Exception as exc:  # noqa: BLE001 - every failure must end in result.json
+        from backend.engine.failures import classify_failure
+
+        traceback.print_exc(file=sys.stderr)
+        error, hint = classify_failure(exc)
+        print(f"FAILED: {error}\nhint: {hint}", file=sys.stderr, flush=True)
+        if is_main_process():
+            write_result(run_dir, {"status": "failed", "error": error, "hint": hint})
+        return 1
+    result["runtime_s"] = round(time.time() - started, 2)
+    if is_main_process():
+        write_result(run_dir, result)
+    print(f"succeeded: {result}", flush=True)
+    return 0
+
+
+def write_result(run_dir: Path, result: dict) -> None:
+    atomic_write_json(run_dir / rundir.RESULT_FILE, result)
+
+
+def run_sft(run: ResolvedRun, run_dir: Path) -> dict:
+    import torch
+    from transformers import set_seed
+
+    from backend.engine import data, methods, model as model_io
+    from backend.engine.callbacks import EventsCallback
+
+    config = run.config
+    set_seed(config.seed)
+
+    # 1. precision and base model (+ quantization for QLoRA)
+    precision = model_io.resolve_precision(config.compute_type)
+    load_kwargs = {}
+    if config.method.name == "qlora":
+        methods.check_qlora_available()
+        load_kwargs["quantization_config"] = methods.build_quantization_config(config.method, precision.dtype)
+        load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    # full/freeze keep fp32 master weights (autocast does the bf16/fp16 math); LoRA bases load in compute dtype
+    weights_dtype = precision.dtype if config.method.name in ("lora", "qlora") else torch.float32
+    tokenizer = model_io.load_tokenizer(run.model_path)
+    model = model_io.load_model(run.model_path, weights_dtype, **load_kwargs)
+    print(f"model: {run.model_path} ({precision.name}, weights {weights_dtype})", flush=True)
+
+    # 2. method
+    peft_config = methods.apply_method(model, config.method, config.gradient_checkpointing)
+
+    # 3. data
+    train_dataset, eval_dataset, stats = data.build_datasets(run, tokenizer)
+    print(stats.describe(), flush=True)
+
+    # 4. train
+    events = EventsCallback(run_dir / rundir.EVENTS_FILE)
+    trainer = build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_dataset, eval_dataset)
+    trainer.add_callback(events)
+    trainable, total = methods.count_parameters(trainer.model)
+    print(f"method {config.method.name}: {trainable:,} of {total:,} parameters trainable", flush=True)
+    trainer.train()
+    if eval_dataset is not None and not _evaluated_at(trainer.state, trainer.state.global_step):
+        trainer.evaluate()
+
+    # 5. save atomically: adapter/ for LoRA, model/ for full/freeze
+    output = "adapter" if peft_config is not None else "model"
+    save_output(trainer, tokenizer, run_dir / (rundir.ADAPTER_DIR if peft_config is not None else rundir.MODEL_DIR))
+    return {"status": "succeeded", "output": output, "train_loss": events.train_loss}
+
+
+def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_dataset, eval_dataset):
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    config = run.config
+    has_eval = eval_dataset is not None
+    args = SFTConfig(
+        output_dir=str(run_dir / rundir.CHECKPOINTS_DIR),
+        per_device_train_batch_size=config.per_device_batch_size,
+        per_device_eval_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.num_epochs,
+        max_steps=config.max_steps or -1,
+        learning_rate=config.effective_learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=2,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=0.2 if has_eval else None,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.cutoff_len,
+        dataset_kwargs={"skip_prepare_dataset": True},  # already tokenized + labelled + truncated by data.py
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not _has_cuda(),
+        **precision.trainer_flags,
+        **_checkpointing_flag(SFTConfig, config.gradient_checkpointing),
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.remove_callback(PrinterCallback)  # EventsCallback prints its own progress line
+    return trainer
+
+
+def _checkpointing_flag(config_cls, enabled: bool) -> dict:
+    """transformers 5 renamed gradient_checkpointing to activation_checkpointing (trl defaults it to True)."""
+    if "activation_checkpointing" in config_cls.__dataclass_fields__:
+        return {"activation_checkpointing": enabled}
+    return {"gradient_checkpointing": enabled}
+
+
+def _evaluated_at(state, step: int) -> bool:
+    return any("eval_loss" in row and row.get("step") == step for row in state.log_history)
+
+
+def save_output(trainer, tokenizer, final_dir: Path) -> None:
+    """Save the model/adapter + tokenizer into a temp dir beside ``final_dir``, then rename it into place."""
+    tmp_dir = final_dir.with_name(f".{final_dir.name}.tmp")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp_dir))  # collective under ZeRO-3; writes on the main process only
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(tmp_dir))
+        for clutter in ("training_args.bin", "README.md"):  # trainer args pickle, peft's empty model card
+            (tmp_dir / clutter).unlink(missing_ok=True)
+        replace_dir(tmp_dir, final_dir)
+    trainer.accelerator.wait_for_everyone()
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
