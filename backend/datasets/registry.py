@@ -132,8 +132,11 @@ class DatasetRegistry:
 
     def preview(self, id: str, limit: int = 5) -> list[dict]:
         """The first ``limit`` normalized rows."""
-        rows: list[dict] = []
-        with open(self.require(id).path, encoding="utf-8") as fh:
+        record, rows = self.require(id), []
+        if not record.path.is_file():
+            raise DatasetNotFound(f"dataset '{record.name}' is registered but its file {record.path} is missing. "
+                                  "Delete the dataset and upload it again.")
+        with open(record.path, encoding="utf-8") as fh:
             for line in fh:
                 if len(rows) >= limit:
                     break

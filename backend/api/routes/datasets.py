@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
 from pydantic import BaseModel, Field
+
+from backend.api.deps import RegistryDep
 
 from backend.datasets.errors import (
     DatasetNameTaken,
@@ -21,16 +23,9 @@ from backend.datasets.errors import (
     InvalidDatasetName,
     UnsupportedFileType,
 )
-from backend.datasets.registry import DatasetRecord, DatasetRegistry
+from backend.datasets.registry import DatasetRecord
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-
-
-def get_registry(request: Request) -> DatasetRegistry:
-    return request.app.state.registry
-
-
-RegistryDep = Annotated[DatasetRegistry, Depends(get_registry)]
 
 
 class DatasetProblem(BaseModel):
