@@ -1,0 +1,277 @@
+"""A typed HTTP client for the Tunesmith API (``/api/v1``).
+
+The studio UI talks to the backend only through this module: no training state lives in the UI.
+Every failure (HTTP error, unreachable server, malformed reply) is raised as :class:`ApiError`,
+whose ``str()`` is a readable message meant to be shown to a person as-is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class Health(TypedDict, total=False):
+    status: str
+    version: str
+    device: str
+    gpus: list[Any]
+
+
+class Dataset(TypedDict, total=False):
+    id: str
+    name: str
+    format: str
+    num_rows: int
+    size_bytes: int
+    created_at: str
+    source_filename: str
+    builtin: bool
+
+
+class Message(TypedDict):
+    role: str
+    content: str
+
+
+class PreviewRow(TypedDict, total=False):
+    messages: list[Message]
+
+
+class DatasetDetail(Dataset, total=False):
+    preview: list[PreviewRow]
+
+
+class Model(TypedDict, total=False):
+    id: str
+    path: str
+    bundled: bool
+
+
+class Job(TypedDict, total=False):
+    id: str
+    name: str | None
+    state: JobState
+    config: dict[str, Any]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    progress: float
+    step: int
+    total_steps: int | None
+    latest_loss: float | None
+    error: str | None
+    hint: str | None
+    output: Literal["adapter", "model"] | None
+    has_merged: bool
+
+
+class MetricRow(TypedDict, total=False):
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    eval_loss: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+    eta_s: float
+    time: float
+
+
+class MergeResult(TypedDict, total=False):
+    path: str
+    files: list[Any]
+
+
+class ApiError(Exception):
+    """A failed API call, carrying a readable message and (for validation errors) per-field details."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, details: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.details = details or []
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        return self.message + "\n" + "\n".join(f"- {d}" for d in self.details)
+
+    def as_markdown(self) -> str:
+        """The message as Markdown: a bold first line, then one bullet per field error."""
+        head = f"**{self.message}**"
+        if not self.details:
+            return head
+        return head + "\n\n" + "\n".join(f"- {d}" for d in self.details)
+
+
+def _format_loc(loc: Any) -> str:
+    parts = [str(p) for p in (loc or []) if p not in ("body", "query", "path")]
+    return ".".join(parts)
+
+
+def parse_error(response: httpx.Response) -> ApiError:
+    """Turn any FastAPI-style error body into an :class:`ApiError`.
+
+    Handles ``{"detail": str}``, ``{"detail": {"message", "errors": [{location, field, message}]}}`` and
+    pydantic's ``{"detail": [{"loc", "msg", ...}]}`` (422 from request validation).
+    """
+    status = response.status_code
+    fallback = f"HTTP {status} {response.reason_phrase or ''}".strip()
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return ApiError(text[:500] if text else fallback, status_code=status)
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, str):
+        return ApiError(detail, status_code=status)
+    if isinstance(detail, list):
+        details = []
+        for err in detail:
+            if isinstance(err, dict):
+                loc = _format_loc(err.get("loc"))
+                msg = str(err.get("msg") or err.get("message") or err)
+                details.append(f"{loc}: {msg}" if loc else msg)
+            else:
+                details.append(str(err))
+        noun = "error" if len(details) == 1 else "errors"
+        return ApiError(f"Invalid request ({len(details)} {noun})", status_code=status, details=details)
+    if isinstance(detail, dict):
+        message = str(detail.get("message") or fallback)
+        details = []
+        for err in detail.get("errors") or []:
+            if not isinstance(err, dict):
+                details.append(str(err))
+                continue
+            where = " ".join(str(err[k]) for k in ("location", "field") if err.get(k) not in (None, ""))
+            msg = str(err.get("message", ""))
+            details.append(f"{where}: {msg}" if where else msg)
+        return ApiError(message, status_code=status, details=details)
+    return ApiError(fallback, status_code=status)
+
+
+class TunesmithClient:
+    """Synchronous client for one Tunesmith API base URL, e.g. ``http://127.0.0.1:7860/api/v1``."""
+
+    def __init__(self, api_url: str, *, timeout: float = 15.0, transport: httpx.BaseTransport | None = None):
+        self.api_url = api_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ApiError(f"The API did not answer in time ({method} {path}): {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise ApiError(f"Cannot reach the Tunesmith API at {self.api_url}: {exc}") from exc
+        if response.is_error:
+            raise parse_error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(f"The API sent a reply that is not JSON ({method} {path})") from exc
+
+    def _list(self, path: str, **kwargs: Any) -> list[Any]:
+        body = self._json("GET", path, **kwargs)
+        if isinstance(body, dict) and isinstance(body.get("data"), list):
+            return body["data"]
+        if isinstance(body, list):
+            return body
+        raise ApiError(f"Unexpected reply from GET {path}: expected {{'data': [...]}}")
+
+    def _download(self, path: str, dest: Path, *, timeout: float | None) -> Path:
+        """Stream a binary endpoint into ``dest`` (written to ``dest.part`` first, then renamed)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".part")
+        try:
+            with self._http.stream("GET", path, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise parse_error(response)
+                with partial.open("wb") as fh:
+                    for chunk in response.iter_bytes(1 << 20):
+                        fh.write(chunk)
+        except httpx.HTTPError as exc:
+            partial.unlink(missing_ok=True)
+            raise ApiError(f"Download of {path} failed: {exc}") from exc
+        shutil.move(partial, dest)
+        return dest
+
+    # -- system ---------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        return self._json("GET", "/health", timeout=5.0)
+
+    def list_models(self) -> list[Model]:
+        return self._list("/models")
+
+    # -- datasets -------------------------------------------------------------------------------
+
+    def list_datasets(self) -> list[Dataset]:
+        return self._list("/datasets")
+
+    def get_dataset(self, dataset_id: str) -> DatasetDetail:
+        return self._json("GET", f"/datasets/{dataset_id}")
+
+    def upload_dataset(self, path: str | Path, name: str | None = None) -> Dataset:
+        path = Path(path)
+        data = {"name": name} if name else None
+        with path.open("rb") as fh:
+            return self._json("POST", "/datasets", files={"file": (path.name, fh)}, data=data, timeout=300.0)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/datasets/{dataset_id}")
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def create_job(self, config: dict[str, Any], name: str | None = None) -> Job:
+        body = dict(config)
+        if name:
+            body["name"] = name
+        return self._json("POST", "/jobs", json=body)
+
+    def list_jobs(self) -> list[Job]:
+        return self._list("/jobs")
+
+    def get_job(self, job_id: str) -> Job:
+        return self._json("GET", f"/jobs/{job_id}")
+
+    def job_metrics(self, job_id: str, after: int | None = None) -> list[MetricRow]:
+        params = {"after": after} if after is not None else None
+        return self._list(f"/jobs/{job_id}/metrics", params=params)
+
+    def job_logs(self, job_id: str, tail: int = 200) -> str:
+        body = self._json("GET", f"/jobs/{job_id}/logs", params={"tail": tail})
+        return str(body.get("text", "")) if isinstance(body, dict) else str(body)
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self._json("POST", f"/jobs/{job_id}/cancel")
+
+    # -- exports --------------------------------------------------------------------------------
+
+    def download_adapter(self, job_id: str, dest: Path) -> Path:
+        return self._download(f"/jobs/{job_id}/adapter", dest, timeout=600.0)
+
+    def merge(self, job_id: str) -> MergeResult:
+        # Merging loads the base model in a subprocess; give it time.
+        return self._json("POST", f"/jobs/{job_id}/merge", timeout=3600.0)
+
+    def download_merged(self, job_id: str, dest: Path) -> Path:
+        return self._download(f"/jobs/{job_id}/merged", dest, timeout=3600.0)

@@ -1,0 +1,201 @@
+"""Read the run-config schema (labels, defaults, bounds, choices) so the Train form is built from it.
+
+Pure pydantic introspection over :mod:`backend.config.schema`; no torch, no Gradio.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import annotated_types as at
+from pydantic import BaseModel, ValidationError
+
+from backend.config.schema import FreezeMethod, FullMethod, LoraMethod, QLoraMethod, RunConfig
+
+# The methods in the order the form offers them, keyed by their discriminator value.
+METHODS: dict[str, type[BaseModel]] = {
+    "lora": LoraMethod,
+    "qlora": QLoraMethod,
+    "full": FullMethod,
+    "freeze": FreezeMethod,
+}
+METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "Full", "freeze": "Freeze"}
+
+
+@dataclass(frozen=True)
+class FieldMeta:
+    """What the form needs to know about one schema field."""
+
+    name: str
+    description: str
+    default: Any
+    kind: Literal["int", "float", "bool", "choice", "list", "str"]
+    optional: bool = False
+    choices: tuple[Any, ...] = ()
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    @property
+    def bounds_text(self) -> str:
+        parts = []
+        if self.ge is not None:
+            parts.append(f"≥ {_num(self.ge)}")
+        if self.gt is not None:
+            parts.append(f"> {_num(self.gt)}")
+        if self.le is not None:
+            parts.append(f"≤ {_num(self.le)}")
+        if self.lt is not None:
+            parts.append(f"< {_num(self.lt)}")
+        return ", ".join(parts)
+
+    @property
+    def info(self) -> str:
+        """Description plus the allowed range, for a widget's help text."""
+        bounds = self.bounds_text
+        text = self.description
+        if bounds:
+            text += f" ({bounds})"
+        if self.optional and self.kind in ("int", "float"):
+            text += " Empty = the default." if "default" in text.lower() else " Empty = none."
+        return text
+
+
+def _num(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            return args[0], True
+    return annotation, False
+
+
+def field_meta(model: type[BaseModel], name: str) -> FieldMeta:
+    """Describe ``model.name``: its description, default, kind, choices and numeric bounds."""
+    field = model.model_fields[name]
+    annotation, optional = _unwrap_optional(field.annotation)
+    origin = typing.get_origin(annotation)
+    choices: tuple[Any, ...] = ()
+    if origin is Literal:
+        kind = "choice"
+        choices = typing.get_args(annotation)
+    elif annotation is bool:
+        kind = "bool"
+    elif annotation is int:
+        kind = "int"
+    elif annotation is float:
+        kind = "float"
+    elif origin is list:
+        kind = "list"
+    else:
+        kind = "str"
+    bounds: dict[str, float] = {}
+    for item in field.metadata:
+        for attr, cls in (("ge", at.Ge), ("gt", at.Gt), ("le", at.Le), ("lt", at.Lt)):
+            if isinstance(item, cls):
+                bounds[attr] = getattr(item, attr)
+    default = None if field.is_required() else field.get_default(call_default_factory=True)
+    return FieldMeta(
+        name=name,
+        description=(field.description or "").strip(),
+        default=default,
+        kind=kind,  # type: ignore[arg-type]
+        optional=optional,
+        choices=choices,
+        **bounds,
+    )
+
+
+def method_description(method: str) -> str:
+    """The method class's docstring: one line saying what the method does."""
+    cls = METHODS.get(method)
+    return (cls.__doc__ or "").strip() if cls else ""
+
+
+def method_fields(method: str) -> list[str]:
+    """Settings a method has beyond its ``name`` discriminator."""
+    cls = METHODS[method]
+    return [n for n in cls.model_fields if n != "name"]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or value == []
+
+
+def build_config(values: dict[str, Any]) -> dict[str, Any]:
+    """Turn form values into a RunConfig JSON body (nested ``method``), leaving out blank fields.
+
+    ``values`` holds RunConfig field names plus ``method`` (a method name) and ``method.<field>``
+    entries for the method settings, e.g. ``{"method": "lora", "method.rank": 8, "learning_rate": None}``.
+    Blank optional numbers are omitted so the schema default applies; a 0 in a field whose minimum
+    is 1 (max_steps, max_samples, save_steps) also means "none".
+    """
+    method = str(values.get("method") or "lora")
+    config: dict[str, Any] = {}
+    for name in RunConfig.model_fields:
+        if name == "method" or name not in values:
+            continue
+        value = values[name]
+        if _blank(value):
+            continue
+        meta = field_meta(RunConfig, name)
+        value = _coerce(meta, value)
+        if meta.optional and value == 0 and ((meta.ge or 0) >= 1 or meta.gt == 0):
+            continue  # 0 in a field that cannot be 0 means "none" / "use the default"
+        config[name] = value
+    method_body: dict[str, Any] = {"name": method}
+    cls = METHODS.get(method)
+    if cls is not None:
+        for name in method_fields(method):
+            value = values.get(f"method.{name}")
+            if _blank(value):
+                continue
+            method_body[name] = _coerce(field_meta(cls, name), value)
+    config["method"] = method_body
+    # Keep the keys in schema order so the previewed JSON reads like the schema.
+    order = list(RunConfig.model_fields)
+    return dict(sorted(config.items(), key=lambda kv: order.index(kv[0])))
+
+
+def _coerce(meta: FieldMeta, value: Any) -> Any:
+    if meta.kind in ("int", "float") and isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return text  # let validation name the field and say why
+        if meta.kind == "int" and number.is_integer():
+            return int(number)
+        return number
+    if meta.kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if meta.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if meta.kind == "list" and isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if meta.kind == "choice" and meta.choices and isinstance(meta.choices[0], int) and isinstance(value, str):
+        return int(value)
+    return value
+
+
+def validate_config(config: dict[str, Any]) -> list[str]:
+    """Check a config body against RunConfig locally; returns readable problems (empty = valid)."""
+    try:
+        RunConfig.model_validate(config)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        return problems
+    return []

@@ -1,0 +1,124 @@
+"""Small presentation helpers shared by the pages: times, sizes, states, conversations."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+
+from app.client import ApiError
+
+STATE_ICONS = {
+    "queued": "○",
+    "running": "●",
+    "succeeded": "✓",
+    "failed": "✗",
+    "cancelled": "■",
+}
+
+
+def fmt_time(value: Any) -> str:
+    """An API timestamp (ISO 8601 or epoch seconds) as local ``YYYY-MM-DD HH:MM:SS``; '' when absent."""
+    if value in (None, ""):
+        return ""
+    try:
+        if isinstance(value, (int, float)):
+            moment = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        else:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+
+
+def fmt_bytes(size: Any) -> str:
+    if not isinstance(size, (int, float)):
+        return ""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def fmt_float(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    return f"{value:.{digits}g}"
+
+
+def fmt_duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        return ""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def state_label(state: Any) -> str:
+    state = str(state or "")
+    return f"{STATE_ICONS.get(state, '•')} {state}".strip()
+
+
+def error_markdown(exc: Exception) -> str:
+    """A readable Markdown block for a failed action (never a traceback)."""
+    if isinstance(exc, ApiError):
+        return "✗ " + exc.as_markdown()
+    return f"✗ **{type(exc).__name__}:** {html.escape(str(exc))}"
+
+
+def _escape(text: Any) -> str:
+    return html.escape(str(text if text is not None else ""))
+
+
+def conversation_html(rows: list[dict[str, Any]], *, title: str = "") -> str:
+    """Render preview rows (``{"messages": [{role, content}, ...]}``) as readable chat transcripts."""
+    if not rows:
+        return '<div class="ts-empty">No rows to preview.</div>'
+    parts = []
+    if title:
+        parts.append(f'<div class="ts-title">{_escape(title)}</div>')
+    for index, row in enumerate(rows, start=1):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        turns = []
+        if isinstance(messages, list):
+            for message in messages:
+                if not isinstance(message, dict):
+                    continue
+                role = str(message.get("role", "?"))
+                role_class = role if role in ("system", "user", "assistant") else "other"
+                turns.append(
+                    f'<div class="ts-turn ts-{role_class}"><span class="ts-role">{_escape(role)}</span>'
+                    f'<div class="ts-content">{_escape(message.get("content", ""))}</div></div>'
+                )
+        else:
+            turns.append(f'<div class="ts-content">{_escape(row)}</div>')
+        parts.append(f'<div class="ts-example"><div class="ts-index">Example {index}</div>{"".join(turns)}</div>')
+    return "".join(parts)
+
+
+# Scoped to the gr.HTML component that shows a conversation preview.
+CONVERSATION_CSS = """
+.ts-title { font-weight: 600; margin: 0 0 8px 0; }
+.ts-empty { color: var(--body-text-color-subdued); padding: 12px 0; }
+.ts-example { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px;
+              margin-bottom: 10px; background: var(--background-fill-secondary); }
+.ts-index { font-size: 12px; color: var(--body-text-color-subdued); margin-bottom: 6px; }
+.ts-turn { display: flex; gap: 10px; align-items: flex-start; padding: 4px 0; }
+.ts-role { flex: 0 0 76px; font-size: 11px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em;
+           padding: 2px 6px; border-radius: 4px; text-align: center; background: var(--neutral-200);
+           color: var(--neutral-800); }
+.ts-user .ts-role { background: #dbeafe; color: #1e3a8a; }
+.ts-assistant .ts-role { background: #dcfce7; color: #14532d; }
+.ts-system .ts-role { background: #fef3c7; color: #78350f; }
+.ts-content { white-space: pre-wrap; word-break: break-word; flex: 1; font-size: 14px; line-height: 1.45;
+              max-height: 220px; overflow-y: auto; }
+"""

@@ -1,0 +1,285 @@
+"""Train tab: a form built from RunConfig (labels, defaults, bounds) that submits POST /jobs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from pydantic import BaseModel
+
+from app.client import ApiError, Model, TunesmithClient
+from app.form import (
+    METHOD_LABELS,
+    METHODS,
+    build_config,
+    field_meta,
+    method_description,
+    validate_config,
+)
+from app.format import error_markdown
+from app.pages import Refresh
+from app.pages.datasets import dataset_label
+from backend.config.schema import FreezeMethod, LoraMethod, QLoraMethod, RunConfig
+
+LABELS = {
+    "learning_rate": "Learning rate",
+    "num_epochs": "Epochs",
+    "max_steps": "Max steps",
+    "per_device_batch_size": "Batch size (per device)",
+    "gradient_accumulation_steps": "Gradient accumulation",
+    "cutoff_len": "Cutoff length (tokens)",
+    "compute_type": "Compute type",
+    "lr_scheduler": "LR scheduler",
+    "warmup_ratio": "Warm-up ratio",
+    "weight_decay": "Weight decay",
+    "max_grad_norm": "Max grad norm",
+    "gradient_checkpointing": "Gradient checkpointing",
+    "train_on_prompt": "Train on prompt",
+    "max_samples": "Max samples per dataset",
+    "val_size": "Validation share",
+    "logging_steps": "Logging steps",
+    "save_steps": "Save every N steps",
+    "seed": "Seed",
+    "rank": "LoRA rank",
+    "alpha": "LoRA alpha",
+    "dropout": "LoRA dropout",
+    "targets": "LoRA target modules",
+    "bits": "Quantization bits",
+    "quant_type": "4-bit type",
+    "double_quant": "Double quantization",
+    "trainable_layers": "Trainable layers",
+}
+STEPS = {
+    "learning_rate": 1e-5,
+    "num_epochs": 1,
+    "alpha": 1,
+    "dropout": 0.01,
+    "warmup_ratio": 0.01,
+    "weight_decay": 0.01,
+    "max_grad_norm": 0.1,
+    "val_size": 0.01,
+}
+PLACEHOLDERS = {
+    "learning_rate": "auto: 2e-4 for LoRA/QLoRA, 2e-5 for full/freeze",
+    "max_steps": "none: train for the full epochs",
+    "max_samples": "all",
+    "save_steps": "only at the end",
+}
+TARGET_SUGGESTIONS = ["all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+INTRO = """\
+Choose a base model and one or more datasets, pick a method and start. The form mirrors the run-config
+schema field by field; **Preview config** shows (and checks) the exact JSON sent to `POST /api/v1/jobs`.
+A started run keeps going when you close the browser: follow it in **Runs**.
+"""
+
+
+def _elem_id(key: str) -> str:
+    return "train-" + key.replace("method.", "").replace("_", "-")
+
+
+def schema_widget(model: type[BaseModel], name: str, key: str) -> gr.components.Component:
+    """One form widget for ``model.name``, labelled, defaulted and explained from the schema."""
+    meta = field_meta(model, name)
+    label = LABELS.get(name, name.replace("_", " ").capitalize())
+    common: dict[str, Any] = {"label": label, "info": meta.info, "elem_id": _elem_id(key)}
+    if meta.kind == "bool":
+        return gr.Checkbox(value=bool(meta.default), **common)
+    if meta.kind == "choice":
+        return gr.Radio(choices=list(meta.choices), value=meta.default, **common)
+    if meta.kind == "list":
+        return gr.Dropdown(
+            choices=TARGET_SUGGESTIONS if name == "targets" else list(meta.default or []),
+            value=list(meta.default or []),
+            multiselect=True,
+            allow_custom_value=True,
+            **common,
+        )
+    if meta.kind in ("int", "float") and meta.optional:
+        # gr.Number cannot show "empty" (it renders 0), so optional numbers are text with a placeholder.
+        return gr.Textbox(value="", placeholder=PLACEHOLDERS.get(name, "none"), max_lines=1, **common)
+    if meta.kind in ("int", "float"):
+        return gr.Number(
+            value=meta.default,
+            precision=0 if meta.kind == "int" else None,
+            step=STEPS.get(name, 1),
+            placeholder=PLACEHOLDERS.get(name),
+            **common,
+        )
+    return gr.Textbox(value=meta.default or "", **common)
+
+
+@dataclass
+class TrainPage:
+    model: gr.Dropdown
+    datasets: gr.Dropdown
+    started_job: gr.State
+    open_run: gr.Button
+    refresh: Refresh
+
+
+def model_choices(models: list[Model]) -> tuple[list[tuple[str, str]], str | None]:
+    choices = [(f"{m['id']} (bundled)" if m.get("bundled") else m["id"], m["id"]) for m in models if m.get("id")]
+    default = next((m["id"] for m in models if m.get("bundled")), choices[0][1] if choices else None)
+    return choices, default
+
+
+def build(client: TunesmithClient) -> TrainPage:
+    gr.Markdown(INTRO)
+    fields: dict[str, gr.components.Component] = {}
+
+    with gr.Row(equal_height=True):
+        fields["base_model"] = gr.Dropdown(
+            label="Base model",
+            info=field_meta(RunConfig, "base_model").description,
+            choices=[],
+            allow_custom_value=True,
+            elem_id="train-model",
+            scale=4,
+        )
+        refresh_models = gr.Button("↻", size="sm", scale=0, min_width=44, elem_id="train-refresh-models")
+        fields["datasets"] = gr.Dropdown(
+            label="Datasets",
+            info=field_meta(RunConfig, "datasets").description + " Upload more in the Datasets tab.",
+            choices=[],
+            multiselect=True,
+            elem_id="train-datasets",
+            scale=4,
+        )
+        refresh_datasets = gr.Button("↻", size="sm", scale=0, min_width=44, elem_id="train-refresh-datasets")
+
+    with gr.Row(equal_height=True):
+        method = gr.Radio(
+            choices=[(METHOD_LABELS[m], m) for m in METHODS],
+            value="lora",
+            label="Method",
+            elem_id="train-method",
+            scale=2,
+        )
+        method_help = gr.Markdown(method_description("lora"), elem_id="train-method-help")
+    fields["method"] = method
+
+    with gr.Group(visible=True, elem_id="train-lora-group") as lora_group:
+        with gr.Row():
+            for name in ("rank", "alpha", "dropout"):
+                fields[f"method.{name}"] = schema_widget(LoraMethod, name, f"method.lora_{name}")
+            fields["method.targets"] = schema_widget(LoraMethod, "targets", "method.lora_targets")
+    with gr.Group(visible=False, elem_id="train-qlora-group") as qlora_group:
+        with gr.Row():
+            for name in ("bits", "quant_type", "double_quant"):
+                fields[f"method.{name}"] = schema_widget(QLoraMethod, name, f"method.qlora_{name}")
+    with gr.Group(visible=False, elem_id="train-freeze-group") as freeze_group:
+        fields["method.trainable_layers"] = schema_widget(FreezeMethod, "trainable_layers", "method.trainable_layers")
+
+    gr.Markdown("#### Training")
+    with gr.Row():
+        for name in ("learning_rate", "num_epochs", "max_steps"):
+            fields[name] = schema_widget(RunConfig, name, name)
+    with gr.Row():
+        for name in ("per_device_batch_size", "gradient_accumulation_steps", "cutoff_len"):
+            fields[name] = schema_widget(RunConfig, name, name)
+    with gr.Row():
+        for name in ("compute_type", "logging_steps", "seed"):
+            fields[name] = schema_widget(RunConfig, name, name)
+
+    with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
+        with gr.Row():
+            for name in ("lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm"):
+                fields[name] = schema_widget(RunConfig, name, name)
+        with gr.Row():
+            for name in ("val_size", "max_samples", "save_steps"):
+                fields[name] = schema_widget(RunConfig, name, name)
+        with gr.Row():
+            for name in ("gradient_checkpointing", "train_on_prompt"):
+                fields[name] = schema_widget(RunConfig, name, name)
+
+    with gr.Row(equal_height=True):
+        run_name = gr.Textbox(label="Run name (optional)", placeholder="e.g. smol-lora-r8", elem_id="train-name", scale=3)
+        preview = gr.Button("Preview config", elem_id="train-preview", scale=1)
+        start = gr.Button("▶ Start training", variant="primary", elem_id="train-start", scale=1)
+    status = gr.Markdown(elem_id="train-status")
+    open_run = gr.Button("Open this run in Runs →", visible=False, size="sm", elem_id="train-open-run")
+    config_view = gr.Code(
+        language="json", label="Config JSON (POST /api/v1/jobs)", visible=False, interactive=False, elem_id="train-config"
+    )
+    started_job = gr.State(None)
+
+    keys = list(fields)
+    inputs = [fields[k] for k in keys]
+
+    def collect(values: tuple[Any, ...]) -> dict[str, Any]:
+        return build_config(dict(zip(keys, values)))
+
+    def on_method(name: str):
+        return (
+            method_description(name),
+            gr.Group(visible=name in ("lora", "qlora")),
+            gr.Group(visible=name == "qlora"),
+            gr.Group(visible=name == "freeze"),
+        )
+
+    def do_preview(*values: Any):
+        config = collect(values)
+        problems = validate_config(config)
+        if problems:
+            message = "⚠ **The schema rejects this config:**\n\n" + "\n".join(f"- {p}" for p in problems)
+        else:
+            message = "✓ Valid run config. Press **Start training** to submit it."
+        return message, gr.Code(value=json.dumps(config, indent=2), visible=True)
+
+    def do_start(name: str, *values: Any):
+        config = collect(values)
+        body = json.dumps(config, indent=2)
+        try:
+            job = client.create_job(config, name=(name or "").strip() or None)
+        except ApiError as exc:
+            return (
+                "The API refused the run.\n\n" + error_markdown(exc),
+                gr.Code(value=body, visible=True),
+                gr.skip(),
+                gr.Button(visible=False),
+            )
+        message = (
+            f"✓ Started run **{job.get('name') or job.get('id')}** — id `{job.get('id')}`, state "
+            f"`{job.get('state')}`. Follow it live in the **Runs** tab."
+        )
+        return message, gr.Code(value=body, visible=True), job.get("id"), gr.Button(visible=True)
+
+    def refresh_choices(current_model: str | None, current_datasets: list[str] | None):
+        warnings = []
+        model_update: Any = gr.skip()
+        datasets_update: Any = gr.skip()
+        try:
+            choices, default = model_choices(client.list_models())
+            ids = [c[1] for c in choices]
+            value = current_model if current_model and (current_model in ids or "/" in current_model) else default
+            model_update = gr.Dropdown(choices=choices, value=value)
+        except ApiError as exc:
+            warnings.append(f"models: {exc}")
+        try:
+            items = client.list_datasets()
+            ds_choices = [(dataset_label(ds), ds["id"]) for ds in items if ds.get("id")]
+            ds_ids = {c[1] for c in ds_choices}
+            kept = [d for d in (current_datasets or []) if d in ds_ids]
+            datasets_update = gr.Dropdown(choices=ds_choices, value=kept)
+        except ApiError as exc:
+            warnings.append(f"datasets: {exc}")
+        if warnings:
+            gr.Warning("Could not refresh " + "; ".join(warnings))
+        return model_update, datasets_update
+
+    method.change(on_method, inputs=[method], outputs=[method_help, lora_group, qlora_group, freeze_group])
+    preview.click(do_preview, inputs=inputs, outputs=[status, config_view])
+    start.click(do_start, inputs=[run_name, *inputs], outputs=[status, config_view, started_job, open_run])
+    refresh = Refresh(refresh_choices, [fields["base_model"], fields["datasets"]], [fields["base_model"], fields["datasets"]])
+    refresh.on(refresh_models.click)
+    refresh.on(refresh_datasets.click)
+    return TrainPage(
+        model=fields["base_model"],
+        datasets=fields["datasets"],
+        started_job=started_job,
+        open_run=open_run,
+        refresh=refresh,
+    )
