@@ -54,11 +54,14 @@ def check_model_dir(model_path: str | Path) -> Path:
 
 
 def load_tokenizer(model_path: str | Path):
+    """The tokenizer of a model or adapter dir, with a chat template and a pad token guaranteed."""
     from transformers import AutoTokenizer
 
     from backend.engine.templates import ensure_chat_template
 
-    tokenizer = AutoTokenizer.from_pretrained(check_model_dir(model_path))
+    if not Path(model_path).is_dir():
+        check_model_dir(model_path)  # raises the "base model not found" error with its hint
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     ensure_chat_template(tokenizer)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
