@@ -43,13 +43,16 @@ def read_conversations(path: str | Path, max_samples: int | None = None) -> list
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}", "re-register the dataset; its normalized file is missing")
     conversations: list[list[dict]] = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            conversations.append(_parse_line(line, path, number))
-            if max_samples is not None and len(conversations) >= max_samples:
-                break
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                conversations.append(_parse_line(line, path, number))
+                if max_samples is not None and len(conversations) >= max_samples:
+                    break
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path.name} is not UTF-8 text ({exc})", "re-register the dataset as UTF-8 JSONL") from exc
     return conversations
 
 

@@ -27,6 +27,8 @@ def train(run_dir: str | Path) -> int:
     """Run the training described by ``run_dir/run.yaml``; always leave a result.json; return the exit code."""
     run_dir = Path(run_dir).resolve()
     started = time.time()
+    if is_main_process():
+        clear_previous_attempt(run_dir)
     try:
         run = rundir.read_resolved_run(run_dir)
         result = run_sft(run, run_dir)
@@ -44,6 +46,12 @@ def train(run_dir: str | Path) -> int:
         write_result(run_dir, result)
     print(f"succeeded: {result}", flush=True)
     return 0
+
+
+def clear_previous_attempt(run_dir: Path) -> None:
+    """A re-run of the same run dir starts with no stale result.json or events from the last attempt."""
+    for name in (rundir.RESULT_FILE, rundir.EVENTS_FILE):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def write_result(run_dir: Path, result: dict) -> None:

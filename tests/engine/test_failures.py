@@ -33,7 +33,10 @@ def test_qlora_without_gpu_fails_with_hint(tmp_path, tiny_model_dir):
 @no_cuda
 def test_fp16_on_cpu_fails_with_hint(tmp_path, tiny_model_dir):
     run_dir = make_run_dir(tmp_path, tiny_model_dir, compute_type="fp16")
+    (run_dir / "result.json").write_text('{"status": "succeeded"}')  # left by an earlier attempt
+    (run_dir / "events.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
     assert train(run_dir) == 1
+    assert not (run_dir / "events.jsonl").exists()
     _assert_failed(run_dir, "fp16 needs a CUDA GPU", "compute_type")
 
 
