@@ -33,6 +33,8 @@ class Dataset(TypedDict, total=False):
     created_at: str
     source_filename: str
     builtin: bool
+    warnings: list[dict[str, Any]]
+    warning_count: int
 
 
 class Message(TypedDict):

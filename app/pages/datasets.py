@@ -18,8 +18,8 @@ TABLE_COLUMNS = ["name", "format", "rows", "size", "created", "id"]
 INTRO = """\
 Upload the conversations you want to fine-tune on. Accepted files: **.json**, **.jsonl**, **.csv**, **.parquet**
 in one of these shapes (detected automatically):
-**alpaca** (`instruction`, `input`, `output`), **sharegpt** (`conversations` with `from`/`value`),
-**messages** (OpenAI-style `role`/`content` list) or plain **text**.
+**alpaca** (`instruction`, `input`, `output`), **sharegpt** (`conversations` with `from`/`value`) or
+**messages** (OpenAI-style list of `role`/`content`).
 Every dataset is stored normalized as chat messages; pick one below to see how it will be read.
 """
 
@@ -110,6 +110,12 @@ def build(client: TunesmithClient) -> DatasetsPage:
             f"✓ Registered **{ds.get('name')}** — format `{ds.get('format')}`, {ds.get('num_rows')} rows, "
             f"{fmt_bytes(ds.get('size_bytes'))}.  \nid: `{ds.get('id')}`"
         )
+        warnings = ds.get("warnings") or []
+        if warnings:
+            count = ds.get("warning_count") or len(warnings)
+            lines = [f"- {w.get('location', '')}{' ' + w['field'] if w.get('field') else ''}: {w.get('message', '')}"
+                     for w in warnings if isinstance(w, dict)]
+            message += f"\n\n⚠ {count} warning{'s' if count != 1 else ''}:\n" + "\n".join(lines)
         return message, frame, dropdown, None
 
     def show_preview(dataset_id: str | None):

@@ -65,8 +65,10 @@ def summary_markdown(job: Job) -> str:
     config = job.get("config") or {}
     method = config.get("method")
     method_name = method.get("name") if isinstance(method, dict) else method
+    name = job.get("name")
     lines = [
-        f"**{job.get('name') or job.get('id')}** · `{job.get('id')}` · {job.get('state')}",
+        (f"**{name}** · `{job.get('id')}`" if name and name != job.get("id") else f"**`{job.get('id')}`**")
+        + f" · {job.get('state')}",
         f"base model `{config.get('base_model', '?')}` · method `{method_name}` · output `{job.get('output') or '—'}`"
         f" · finished {fmt_time(job.get('finished_at')) or '—'}",
     ]
@@ -92,7 +94,10 @@ def build(client: TunesmithClient) -> ExportPage:
                 headers=FILE_COLUMNS, visible=False, interactive=False, label="Adapter files", elem_id="adapter-files"
             )
         with gr.Column(variant="panel"):
-            gr.Markdown("### Merged model\nBase + adapter in one safetensors model (takes a while for big models).")
+            gr.Markdown(
+                "### Merged model\nBase + adapter in one standalone safetensors model (merging takes a while for big"
+                " models). For full/freeze runs: the trained model."
+            )
             merge = gr.Button("Merge & prepare download", elem_id="merge-start")
             merged_download = gr.DownloadButton(
                 "Download merged model (zip)", visible=False, variant="primary", elem_id="merged-download"
@@ -116,19 +121,18 @@ def build(client: TunesmithClient) -> ExportPage:
 
     def on_pick(job_id: str | None):
         hidden = (gr.DownloadButton(visible=False, value=None), gr.Dataframe(visible=False))
+        buttons = (gr.Button(interactive=True), gr.Button("Merge & prepare download", interactive=True))
         if not job_id:
-            return "Pick a succeeded run.", *hidden, *hidden, ""
+            return "Pick a succeeded run.", *buttons, *hidden, *hidden, ""
         try:
             info = client.get_job(job_id)
         except ApiError as exc:
-            return error_markdown(exc), *hidden, *hidden, ""
-        is_adapter = info.get("output") in ("adapter", None)
-        return (
-            summary_markdown(info),
-            *hidden,
-            *hidden,
-            "" if is_adapter else "ℹ This run trained the whole model, so there is no separate adapter.",
-        )
+            return error_markdown(exc), *buttons, *hidden, *hidden, ""
+        if info.get("output") == "model":
+            buttons = (gr.Button(interactive=False), gr.Button("Prepare model download", interactive=True))
+            note = "ℹ This run trained the whole model: there is no adapter, and the model needs no merge."
+            return summary_markdown(info), *buttons, *hidden, *hidden, note
+        return summary_markdown(info), *buttons, *hidden, *hidden, ""
 
     def prepare_adapter(job_id: str | None, progress: gr.Progress = gr.Progress()):
         if not job_id:
@@ -169,7 +173,7 @@ def build(client: TunesmithClient) -> ExportPage:
     job.change(
         on_pick,
         inputs=[job],
-        outputs=[summary, adapter_download, adapter_files, merged_download, merged_files, status],
+        outputs=[summary, adapter_prepare, merge, adapter_download, adapter_files, merged_download, merged_files, status],
         show_progress="hidden",
     )
     adapter_prepare.click(prepare_adapter, inputs=[job], outputs=[adapter_download, adapter_files, status])

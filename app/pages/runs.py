@@ -100,9 +100,12 @@ def loss_frame(rows: list[MetricRow]) -> pd.DataFrame:
             points.append((step, float(row["eval_loss"]), SERIES_EVAL))
     # gr.LinePlot fixes its axis types and its colour legend from the first frame it draws, so every
     # frame has typed columns and names both series (a blank point for a series with no data yet).
+    # (Changing x_lim along with the data does not redraw reliably, so the axis just follows the data.)
     first = int(points[0][0]) if points else 0
     present = {series for _, _, series in points}
-    points += [(first, float("nan"), series) for series in (SERIES_TRAIN, SERIES_EVAL) if series not in present]
+    for series in (SERIES_TRAIN, SERIES_EVAL):
+        if series not in present:
+            points += [(first, float("nan"), series), (first + 1, float("nan"), series)]
     frame = pd.DataFrame(points, columns=PLOT_COLUMNS).astype({"step": "int64", "loss": "float64", "series": "string"})
     return frame.sort_values("step", kind="stable").reset_index(drop=True)
 
@@ -170,8 +173,9 @@ def build(client: TunesmithClient) -> RunsPage:
     )
     with gr.Row(equal_height=True):
         job = gr.Dropdown(label="Run", choices=[], value=None, elem_id="runs-job", scale=5)
-        refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=100, elem_id="runs-refresh")
-        cancel = gr.Button("■ Cancel run", variant="stop", size="sm", scale=0, min_width=130, elem_id="runs-cancel")
+        with gr.Column(scale=0, min_width=150):
+            refresh_btn = gr.Button("↻ Refresh list", size="sm", elem_id="runs-refresh")
+            cancel = gr.Button("■ Cancel run", variant="stop", size="sm", elem_id="runs-cancel")
     table = gr.Dataframe(
         value=jobs_frame([]),
         headers=TABLE_COLUMNS,
