@@ -1,4 +1,4 @@
-"""The SFT recipe, top to bottom: read run.yaml -> seed -> load model -> apply method -> build data ->
+"""The SFT recipe, top to bottom: read run.yaml -> seed -> build data -> load model -> apply method ->
 train with trl's SFTTrainer -> save the adapter or the model atomically -> write result.json.
 
     python -m backend.engine train --run-dir runs/<id>        (also under ``accelerate launch``)
@@ -68,25 +68,28 @@ def run_sft(run: ResolvedRun, run_dir: Path) -> dict:
     config = run.config
     set_seed(config.seed)
 
-    # 1. precision and base model (+ quantization for QLoRA)
+    # 0. can this machine do what was asked? (cheap checks first)
     precision = model_io.resolve_precision(config.compute_type)
-    load_kwargs = {}
     if config.method.name == "qlora":
         methods.check_qlora_available()
+
+    # 1. tokenizer and data before the model: a bad dataset fails before minutes of model loading
+    tokenizer = model_io.load_tokenizer(run.model_path)
+    train_dataset, eval_dataset, stats = data.build_datasets(run, tokenizer)
+    print(stats.describe(), flush=True)
+
+    # 2. base model (+ 4/8-bit quantization for QLoRA)
+    load_kwargs = {}
+    if config.method.name == "qlora":
         load_kwargs["quantization_config"] = methods.build_quantization_config(config.method, precision.dtype)
         load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     # full/freeze keep fp32 master weights (autocast does the bf16/fp16 math); LoRA bases load in compute dtype
     weights_dtype = precision.dtype if config.method.name in ("lora", "qlora") else torch.float32
-    tokenizer = model_io.load_tokenizer(run.model_path)
     model = model_io.load_model(run.model_path, weights_dtype, **load_kwargs)
     print(f"model: {run.model_path} ({precision.name}, weights {weights_dtype})", flush=True)
 
-    # 2. method
+    # 3. method
     peft_config = methods.apply_method(model, config.method, config.gradient_checkpointing)
-
-    # 3. data
-    train_dataset, eval_dataset, stats = data.build_datasets(run, tokenizer)
-    print(stats.describe(), flush=True)
 
     # 4. train
     events = EventsCallback(run_dir / rundir.EVENTS_FILE)
