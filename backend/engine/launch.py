@@ -18,9 +18,7 @@ def accelerate_mixed_precision(config: RunConfig, has_cuda: bool) -> str:
         return "no"
     if config.compute_type in ("bf16", "fp16"):
         return config.compute_type
-    if config.compute_type == "auto":
-        return "bf16"
-    return "no"
+    return "no"  # auto: the engine checks what the GPU supports and sets the trainer's precision itself
 
 
 def build_launch_command(

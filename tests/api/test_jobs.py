@@ -5,11 +5,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from backend.jobs.runner import pid_alive
 from tests.api.conftest import ALPACA_ROWS, wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -111,7 +113,7 @@ def test_lora_job_trains_exports_and_merges(client, settings):
 def test_cancel_running_and_queued_jobs(client):
     ds = upload(client)
     body = {"base_model": "tiny-llama", "datasets": [ds], "max_steps": 100_000, "per_device_batch_size": 1,
-            "gradient_accumulation_steps": 1, "cutoff_len": 32}
+            "gradient_accumulation_steps": 1, "cutoff_len": 64}
     first = client.post("/api/v1/jobs", json=body).json()
     second = client.post("/api/v1/jobs", json=body).json()
     wait_for_state(client, first["id"], ("running",))
@@ -120,12 +122,17 @@ def test_cancel_running_and_queued_jobs(client):
     cancelled = client.post(f"/api/v1/jobs/{second['id']}/cancel").json()
     assert cancelled["state"] == "cancelled"
 
-    wait_for_metrics = wait_for_state(client, first["id"], ("running",))
+    deadline = time.monotonic() + 180  # cancel mid-training, once it has logged a step
+    while client.get(f"/api/v1/jobs/{first['id']}/metrics").json()["count"] < 1:
+        state = client.get(f"/api/v1/jobs/{first['id']}").json()["state"]
+        assert time.monotonic() < deadline and state == "running", client.get(f"/api/v1/jobs/{first['id']}/logs").json()
+        time.sleep(0.5)
     pid_job = client.app.state.jobs.get(first["id"])
+    assert pid_job.pid
     resp = client.post(f"/api/v1/jobs/{first['id']}/cancel")
     assert resp.status_code == 200 and resp.json()["state"] == "cancelled"
-    assert pid_job.pid is None or not os.path.exists(f"/proc/{pid_job.pid}") or \
-        open(f"/proc/{pid_job.pid}/stat").read().split(")")[-1].split()[0] == "Z"
+    assert not pid_alive(pid_job.pid)
+    assert client.get(f"/api/v1/jobs/{first['id']}").json()["error"] == "cancelled by the user"
     assert client.post(f"/api/v1/jobs/{first['id']}/cancel").status_code == 409
 
 

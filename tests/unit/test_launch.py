@@ -24,9 +24,9 @@ def test_multi_gpu_launch_uses_one_process_per_gpu():
     assert argv[argv.index("--main_process_port") + 1] == "29555"
 
 
-def test_single_gpu_auto_is_bf16_and_argv_has_no_shell():
+def test_single_gpu_auto_leaves_precision_to_the_engine_and_argv_has_no_shell():
     argv = build_launch_command(CFG, Path("/r"), gpus=[0], python="/py")
-    assert argv[argv.index("--mixed_precision") + 1] == "bf16"
+    assert argv[argv.index("--mixed_precision") + 1] == "no"
     assert "--multi_gpu" not in argv
     assert all(isinstance(a, str) and ";" not in a for a in argv)
 

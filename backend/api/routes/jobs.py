@@ -4,6 +4,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 
 from backend.api.deps import JobsDep
+from backend.config.schema import RunConfig
 from backend.api.schemas import JobCreate, JobPublic, JobsPublic, LogsPublic, MetricsPublic, job_to_public
 from backend.jobs.service import JobConfigError, JobNotFound, JobStateConflict
 
@@ -20,9 +21,9 @@ def _get_or_404(jobs: JobsDep, job_id: str):
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
 def create_job(body: JobCreate, jobs: JobsDep) -> JobPublic:
     """Queue a fine-tuning run. Only `base_model` and `datasets` are required; every other field has a default."""
-    config_fields = body.model_dump(exclude={"name"})
+    config = RunConfig.model_validate(body.model_dump(exclude={"name"}))
     try:
-        job = jobs.submit(JobCreate.model_validate(config_fields), name=body.name)
+        job = jobs.submit(config, name=body.name)
     except JobConfigError as exc:
         raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.message, "type": "value_error"}]) from None
     return job_to_public(job)
