@@ -11,6 +11,7 @@ Standalone (against an API running elsewhere): ``python -m app.main --api-url ht
 from __future__ import annotations
 
 import argparse
+import logging
 
 import gradio as gr
 
@@ -44,6 +45,8 @@ def header_markdown(client: TunesmithClient) -> str:
 
 def build_app(api_url: str) -> gr.Blocks:
     """Build the studio for the API at ``api_url``. Nothing is fetched until a browser opens the page."""
+    # Each open Runs tab polls the API every 2 s: keep httpx's one-INFO-line-per-request out of the server log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     client = TunesmithClient(api_url)
     with gr.Blocks(title="Tunesmith", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         header = gr.Markdown("# Tunesmith", elem_id="app-header")

@@ -267,6 +267,13 @@ def build(client: TunesmithClient) -> RunsPage:
             return "Cancel failed.\n\n" + error_markdown(exc)
         return f"Cancel requested for `{job_id}` (state: {job_info.get('state')})."
 
+    # Keep the newest log lines in view (Textbox autoscroll does not cover the first fill).
+    logs.change(
+        None,
+        js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
+        " if (t) t.scrollTop = t.scrollHeight; }, 50); }",
+    )
+
     poll_outputs = [status, plot, logs, cache]
     table_outputs = [table, job, table_sig]
     timer.tick(

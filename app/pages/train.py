@@ -202,7 +202,12 @@ def build(client: TunesmithClient) -> TrainPage:
     status = gr.Markdown(elem_id="train-status")
     open_run = gr.Button("Open this run in Runs →", visible=False, size="sm", elem_id="train-open-run")
     config_view = gr.Code(
-        language="json", label="Config JSON (POST /api/v1/jobs)", visible=False, interactive=False, elem_id="train-config"
+        language="json",
+        label="Config JSON (POST /api/v1/jobs)",
+        visible=False,
+        interactive=False,
+        show_line_numbers=False,
+        elem_id="train-config",
     )
     started_job = gr.State(None)
 

@@ -1,0 +1,256 @@
+"""End to end in a real browser: upload a dataset, train a tiny LoRA, watch it, download the adapter.
+
+Starts the real studio (``python -m backend.cli serve``: API at /api/v1, UI at /) as a subprocess on a
+free port, with its state and a tiny random-init model in ``tmp_path``, and drives it with Playwright's
+headless Chromium. Screenshots land in ``test-artifacts/`` at the repository root.
+
+    pytest -m e2e tests/e2e            # needs playwright (python) and Chromium at /usr/bin/chromium
+    TUNESMITH_CHROMIUM=/path/to/chrome pytest -m e2e tests/e2e
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = Path(os.environ.get("TUNESMITH_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TRAIN_TIMEOUT_S = 180
+DATASET_NAME = "e2e-sums"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_alpaca(path: Path, n: int = 16) -> Path:
+    """Short alpaca records: each fits in cutoff_len=64 with the tiny tokenizer (about 40 tokens)."""
+    records = [
+        {"instruction": f"What is {a} plus {a + 3}?", "input": "", "output": f"{a} plus {a + 3} is {2 * a + 3}."}
+        for a in range(n)
+    ]
+    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    return path
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@pytest.fixture
+def chromium_path() -> Path:
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed: pip install playwright")
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set TUNESMITH_CHROMIUM)")
+    return CHROMIUM
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[str]:
+    """The real studio on a free port; yields its base URL and stops it (and its process group) afterwards."""
+    from tests.tiny_model import build_tiny_model
+
+    models = tmp_path / "models"
+    build_tiny_model(models / "tiny-llama")
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        TUNESMITH_HOME=str(tmp_path / "home"),
+        TUNESMITH_MODELS_DIR=str(models),
+        PYTHONUNBUFFERED="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    log_path = tmp_path / "studio.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"studio exited with {proc.returncode} before it was healthy:\n{_tail(log_path)}")
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"studio did not answer /api/v1/health within 90 s:\n{_tail(log_path)}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        _stop(proc)
+        print(f"--- studio log (tail) ---\n{_tail(log_path, 3000)}")
+
+
+def _pick(page, elem_id: str, text: str) -> None:
+    """Choose the option containing ``text`` in the gr.Dropdown with ``elem_id``."""
+    page.click(f"#{elem_id} input")
+    page.locator("ul[role=listbox] li", has_text=text).first.click()
+    page.keyboard.press("Escape")
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    field = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
+    field.fill(value)
+    field.press("Tab")
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_upload_train_watch_export(studio: str, chromium_path: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    api = httpx.Client(base_url=f"{studio}/api/v1", timeout=10)
+    dataset_file = _write_alpaca(tmp_path / "sums_alpaca.json")
+    started = time.monotonic()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(30_000)
+        try:
+            # -- Datasets: upload, see the API's answer and the preview ------------------------------
+            page.goto(studio + "/")
+            page.wait_for_selector("#ds-upload")
+            page.set_input_files("#ds-file input[type=file]", str(dataset_file))
+            expect(page.locator("#ds-file")).to_contain_text(dataset_file.name)
+            _fill(page, "ds-name", DATASET_NAME)
+            page.click("#ds-upload")
+            expect(page.locator("#ds-status")).to_contain_text("Registered", timeout=30_000)
+            expect(page.locator("#ds-status")).to_contain_text("alpaca")
+            expect(page.locator("#ds-table")).to_contain_text(DATASET_NAME)
+            expect(page.locator("#ds-preview")).to_contain_text("What is 0 plus 3?")
+            datasets = {d["name"]: d for d in api.get("/datasets").json()["data"]}
+            assert datasets[DATASET_NAME]["num_rows"] == 16
+            _shot(page, "e2e-datasets.png")
+
+            # -- Train: tiny model + that dataset + LoRA, 6 steps ------------------------------------
+            page.get_by_role("tab", name="Train").click()
+            expect(page.locator("#train-model")).to_be_visible()
+            _pick(page, "train-model", "tiny-llama")
+            _pick(page, "train-datasets", DATASET_NAME)
+            page.locator("#train-method label", has_text="LoRA").first.click()
+            _fill(page, "train-max-steps", "6")
+            _fill(page, "train-per-device-batch-size", "2")
+            _fill(page, "train-gradient-accumulation-steps", "1")
+            _fill(page, "train-cutoff-len", "64")
+            page.click("#train-preview")
+            expect(page.locator("#train-status")).to_contain_text("Valid run config")
+            page.click("#train-start")
+            expect(page.locator("#train-status")).to_contain_text("Started run", timeout=30_000)
+            _shot(page, "e2e-train.png")
+            jobs = api.get("/jobs").json()["data"]
+            assert len(jobs) == 1, jobs
+            job_id = jobs[0]["id"]
+            config = jobs[0]["config"]
+            assert config["base_model"] == "tiny-llama"
+            assert config["datasets"] == [datasets[DATASET_NAME]["id"]]
+            assert config["method"]["name"] == "lora"
+            assert (config["max_steps"], config["per_device_batch_size"]) == (6, 2)
+            assert (config["gradient_accumulation_steps"], config["cutoff_len"]) == (1, 64)
+            expect(page.locator("#train-status")).to_contain_text(job_id)
+
+            # -- Runs: select the job, wait for a live loss curve and success ------------------------
+            page.get_by_role("tab", name="Runs").click()
+            expect(page.locator("#runs-table")).to_contain_text(job_id)
+            _pick(page, "runs-job", job_id)
+            deadline = time.monotonic() + TRAIN_TIMEOUT_S
+            job = api.get(f"/jobs/{job_id}").json()
+            metrics_count = 0
+            while time.monotonic() < deadline:
+                job = api.get(f"/jobs/{job_id}").json()
+                metrics_count = api.get(f"/jobs/{job_id}/metrics").json()["count"]
+                if job["state"] in ("succeeded", "failed", "cancelled"):
+                    break
+                time.sleep(1.0)
+            if job["state"] != "succeeded":
+                _shot(page, "e2e-runs-failed.png")
+                logs = api.get(f"/jobs/{job_id}/logs", params={"tail": 60}).json()["text"]
+                pytest.fail(f"job ended as {job['state']!r}: {job.get('error')} / {job.get('hint')}\n{logs}")
+            assert metrics_count >= 2, f"only {metrics_count} metric rows"
+            expect(page.locator("#runs-status")).to_contain_text("succeeded", timeout=15_000)
+            # The Vega chart draws one hover point per logged loss, and a path for the line.
+            points = page.locator('#loss-plot svg path[aria-roledescription="point"]')
+            expect(points.nth(1)).to_be_attached(timeout=15_000)
+            assert points.count() >= 2
+            line = page.locator('#loss-plot svg path[aria-roledescription="line mark"]').first
+            assert re.search(r"\d", line.get_attribute("d") or ""), "the loss line has no path"
+            expect(page.locator("#runs-logs textarea")).not_to_have_value("")
+            _shot(page, "e2e-runs.png")
+
+            # -- Export: download the adapter zip ----------------------------------------------------
+            page.get_by_role("tab", name="Export").click()
+            _pick(page, "export-job", job_id)
+            expect(page.locator("#export-summary")).to_contain_text(job_id)
+            page.click("#adapter-prepare")
+            download_button = page.locator("#adapter-download")
+            expect(download_button).to_be_visible(timeout=60_000)
+            with page.expect_download() as download_info:
+                download_button.click()
+            zip_path = tmp_path / "adapter.zip"
+            download_info.value.save_as(zip_path)
+            with zipfile.ZipFile(zip_path) as zf:
+                names = {Path(n).name for n in zf.namelist()}
+            assert {"adapter_config.json", "adapter_model.safetensors"} <= names, names
+            expect(page.locator("#adapter-files")).to_contain_text("adapter_model.safetensors")
+            _shot(page, "e2e-export.png")
+        except Exception:
+            _shot(page, "e2e-failure.png")
+            raise
+        finally:
+            browser.close()
+            api.close()
+    print(f"e2e flow took {time.monotonic() - started:.1f} s")
