@@ -113,7 +113,7 @@ CONVERSATION_CSS = """
               margin-bottom: 10px; background: var(--background-fill-secondary); }
 .ts-index { font-size: 12px; color: var(--body-text-color-subdued); margin-bottom: 6px; }
 .ts-turn { display: flex; gap: 10px; align-items: flex-start; padding: 4px 0; }
-.ts-role { flex: 0 0 76px; font-size: 11px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em;
+.ts-role { flex: 0 0 84px; box-sizing: border-box; font-size: 11px; font-weight: 600; text-transform: uppercase; letter-spacing: .04em;
            padding: 2px 6px; border-radius: 4px; text-align: center; background: var(--neutral-200);
            color: var(--neutral-800); }
 .ts-user .ts-role { background: #dbeafe; color: #1e3a8a; }

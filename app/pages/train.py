@@ -88,6 +88,8 @@ def schema_widget(model: type[BaseModel], name: str, key: str) -> gr.components.
     if meta.kind == "bool":
         return gr.Checkbox(value=bool(meta.default), **common)
     if meta.kind == "choice":
+        if len(meta.choices) > 4 or any(len(str(c)) > 10 for c in meta.choices):
+            return gr.Dropdown(choices=list(meta.choices), value=meta.default, **common)
         return gr.Radio(choices=list(meta.choices), value=meta.default, **common)
     if meta.kind == "list":
         return gr.Dropdown(
