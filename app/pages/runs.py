@@ -214,18 +214,24 @@ def build(client: TunesmithClient) -> RunsPage:
     table_sig = gr.State("")
 
     def refresh_jobs(current: str | None, signature: str):
+        """Re-read the job list; only send what changed (a re-sent dropdown would close it under the mouse)."""
         try:
             jobs = client.list_jobs()
-        except ApiError as exc:
+        except ApiError:
             return gr.skip(), gr.skip(), signature
         jobs = sorted(jobs, key=lambda j: str(j.get("created_at") or ""), reverse=True)
         frame = jobs_frame(jobs)
-        new_sig = frame.to_json()
-        if new_sig == signature:
-            return gr.skip(), gr.skip(), signature
         choices = [(job_label(j), j["id"]) for j in jobs if j.get("id")]
+        table_key, choices_key = frame.to_json(), repr(choices)
+        old_table, _, old_choices = signature.partition("\n")
+        new_signature = f"{table_key}\n{choices_key}"
         ids = {c[1] for c in choices}
-        return frame, gr.Dropdown(choices=choices, value=current if current in ids else None), new_sig
+        table_update = frame if table_key != old_table else gr.skip()
+        if choices_key != old_choices:
+            dropdown_update = gr.Dropdown(choices=choices, value=current if current in ids else None)
+        else:
+            dropdown_update = gr.skip()
+        return table_update, dropdown_update, new_signature
 
     def poll(job_id: str | None, state: dict[str, Any]):
         """Fetch the selected run's status, new metrics and log tail; skip work once it has finished."""
