@@ -87,8 +87,16 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def loss_frame(rows: list[MetricRow]) -> pd.DataFrame:
-    """Long-format frame for gr.LinePlot: one line per series (train loss, eval loss)."""
+def loss_frame(rows: list[MetricRow]) -> pd.DataFrame | None:
+    """Long-format frame for gr.LinePlot, one line per series (train loss, eval loss); None without data.
+
+    How gr.LinePlot (Gradio 6) behaves, and why this looks the way it does: a plot is laid out (axis
+    types, label widths, colour legend) only when it goes from no value to a value, or when a prop
+    changes (and then it draws the previous value). Later values only swap the data. So an empty plot is
+    ``None`` (never an empty frame), the Runs tab clears the plot before showing another run, every
+    frame has numeric columns, and a series with no points yet gets blank (NaN) points so it is in the
+    legend from the start and is drawn once its data arrives.
+    """
     points = []
     for row in rows:
         step = row.get("step")
@@ -98,16 +106,18 @@ def loss_frame(rows: list[MetricRow]) -> pd.DataFrame:
             points.append((step, float(row["loss"]), SERIES_TRAIN))
         if isinstance(row.get("eval_loss"), (int, float)):
             points.append((step, float(row["eval_loss"]), SERIES_EVAL))
-    # gr.LinePlot fixes its axis types and its colour legend from the first frame it draws, so every
-    # frame has typed columns and names both series (a blank point for a series with no data yet).
-    # (Changing x_lim along with the data does not redraw reliably, so the axis just follows the data.)
-    first = int(points[0][0]) if points else 0
+    if not points:
+        return None
+    first = int(min(p[0] for p in points))
     present = {series for _, _, series in points}
     for series in (SERIES_TRAIN, SERIES_EVAL):
         if series not in present:
-            points += [(first, float("nan"), series), (first + 1, float("nan"), series)]
+            points.append((first, float("nan"), series))
     frame = pd.DataFrame(points, columns=PLOT_COLUMNS).astype({"step": "int64", "loss": "float64", "series": "string"})
-    return frame.sort_values("step", kind="stable").reset_index(drop=True)
+    order = frame["series"].map({SERIES_TRAIN: 0, SERIES_EVAL: 1})
+    return frame.assign(_order=order).sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(
+        drop=True
+    )
 
 
 def merge_metrics(cached: list[MetricRow], new: list[MetricRow]) -> list[MetricRow]:
@@ -187,10 +197,11 @@ def build(client: TunesmithClient) -> RunsPage:
     status = gr.HTML(EMPTY_STATUS, css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
     with gr.Row(equal_height=False):
         plot = gr.LinePlot(
-            value=loss_frame([]),
+            value=None,
             x="step",
             y="loss",
             color="series",
+            color_map={SERIES_TRAIN: "#2563eb", SERIES_EVAL: "#f97316"},
             x_title="step",
             y_title="loss",
             title="Loss",
@@ -290,7 +301,10 @@ def build(client: TunesmithClient) -> RunsPage:
         concurrency_limit=None,
         trigger_mode="always_last",
     )
-    job.change(poll, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden")
+    # Another run: clear the plot first so it is laid out afresh for that run's values (see loss_frame).
+    job.change(lambda: None, outputs=[plot], show_progress="hidden").then(
+        poll, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden"
+    )
     table.select(pick_row, outputs=[job])
     refresh_btn.click(refresh_jobs, inputs=[job, gr.State("")], outputs=table_outputs)
     cancel.click(do_cancel, inputs=[job], outputs=[cancel_status]).then(
