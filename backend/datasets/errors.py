@@ -77,3 +77,15 @@ class DatasetNotFound(DatasetError):
 
 class DatasetReadOnly(DatasetError):
     """Built-in datasets are re-registered at every start, so they cannot be renamed or deleted."""
+
+
+class DatasetArchiveError(DatasetError):
+    """A .zip upload is unreadable, unsafe (path traversal) or holds the wrong number of data files."""
+
+
+class ImportPathForbidden(DatasetError):
+    """A server-side import folder lies outside the allowed import root."""
+
+
+class ImportSourceNotFound(DatasetError):
+    """A server-side import folder (or its dataset_info.json) does not exist."""

@@ -8,12 +8,15 @@ Accepted formats:
 - messages: ``messages``: [{"role": "system"|"user"|"assistant", "content": str}, ...] (OpenAI chat style)
 - sharegpt: ``conversations``: [{"from": "system"|"human"|"gpt", "value": str}, ...]; optional ``system``
 
-Converters are pure: they return the messages (or None) and a list of ``(field, message)`` problems.
+Converters are pure: they return the messages (or None) and a list of ``(field, message)`` problems. A
+``Columns`` mapping (LLaMA-Factory's ``columns``/``tags`` of a dataset_info.json entry) renames the fields they
+read; problems then name the file's own columns.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 FORMATS = ("alpaca", "messages", "sharegpt")
@@ -31,6 +34,30 @@ PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 FieldProblem = tuple[str, str]
 Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which field holds what (alpaca: prompt/query/response/history/system; sharegpt: messages + tags).
+
+    ``messages=None`` means 'conversations' if the record has it, else 'messages'. ``roles`` maps the
+    file's role names to ours; roles listed in ``tool_roles`` (observation/function turns) are refused with
+    a clear message. The defaults are the field names ``detect_format`` recognizes.
+    """
+
+    prompt: str = "instruction"
+    query: str = "input"
+    response: str = "output"
+    history: str = "history"
+    system: str = "system"
+    messages: str | None = None
+    role_tag: str = "from"
+    content_tag: str = "value"
+    roles: Mapping[str, str] = field(default_factory=lambda: dict(ROLE_NAMES))
+    tool_roles: tuple[str, ...] = ()
+
+
+DEFAULT_COLUMNS = Columns()
 
 
 def detect_format(record: Any) -> str | None:
@@ -52,34 +79,39 @@ def detect_format(record: Any) -> str | None:
     return None
 
 
-def convert_record(record: Any, fmt: str) -> tuple[Messages | None, list[FieldProblem]]:
+def convert_record(record: Any, fmt: str, columns: Columns = DEFAULT_COLUMNS) -> tuple[Messages | None, list[FieldProblem]]:
     """Normalize one record of a known format; messages is None when any problem was found."""
     if not isinstance(record, Mapping):
         return None, [("", f"is a JSON {json_type(record)}, not an object. Each record must be an object "
                            f"with the fields of its format: {ACCEPTED_FORMATS_TEXT}.")]
-    converter = {"alpaca": alpaca_to_messages, "messages": chat_to_messages, "sharegpt": sharegpt_to_messages}
-    messages, problems = converter[fmt](record)
+    if fmt == "messages" and columns is DEFAULT_COLUMNS:
+        messages, problems = chat_to_messages(record)
+    elif fmt == "alpaca":
+        messages, problems = alpaca_to_messages(record, columns)
+    else:
+        messages, problems = sharegpt_to_messages(record, columns)
     if messages is not None and not problems:
-        problems = check_turns(messages, _turns_field(record, fmt))
+        problems = check_turns(messages, _turns_field(record, fmt, columns))
     return (None if problems else messages), problems
 
 
-def alpaca_to_messages(record: Mapping) -> tuple[Messages | None, list[FieldProblem]]:
+def alpaca_to_messages(record: Mapping, columns: Columns = DEFAULT_COLUMNS) -> tuple[Messages | None, list[FieldProblem]]:
     """system -> system; history [[q, a], ...] -> earlier turns; instruction + "\\n" + input -> user; output -> assistant."""
     problems: list[FieldProblem] = []
-    instruction = _text_field(record, "instruction", problems, required=True, hint="the prompt")
-    extra = _text_field(record, "input", problems, required=False)
-    output = _text_field(record, "output", problems, required=True, hint="the answer to learn")
-    system = _text_field(record, "system", problems, required=False)
-    history = _alpaca_history(record.get("history"), problems)
+    c = columns
+    instruction = _text_field(record, c.prompt, problems, required=True, hint="the prompt")
+    extra = _text_field(record, c.query, problems, required=False)
+    output = _text_field(record, c.response, problems, required=True, hint="the answer to learn")
+    system = _text_field(record, c.system, problems, required=False)
+    history = _alpaca_history(record.get(c.history), problems, c.history)
     if problems:
         return None, problems
     prompt = f"{instruction}\n{extra}" if extra else instruction
     if not prompt.strip():
-        problems.append(("instruction", "the prompt is empty ('instruction' and 'input' are both blank). "
-                                        "Fill in the instruction or drop this record."))
+        problems.append((c.prompt, f"the prompt is empty ('{c.prompt}' and '{c.query}' are both blank). "
+                                   "Fill in the prompt or drop this record."))
     if not output.strip():
-        problems.append(("output", "the response is empty. Fill in 'output' or drop this record."))
+        problems.append((c.response, f"the response is empty. Fill in '{c.response}' or drop this record."))
     messages = [{"role": "system", "content": system}] if system and system.strip() else []
     messages += history
     messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
@@ -90,10 +122,10 @@ def chat_to_messages(record: Mapping) -> tuple[Messages | None, list[FieldProble
     return _turns(record, "messages", "role", "content")
 
 
-def sharegpt_to_messages(record: Mapping) -> tuple[Messages | None, list[FieldProblem]]:
-    key = "conversations" if "conversations" in record else "messages"
-    messages, problems = _turns(record, key, "from", "value")
-    system = _text_field(record, "system", problems, required=False)
+def sharegpt_to_messages(record: Mapping, columns: Columns = DEFAULT_COLUMNS) -> tuple[Messages | None, list[FieldProblem]]:
+    key = _sharegpt_key(record, columns)
+    messages, problems = _turns(record, key, columns.role_tag, columns.content_tag, columns.roles, columns.tool_roles)
+    system = _text_field(record, columns.system, problems, required=False)
     if messages is None or problems:
         return None, problems
     if system and system.strip() and not any(m["role"] == "system" for m in messages):
@@ -145,10 +177,16 @@ def json_type(value: Any) -> str:
     return "object" if isinstance(value, Mapping) else type(value).__name__
 
 
-def _turns_field(record: Mapping, fmt: str) -> str:
+def _turns_field(record: Mapping, fmt: str, columns: Columns) -> str:
     if fmt == "alpaca":
-        return "history"
-    return "conversations" if fmt == "sharegpt" and "conversations" in record else "messages"
+        return columns.history
+    return _sharegpt_key(record, columns) if fmt == "sharegpt" else "messages"
+
+
+def _sharegpt_key(record: Mapping, columns: Columns) -> str:
+    if columns.messages is not None:
+        return columns.messages
+    return "conversations" if "conversations" in record else "messages"
 
 
 def _text_field(record: Mapping, name: str, problems: list[FieldProblem], *, required: bool,
@@ -165,28 +203,29 @@ def _text_field(record: Mapping, name: str, problems: list[FieldProblem], *, req
     return value
 
 
-def _alpaca_history(history: Any, problems: list[FieldProblem]) -> Messages:
+def _alpaca_history(history: Any, problems: list[FieldProblem], name: str = "history") -> Messages:
     if history is None or history == []:
         return []
     if not isinstance(history, list):
-        problems.append(("history", f"field 'history' must be a list of [prompt, answer] pairs, "
-                                    f"got {json_type(history)}."))
+        problems.append((name, f"field '{name}' must be a list of [prompt, answer] pairs, "
+                               f"got {json_type(history)}."))
         return []
     messages: Messages = []
     for index, pair in enumerate(history):
         ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)
         if not ok:
-            problems.append((f"history[{index}]", "each history entry must be a [prompt, answer] pair of two "
-                                                  "strings."))
+            problems.append((f"{name}[{index}]", "each history entry must be a [prompt, answer] pair of two "
+                                                 "strings."))
             continue
         if not pair[0].strip() or not pair[1].strip():
-            problems.append((f"history[{index}]", "has an empty prompt or answer. Fill it in or remove the pair."))
+            problems.append((f"{name}[{index}]", "has an empty prompt or answer. Fill it in or remove the pair."))
             continue
         messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
     return messages
 
 
-def _turns(record: Mapping, key: str, role_key: str, content_key: str) -> tuple[Messages | None, list[FieldProblem]]:
+def _turns(record: Mapping, key: str, role_key: str, content_key: str, roles: Mapping[str, str] = ROLE_NAMES,
+           tool_roles: tuple[str, ...] = ()) -> tuple[Messages | None, list[FieldProblem]]:
     turns = record.get(key)
     if turns is None:
         return None, [(key, f"required field '{key}' is missing. It must be a list of "
@@ -207,8 +246,16 @@ def _turns(record: Mapping, key: str, role_key: str, content_key: str) -> tuple[
             what = "is missing" if role is None else f"must be a string, got {json_type(role)}"
             problems.append((f"{where}.{role_key}", f"'{role_key}' {what}."))
             continue
-        if role not in ROLE_NAMES:
-            accepted = "system, user, assistant" if role_key == "role" else "system, human, gpt"
+        if role in tool_roles:
+            problems.append((f"{where}.{role_key}", f"'{role}' is a tool-call turn; tool calls (function_call/"
+                                                    "observation turns) are not supported yet. Drop these records "
+                                                    "or this dataset."))
+            continue
+        if role not in roles:
+            if roles is ROLE_NAMES:
+                accepted = "system, user, assistant" if role_key == "role" else "system, human, gpt"
+            else:
+                accepted = ", ".join(roles)
             problems.append((f"{where}.{role_key}", f"unknown role '{role}'. Use one of: {accepted} "
                                                     "(tool/function turns are not supported)."))
             continue
@@ -216,7 +263,7 @@ def _turns(record: Mapping, key: str, role_key: str, content_key: str) -> tuple[
             what = "is missing" if content is None else f"must be a string, got {json_type(content)}"
             problems.append((f"{where}.{content_key}", f"'{content_key}' {what}."))
             continue
-        normalized = ROLE_NAMES[role]
+        normalized = roles[role]
         if not content.strip():
             if normalized == "system":
                 continue  # an empty system prompt says nothing; drop it

@@ -32,9 +32,10 @@ from backend.datasets.errors import (
     DatasetTooLarge,
     InvalidDatasetName,
 )
+from backend.datasets.archives import unpack_single_data_file
 from backend.datasets.formats import fill_placeholders
 from backend.datasets.readers import FILE_TYPES, file_type, source_filename
-from backend.datasets.validate import Transform, normalize_file
+from backend.datasets.validate import DEFAULT_OPTIONS, NormalizeOptions, Transform, normalize_file
 from backend.fsio import atomic_write_json
 from backend.settings import Settings
 
@@ -82,6 +83,7 @@ class DatasetRecord(BaseModel):
     builtin: bool = False
     warnings: list[dict] = Field(default_factory=list, description="First 20 warnings, e.g. duplicates.")
     warning_count: int = 0
+    duplicates_dropped: int = Field(0, exclude=True, description="Rows dropped by dedup at this upload (not stored).")
 
 
 def new_dataset_id() -> str:
@@ -144,16 +146,42 @@ class DatasetRegistry:
         return rows
 
     # ---- changes -------------------------------------------------------------------------------------
-    def create_from_upload(self, filename: str, fileobj: BinaryIO, name: str | None = None) -> DatasetRecord:
-        """Stream ``fileobj`` to disk (at most max_upload_bytes), validate, normalize and register it."""
+    def create_from_upload(self, filename: str, fileobj: BinaryIO, name: str | None = None,
+                           dedup: bool = False) -> DatasetRecord:
+        """Stream ``fileobj`` to disk (at most max_upload_bytes), validate, normalize and register it.
+
+        A ``.zip`` must hold exactly one data file, which is registered as if uploaded on its own (its
+        uncompressed size counts against max_upload_bytes too). ``dedup`` drops exact duplicate rows.
+        """
         original = source_filename(filename)
+        options = NormalizeOptions(dedup=dedup)
+        if Path(original).suffix.lower() == ".zip":
+            if name is not None:
+                self._check_name_free(check_dataset_name(name))
+            with self.work_dir(".upload-") as work:
+                self.copy_limited(fileobj, work / "upload.zip")
+                inner = unpack_single_data_file(work / "upload.zip", original, work / "unzipped",
+                                                self.settings.max_upload_bytes, tuple(FILE_TYPES))
+                return self.create_from_path(inner, inner.name, name, options, work=work)
         kind = file_type(original)
-        name = check_dataset_name(name) if name is not None else self._free_name(Path(original).stem)
+        name = check_dataset_name(name) if name is not None else self.free_name(Path(original).stem)
         self._check_name_free(name)
-        with self._work_dir(".upload-") as work:
+        with self.work_dir(".upload-") as work:
             upload = work / f"upload.{kind}"
-            self._copy_limited(fileobj, upload)
-            return self._ingest(work, upload, kind, original, name)
+            self.copy_limited(fileobj, upload)
+            return self._ingest(work, upload, kind, original, name, options=options)
+
+    def create_from_path(self, src: Path, original: str, name: str | None = None,
+                         options: NormalizeOptions = DEFAULT_OPTIONS, *, work: Path | None = None) -> DatasetRecord:
+        """Register a file already on the server (read in place, never moved). ``name`` None = a free name
+        derived from ``original``; a given name must be free."""
+        kind = file_type(original)
+        name = check_dataset_name(name) if name is not None else self.free_name(Path(original).stem)
+        self._check_name_free(name)
+        if work is not None:
+            return self._ingest(work, src, kind, original, name, options=options)
+        with self.work_dir(".upload-") as fresh:
+            return self._ingest(fresh, src, kind, original, name, options=options)
 
     def register_builtin(self, folder: Path, placeholders: Mapping[str, str] | None = None) -> list[DatasetRecord]:
         """Register every dataset file in ``folder`` as a built-in named after its stem.
@@ -207,10 +235,11 @@ class DatasetRegistry:
 
     # ---- internals -----------------------------------------------------------------------------------
     def _ingest(self, work: Path, src: Path, kind: str, original: str, name: str, *, builtin: bool = False,
-                transform: Transform | None = None, replaces: DatasetRecord | None = None) -> DatasetRecord:
+                transform: Transform | None = None, replaces: DatasetRecord | None = None,
+                options: NormalizeOptions = DEFAULT_OPTIONS) -> DatasetRecord:
         staging = work / "dataset"
         staging.mkdir()
-        report = normalize_file(src, kind, original, staging / DATA_FILE, transform)
+        report = normalize_file(src, kind, original, staging / DATA_FILE, transform, options)
         sha256, size = _hash_file(staging / DATA_FILE)
         if replaces is not None and replaces.sha256 == sha256:
             return replaces
@@ -220,7 +249,7 @@ class DatasetRegistry:
             id=dataset_id, name=name, format=report.format, num_rows=report.num_rows, size_bytes=size,
             sha256=sha256, source_filename=original, created_at=datetime.now(timezone.utc),
             path=final / DATA_FILE, builtin=builtin, warnings=[w.as_dict() for w in report.warnings],
-            warning_count=report.warning_count,
+            warning_count=report.warning_count, duplicates_dropped=report.duplicates_dropped,
         )
         atomic_write_json(staging / META_FILE, _meta(record))
         os.replace(staging, final)
@@ -239,7 +268,7 @@ class DatasetRegistry:
         if existing is not None and not existing.builtin:
             log.warning("built-in dataset %s skipped: a user dataset is already named '%s'", path.name, name)
             return None
-        with self._work_dir(".builtin-") as work:
+        with self.work_dir(".builtin-") as work:
             return self._ingest(work, path, file_type(path.name), path.name, name, builtin=True,
                                 transform=lambda messages: fill_placeholders(messages, values), replaces=existing)
 
@@ -265,7 +294,7 @@ class DatasetRegistry:
         return DatasetNameTaken(f"a dataset named '{name}' already exists. Choose another name, or delete or "
                                 "rename the existing one first.")
 
-    def _free_name(self, stem: str) -> str:
+    def free_name(self, stem: str) -> str:
         """A valid name derived from an uploaded file's stem, with -2, -3, ... appended if it is taken."""
         base = re.sub(r"[^\w .-]", "-", stem).strip(" .-")[:58] or "dataset"
         if ID_PATTERN.match(base):
@@ -276,7 +305,7 @@ class DatasetRegistry:
             candidate = f"{base}-{n}"
         return candidate
 
-    def _copy_limited(self, fileobj: BinaryIO, dest: Path) -> None:
+    def copy_limited(self, fileobj: BinaryIO, dest: Path) -> None:
         limit, total = self.settings.max_upload_bytes, 0
         with open(dest, "wb") as out:
             while chunk := fileobj.read(_COPY_CHUNK):
@@ -289,7 +318,7 @@ class DatasetRegistry:
                 out.write(chunk)
 
     @contextmanager
-    def _work_dir(self, prefix: str) -> Iterator[Path]:
+    def work_dir(self, prefix: str) -> Iterator[Path]:
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.datasets_dir))
         try:
             yield work
@@ -318,7 +347,7 @@ class DatasetRegistry:
             known = {row[0] for row in conn.execute("SELECT id FROM datasets")}
         cutoff = time.time() - LEFTOVER_AGE_S
         for entry in self.datasets_dir.iterdir():
-            leftover = entry.name.startswith((".upload-", ".builtin-", ".trash-")) or (
+            leftover = entry.name.startswith((".upload-", ".builtin-", ".import-", ".trash-")) or (
                 ID_PATTERN.match(entry.name) and entry.name not in known)
             if leftover and entry.is_dir() and entry.stat().st_mtime < cutoff:
                 shutil.rmtree(entry, ignore_errors=True)

@@ -18,7 +18,9 @@ from typing import Callable, Iterable
 from backend.datasets.errors import MAX_REPORTED_PROBLEMS, DatasetValidationError, Problem
 from backend.datasets.formats import (
     ACCEPTED_FORMATS_TEXT,
+    DEFAULT_COLUMNS,
     PLACEHOLDER,
+    Columns,
     Messages,
     convert_record,
     detect_format,
@@ -48,9 +50,24 @@ class NormalizeReport:
     num_rows: int
     warnings: list[Problem]
     warning_count: int
+    duplicates_dropped: int = 0
 
 
-def normalize_file(src: Path, kind: str, filename: str, dest: Path, transform: Transform | None = None) -> NormalizeReport:
+@dataclass(frozen=True)
+class NormalizeOptions:
+    """How to read the records: ``format`` None = detect from the first record; ``columns`` renames fields
+    (LLaMA-Factory entries); ``dedup`` drops rows identical (after conversion) to an earlier one."""
+
+    format: str | None = None
+    columns: Columns = DEFAULT_COLUMNS
+    dedup: bool = False
+
+
+DEFAULT_OPTIONS = NormalizeOptions()
+
+
+def normalize_file(src: Path, kind: str, filename: str, dest: Path, transform: Transform | None = None,
+                   options: NormalizeOptions = DEFAULT_OPTIONS) -> NormalizeReport:
     """Read ``src`` (a ``kind`` file, see readers.file_type), validate it and write normalized JSONL to ``dest``.
 
     ``transform`` is applied to each record's messages after validation (built-ins fill placeholders).
@@ -58,34 +75,35 @@ def normalize_file(src: Path, kind: str, filename: str, dest: Path, transform: T
     """
     errors, warnings = ProblemLog(), ProblemLog()
     with open(dest, "w", encoding="utf-8") as out:
-        fmt, num_rows = _normalize_items(iter_raw_records(src, kind), out, errors, warnings, transform)
+        fmt, num_rows, dropped = _normalize_items(iter_raw_records(src, kind), out, errors, warnings, transform,
+                                                  options)
         out.flush()
         os.fsync(out.fileno())
     if errors.count:
         raise DatasetValidationError.from_problems(filename, errors.shown, errors.count)
-    return NormalizeReport(fmt, num_rows, warnings.shown, warnings.count)
+    return NormalizeReport(fmt, num_rows, warnings.shown, warnings.count, dropped)
 
 
 def normalize_records(records: Iterable[RawItem], transform: Transform | None = None) -> tuple[str, list[dict]]:
     """In-memory variant for callers and tests: (format, normalized rows) or DatasetValidationError."""
     errors, out = ProblemLog(), io.StringIO()
-    fmt, _ = _normalize_items(records, out, errors, ProblemLog(), transform)
+    fmt, _, _ = _normalize_items(records, out, errors, ProblemLog(), transform, DEFAULT_OPTIONS)
     if errors.count:
         raise DatasetValidationError.from_problems("the data", errors.shown, errors.count)
     return fmt, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings: ProblemLog,
-                     transform: Transform | None) -> tuple[str, int]:
-    fmt: str | None = None
+                     transform: Transform | None, options: NormalizeOptions) -> tuple[str, int, int]:
+    fmt: str | None = options.format
     pending: list[RawRecord] = []  # records seen before the format could be detected
     seen: dict[bytes, str] = {}
     placeholder_hits: list[str] = []
-    num_rows = 0
+    num_rows = dropped = 0
 
     def handle(record: RawRecord) -> None:
-        nonlocal num_rows
-        messages, problems = convert_record(record.value, fmt)
+        nonlocal num_rows, dropped
+        messages, problems = convert_record(record.value, fmt, options.columns)
         for field_name, message in problems:
             errors.add(Problem(record.location, message, field_name or None))
         if messages is None or errors.count:
@@ -94,6 +112,9 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
             messages = transform(messages)
         line = json.dumps({"messages": messages}, ensure_ascii=False)
         digest = hashlib.blake2b(line.encode(), digest_size=16).digest()
+        if digest in seen and options.dedup:
+            dropped += 1
+            return
         if digest in seen:
             warnings.add(Problem(record.location, f"duplicates {seen[digest]} (identical after conversion); "
                                                   "duplicates weigh that example more in training."))
@@ -116,7 +137,7 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
             fmt = detected
             if fmt == "preference":
                 errors.add(_preference_problem(item))
-                return fmt, 0
+                return fmt, 0, 0
             for earlier in pending:
                 handle(earlier)
             pending.clear()
@@ -125,14 +146,17 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
     if fmt is None:
         if pending or not errors.count:
             errors.add(_unknown_format_problem(pending))
-        return "unknown", 0
+        return "unknown", 0, 0
     if num_rows == 0 and not errors.count:
         errors.add(Problem("file", "contains no records. Upload a file with at least one record."))
     if placeholder_hits:
         warnings.add(Problem(placeholder_hits[0], f"{len(placeholder_hits)} record(s) contain {{{{placeholder}}}} "
                                                   "text such as {{name}}; it will be trained literally. Replace it "
                                                   "before uploading if that is not intended."))
-    return fmt, num_rows
+    if dropped:
+        warnings.add(Problem("file", f"{dropped} exact duplicate row(s) were dropped (dedup=true); the first "
+                                     "copy of each was kept."))
+    return fmt, num_rows, dropped
 
 
 def _unknown_format_problem(records: list[RawRecord]) -> Problem:

@@ -1,7 +1,8 @@
-"""/api/v1/datasets: upload, list, inspect, rename and delete datasets.
+"""/api/v1/datasets: upload, list, inspect, download, rename and delete datasets; LLaMA-Factory import/export.
 
 Routes are sync ``def`` (FastAPI runs them in its threadpool); uploads are streamed from ``UploadFile.file``
-to disk by the registry, never read whole into memory.
+to disk by the registry, never read whole into memory. The import route is ``async`` only to choose between
+a multipart zip and a JSON body; its work runs in the threadpool too.
 """
 
 from __future__ import annotations
@@ -9,17 +10,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as FormFile
 
-from backend.api.deps import RegistryDep
+from backend.api.deps import RegistryDep, SettingsDep
 
+from backend.datasets import llamafactory
 from backend.datasets.errors import (
+    DatasetArchiveError,
     DatasetNameTaken,
     DatasetNotFound,
     DatasetReadOnly,
     DatasetTooLarge,
     DatasetValidationError,
+    ImportPathForbidden,
+    ImportSourceNotFound,
     InvalidDatasetName,
     UnsupportedFileType,
 )
@@ -51,6 +59,10 @@ class DatasetPublic(BaseModel):
         return cls.model_validate(record.model_dump(exclude={"path", "sha256"}))
 
 
+class DatasetCreated(DatasetPublic):
+    duplicates_dropped: int = Field(0, description="Exact duplicate rows dropped because dedup=true was asked for.")
+
+
 class DatasetDetail(DatasetPublic):
     preview: list[dict] = Field(description='First normalized rows: {"messages": [{role, content}, ...]}.')
 
@@ -64,6 +76,21 @@ class DatasetRename(BaseModel):
     name: str
 
 
+class ImportPath(BaseModel):
+    path: str = Field(description="A LLaMA-Factory data folder on the server, inside the import root "
+                                  "($TUNESMITH_IMPORT_ROOT, default <home>/import); relative paths start there.")
+
+
+class ImportSkipped(BaseModel):
+    name: str
+    reason: str
+
+
+class ImportResult(BaseModel):
+    imported: list[DatasetPublic]
+    skipped: list[ImportSkipped]
+
+
 def _http_error(err: Exception) -> HTTPException:
     if isinstance(err, DatasetValidationError):
         return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=err.as_detail())
@@ -74,6 +101,9 @@ def _http_error(err: Exception) -> HTTPException:
         DatasetTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
         UnsupportedFileType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         InvalidDatasetName: status.HTTP_422_UNPROCESSABLE_CONTENT,
+        DatasetArchiveError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+        ImportPathForbidden: status.HTTP_403_FORBIDDEN,
+        ImportSourceNotFound: status.HTTP_404_NOT_FOUND,
     }
     code = codes[type(err)]
     if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
@@ -82,20 +112,74 @@ def _http_error(err: Exception) -> HTTPException:
 
 
 _KNOWN_ERRORS = (DatasetValidationError, DatasetNotFound, DatasetNameTaken, DatasetReadOnly, DatasetTooLarge,
-                 UnsupportedFileType, InvalidDatasetName)
+                 UnsupportedFileType, InvalidDatasetName, DatasetArchiveError, ImportPathForbidden,
+                 ImportSourceNotFound)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetCreated)
 def create_dataset(
     registry: RegistryDep,
-    file: Annotated[UploadFile, File(description="A .json, .jsonl, .csv or .parquet file.")],
+    file: Annotated[UploadFile, File(description="A .json, .jsonl, .csv or .parquet file, or a .zip holding "
+                                                 "exactly one of them.")],
     name: Annotated[str | None, Form(description="Unique name; defaults to the file name.")] = None,
-) -> DatasetPublic:
+    dedup: Annotated[bool, Query(description="Drop rows identical (after conversion) to an earlier row.")] = False,
+) -> DatasetCreated:
     try:
-        record = registry.create_from_upload(file.filename or "", file.file, name=name or None)
+        record = registry.create_from_upload(file.filename or "", file.file, name=name or None, dedup=dedup)
     except _KNOWN_ERRORS as err:
         raise _http_error(err) from None
-    return DatasetPublic.of(record)
+    return DatasetCreated(**DatasetPublic.of(record).model_dump(), duplicates_dropped=record.duplicates_dropped)
+
+
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "A zip of a LLaMA-Factory data folder "
+                 "(dataset_info.json + data files, at the top or inside one top-level folder)."}}}},
+    "application/json": {"schema": ImportPath.model_json_schema()},
+}}}
+
+
+@router.post("/import", response_model=ImportResult, openapi_extra=_IMPORT_BODY)
+async def import_llamafactory(request: Request, registry: RegistryDep, settings: SettingsDep) -> ImportResult:
+    """Import a LLaMA-Factory data folder: a multipart ``file`` (zip) or a JSON body ``{"path": ...}``.
+
+    Every dataset_info.json entry with a local file is registered under its name (``name-2`` on a clash);
+    entries that cannot be used (hub URLs, preference/KTO/multimodal data, invalid rows) are listed in
+    ``skipped`` with the reason.
+    """
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            async with request.form() as form:
+                upload = form.get("file")
+                if not isinstance(upload, FormFile):
+                    raise _bad_request("send the zip as the multipart field 'file', or a JSON body {\"path\": ...}")
+                report = await run_in_threadpool(llamafactory.import_zip, registry, upload.filename or "upload.zip",
+                                                 upload.file)
+        else:
+            try:
+                body = ImportPath.model_validate_json(await request.body())
+            except ValueError:
+                raise _bad_request('send a JSON body {"path": "<folder under the import root>"} or a multipart '
+                                   "zip in the field 'file'") from None
+            folder = llamafactory.resolve_import_folder(settings, body.path)
+            report = await run_in_threadpool(llamafactory.import_folder, registry, folder)
+    except _KNOWN_ERRORS as err:
+        raise _http_error(err) from None
+    return ImportResult(imported=[DatasetPublic.of(r) for r in report.imported],
+                        skipped=[ImportSkipped(**s) for s in report.skipped])
+
+
+def _bad_request(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         detail={"message": message, "errors": [], "error_count": 1})
+
+
+@router.get("/export/llamafactory", response_class=StreamingResponse,
+            responses={200: {"content": {"application/zip": {}}}})
+def export_llamafactory(registry: RegistryDep) -> StreamingResponse:
+    """Every registered dataset as a LLaMA-Factory data folder (zip): dataset_info.json + one JSON file each."""
+    return StreamingResponse(llamafactory.iter_export_zip(registry.list()), media_type="application/zip",
+                             headers={"Content-Disposition": 'attachment; filename="tunesmith-datasets.zip"'})
 
 
 @router.get("", response_model=DatasetsPublic)
@@ -112,6 +196,20 @@ def get_dataset(dataset_id: str, registry: RegistryDep) -> DatasetDetail:
     except DatasetNotFound as err:
         raise _http_error(err) from None
     return DatasetDetail(**DatasetPublic.of(record).model_dump(), preview=preview)
+
+
+@router.get("/{dataset_id}/download", response_class=FileResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}})
+def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
+    """The normalized data.jsonl: one {"messages": [{role, content}, ...]} per line."""
+    try:
+        record = registry.require(dataset_id)
+    except DatasetNotFound as err:
+        raise _http_error(err) from None
+    if not record.path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset '{record.name}' is registered but its file "
+                                                              "is missing. Delete the dataset and upload it again.")
+    return FileResponse(record.path, media_type="application/x-ndjson", filename=f"{record.name}.jsonl")
 
 
 @router.patch("/{dataset_id}", response_model=DatasetPublic)

@@ -1,0 +1,241 @@
+"""LLaMA-Factory data folders: import one (dataset_info.json + data files) and export the registry as one.
+
+An entry of dataset_info.json names a local ``file_name`` (or a hub/script/cloud source, which we skip), a
+``formatting`` (alpaca | sharegpt), ``columns`` and ``tags`` that rename fields and roles, and ``ranking``
+for preference pairs. Each usable entry is read through the normal converters (formats.Columns carries the
+renaming) and registered on its own, atomically, under the entry's name (``name-2`` on a clash). Entries we
+cannot train on are reported in ``skipped`` with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, Iterator, Mapping
+
+from backend.datasets.archives import extract, open_zip, safe_members
+from backend.datasets.errors import (
+    DatasetArchiveError,
+    DatasetError,
+    DatasetNameTaken,
+    DatasetValidationError,
+    ImportPathForbidden,
+    ImportSourceNotFound,
+)
+from backend.datasets.formats import Columns
+from backend.datasets.readers import FILE_TYPES
+from backend.datasets.registry import DatasetRecord, DatasetRegistry
+from backend.datasets.validate import NormalizeOptions
+from backend.settings import Settings
+
+INFO_FILE = "dataset_info.json"
+REMOTE_KEYS = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
+REMOTE_REASON = "remote datasets are not fetched; download the file into the folder"
+PREFERENCE_REASON = "preference data (ranking: true) needs a DPO stage, which is not supported yet"
+KTO_REASON = "KTO data (kto_tag column) needs a KTO stage, which is not supported yet"
+MEDIA_COLUMNS = ("images", "videos", "audios")
+# Our normalized form, described in LLaMA-Factory's terms (used by the export).
+EXPORT_ENTRY = {
+    "formatting": "sharegpt",
+    "columns": {"messages": "messages"},
+    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+             "system_tag": "system"},
+}
+
+
+@dataclass
+class ImportReport:
+    imported: list[DatasetRecord] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"name", "reason"}
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped.append({"name": name, "reason": reason})
+
+
+# ---- where an import may come from --------------------------------------------------------------------
+def import_root(settings: Settings) -> Path:
+    """Server-side folders may only be imported from under this root ($TUNESMITH_IMPORT_ROOT, default home/import)."""
+    return Path(os.environ.get("TUNESMITH_IMPORT_ROOT") or settings.home / "import").resolve()
+
+
+def resolve_import_folder(settings: Settings, path: str) -> Path:
+    """The folder ``path`` (absolute, or relative to the import root), which must resolve inside the root."""
+    root = import_root(settings)
+    folder = (root / Path(path).expanduser()).resolve()
+    if not folder.is_relative_to(root):
+        raise ImportPathForbidden(f"'{path}' is outside the import root {root}. Copy or link the folder under "
+                                  "that root (set TUNESMITH_IMPORT_ROOT to allow another one) and import it from there.")
+    if not folder.is_dir():
+        raise ImportSourceNotFound(f"no folder '{path}' under the import root {root}.")
+    if not (folder / INFO_FILE).is_file():
+        raise ImportSourceNotFound(f"{folder} has no {INFO_FILE}; point 'path' at a LLaMA-Factory data folder.")
+    return folder
+
+
+# ---- import -----------------------------------------------------------------------------------------------
+def import_folder(registry: DatasetRegistry, folder: Path) -> ImportReport:
+    """Register every usable entry of ``folder``/dataset_info.json; see the module docstring."""
+    info = read_dataset_info(folder / INFO_FILE)
+    report = ImportReport()
+    for name, spec in info.items():
+        plan = plan_entry(spec, folder)
+        if isinstance(plan, str):
+            report.skip(name, plan)
+            continue
+        path, options = plan
+        try:
+            report.imported.append(_register(registry, name, path, options))
+        except DatasetValidationError as err:
+            report.skip(name, err.message)
+        except DatasetError as err:
+            report.skip(name, str(err))
+    return report
+
+
+def import_zip(registry: DatasetRegistry, filename: str, fileobj: BinaryIO) -> ImportReport:
+    """A zip of a data folder: dataset_info.json at the top or inside its one top-level folder."""
+    limit = registry.settings.max_upload_bytes
+    with registry.work_dir(".import-") as work:
+        upload = work / "upload.zip"
+        registry.copy_limited(fileobj, upload)
+        with open_zip(upload, filename) as archive:
+            members = safe_members(archive, filename, limit)
+            top = _info_folder(members, filename)
+            extract(archive, members, work / "folder", filename, limit)
+        return import_folder(registry, work / "folder" / top)
+
+
+def read_dataset_info(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetValidationError(f"{INFO_FILE} is not valid JSON: {err}. Fix it and import again.") from None
+    if not isinstance(info, dict):
+        raise DatasetValidationError(f"{INFO_FILE} must hold one JSON object mapping dataset names to entries.")
+    return info
+
+
+def plan_entry(spec: Any, folder: Path) -> tuple[Path, NormalizeOptions] | str:
+    """(file, how to read it) for a usable entry, or the reason it is skipped."""
+    if not isinstance(spec, Mapping):
+        return f"the entry must be an object with 'file_name', got {type(spec).__name__}"
+    if any(key in spec for key in REMOTE_KEYS):
+        return REMOTE_REASON
+    columns = spec.get("columns") or {}
+    if not isinstance(columns, Mapping) or not isinstance(spec.get("tags") or {}, Mapping):
+        return "'columns' and 'tags' must be objects"
+    if spec.get("ranking") or "chosen" in columns or "rejected" in columns:
+        return PREFERENCE_REASON
+    if "kto_tag" in columns:
+        return KTO_REASON
+    media = [c for c in MEDIA_COLUMNS if c in columns]
+    if media:
+        return f"multimodal data ({', '.join(media)}) is not supported yet; only text datasets can be imported"
+    formatting = spec.get("formatting", "alpaca")
+    if formatting not in ("alpaca", "sharegpt"):
+        return f"formatting '{formatting}' is not supported; use alpaca or sharegpt"
+    file_name = spec.get("file_name")
+    if not isinstance(file_name, str) or not file_name:
+        return "the entry has no 'file_name' (and no hub URL)"
+    path = (folder / file_name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        return f"file_name '{file_name}' points outside the data folder"
+    if path.is_dir():
+        return f"file_name '{file_name}' is a folder; folders of data files are not supported yet, name one file"
+    if not path.is_file():
+        return f"file '{file_name}' is not in the folder"
+    if path.suffix.lower() not in FILE_TYPES:
+        return f"file '{file_name}' is not {', '.join(FILE_TYPES)} (plain-text pre-training data is not supported)"
+    return path, NormalizeOptions(format=formatting, columns=columns_of(formatting, columns, spec.get("tags") or {}))
+
+
+def columns_of(formatting: str, columns: Mapping[str, str], tags: Mapping[str, str]) -> Columns:
+    """LLaMA-Factory's columns/tags (with its defaults) as a formats.Columns."""
+    if formatting == "alpaca":
+        return Columns(prompt=columns.get("prompt", "instruction"), query=columns.get("query", "input"),
+                       response=columns.get("response", "output"), history=columns.get("history", "history"),
+                       system=columns.get("system", "system"))
+    roles = {
+        tags.get("user_tag", "human"): "user",
+        tags.get("assistant_tag", "gpt"): "assistant",
+        tags.get("system_tag", "system"): "system",
+    }
+    tool_roles = (tags.get("observation_tag", "observation"), tags.get("function_tag", "function_call"))
+    return Columns(messages=columns.get("messages", "conversations"), system=columns.get("system", "system"),
+                   role_tag=tags.get("role_tag", "from"), content_tag=tags.get("content_tag", "value"),
+                   roles=roles, tool_roles=tuple(t for t in tool_roles if t not in roles))
+
+
+def _register(registry: DatasetRegistry, name: str, path: Path, options: NormalizeOptions) -> DatasetRecord:
+    for _ in range(3):  # another upload may take the free name between the check and the insert
+        try:
+            return registry.create_from_path(path, path.name, registry.free_name(name), options)
+        except DatasetNameTaken:
+            continue
+    raise DatasetNameTaken(f"could not find a free name for '{name}'; rename the entry and import again")
+
+
+def _info_folder(members: list, filename: str) -> PurePosixPath:
+    """'' or the one top-level folder that holds dataset_info.json."""
+    paths = [PurePosixPath(m.filename.replace("\\", "/")) for m in members]
+    if PurePosixPath(INFO_FILE) in paths:
+        return PurePosixPath()
+    nested = [p for p in paths if len(p.parts) == 2 and p.name == INFO_FILE]
+    if len(nested) == 1:
+        return nested[0].parent
+    raise DatasetArchiveError(f"{filename} has no {INFO_FILE} at its top or inside one top-level folder "
+                              f"(found {len(nested)} candidates). Zip the LLaMA-Factory data folder itself.")
+
+
+# ---- export -----------------------------------------------------------------------------------------------
+class _Sink:
+    """A write-only, unseekable stream for zipfile: the bytes written since the last ``take``."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data, self._chunks, self.size = b"".join(self._chunks), [], 0
+        return data
+
+
+def iter_export_zip(records: list[DatasetRecord], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """A zip of ``records`` in LLaMA-Factory's layout, produced piece by piece (nothing held whole in memory).
+
+    One ``<name>.json`` (a JSON array of {"messages": [...]}) per dataset, and a dataset_info.json (written
+    last, listing only the datasets whose files could be read) describing them as sharegpt with role/content.
+    """
+    import zipfile
+
+    sink = _Sink()
+    info: dict[str, dict] = {}
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for record in records:
+            file_name = f"{record.name}.json"
+            try:
+                source = open(record.path, "rb")
+            except FileNotFoundError:
+                continue  # deleted while exporting
+            with source, archive.open(file_name, "w", force_zip64=True) as dest:
+                dest.write(b"[\n")
+                for number, line in enumerate(source):
+                    dest.write((b",\n" if number else b"") + line.rstrip(b"\n"))
+                    if sink.size >= chunk_size:
+                        yield sink.take()
+                dest.write(b"\n]\n")
+            info[record.name] = {"file_name": file_name, **EXPORT_ENTRY}
+            yield sink.take()
+        archive.writestr(INFO_FILE, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
+    yield sink.take()
+
