@@ -17,13 +17,13 @@ def build_server(settings: Settings, host: str, port: int):
     """The API at /api/v1 and the Gradio studio at /, on one FastAPI app."""
     import gradio as gr
 
-    from app.main import build_app
+    from app.main import STUDIO_CSS, build_app
     from backend.api.main import create_app
 
     api = create_app(settings)
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     blocks = build_app(f"http://{client_host}:{port}/api/v1")
-    return gr.mount_gradio_app(api, blocks, path="/")
+    return gr.mount_gradio_app(api, blocks, path="/", css=STUDIO_CSS)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -92,7 +92,9 @@ class RunConfig(_Strict):
     max_samples: int | None = Field(None, ge=1, description="Use at most this many examples from each dataset.")
     val_size: float = Field(0.0, ge=0.0, lt=0.5, description="Share of examples held out for evaluation loss.")
     logging_steps: int = Field(1, ge=1, le=100_000, description="Log metrics every N optimizer steps.")
-    save_steps: int | None = Field(None, ge=1, description="Save a checkpoint every N steps (None = only at the end).")
+    save_steps: int | None = Field(
+        100, ge=1, description="Save a resumable checkpoint every N steps (the last 2 are kept; None = never)."
+    )
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
 
     @model_validator(mode="before")

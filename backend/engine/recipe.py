@@ -6,6 +6,7 @@ train with trl's SFTTrainer -> save the adapter or the model atomically -> write
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -27,11 +28,12 @@ def train(run_dir: str | Path) -> int:
     """Run the training described by ``run_dir/run.yaml``; always leave a result.json; return the exit code."""
     run_dir = Path(run_dir).resolve()
     started = time.time()
+    checkpoint = latest_checkpoint(run_dir)
     if is_main_process():
-        clear_previous_attempt(run_dir)
+        clear_previous_attempt(run_dir, keep_events_up_to=checkpoint_step(checkpoint) if checkpoint else None)
     try:
         run = rundir.read_resolved_run(run_dir)
-        result = run_sft(run, run_dir)
+        result = run_sft(run, run_dir, resume_from=checkpoint)
     except Exception as exc:  # noqa: BLE001 - every failure must end in result.json
         from backend.engine.failures import classify_failure
 
@@ -48,17 +50,37 @@ def train(run_dir: str | Path) -> int:
     return 0
 
 
-def clear_previous_attempt(run_dir: Path) -> None:
-    """A re-run of the same run dir starts with no stale result.json or events from the last attempt."""
-    for name in (rundir.RESULT_FILE, rundir.EVENTS_FILE):
-        (run_dir / name).unlink(missing_ok=True)
+def clear_previous_attempt(run_dir: Path, keep_events_up_to: int | None = None) -> None:
+    """A re-run of the same run dir starts with no stale result.json; its events are cleared, or, when it
+    resumes from a checkpoint, cut back to that checkpoint's step so the loss curve continues seamlessly."""
+    from backend.fsio import atomic_write_text, iter_jsonl
+
+    (run_dir / rundir.RESULT_FILE).unlink(missing_ok=True)
+    events = run_dir / rundir.EVENTS_FILE
+    if keep_events_up_to is None:
+        events.unlink(missing_ok=True)
+    elif events.exists():
+        kept = [row for row in iter_jsonl(events) if row.get("step", 0) <= keep_events_up_to]
+        atomic_write_text(events, "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in kept))
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[-1])
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete trainer checkpoint (checkpoint-N with trainer_state.json) of an earlier attempt."""
+    root = run_dir / rundir.CHECKPOINTS_DIR
+    found = [p for p in root.glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()
+             and (p / "trainer_state.json").is_file()] if root.is_dir() else []
+    return max(found, key=checkpoint_step, default=None)
 
 
 def write_result(run_dir: Path, result: dict) -> None:
     atomic_write_json(run_dir / rundir.RESULT_FILE, result)
 
 
-def run_sft(run: ResolvedRun, run_dir: Path) -> dict:
+def run_sft(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None) -> dict:
     import torch
     from transformers import set_seed
 
@@ -97,7 +119,9 @@ def run_sft(run: ResolvedRun, run_dir: Path) -> dict:
     trainer.add_callback(events)
     trainable, total = methods.count_parameters(trainer.model)
     print(f"method {config.method.name}: {trainable:,} of {total:,} parameters trainable", flush=True)
-    trainer.train()
+    if resume_from is not None:
+        print(f"resuming from {resume_from.name} (step {checkpoint_step(resume_from)})", flush=True)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if eval_dataset is not None and not _evaluated_at(trainer.state, trainer.state.global_step):
         trainer.evaluate()
 
@@ -128,7 +152,7 @@ def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_
         logging_steps=config.logging_steps,
         logging_first_step=True,
         save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
+        save_steps=config.save_steps or 100,
         save_total_limit=2,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=0.2 if has_eval else None,

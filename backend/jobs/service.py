@@ -133,6 +133,20 @@ class JobService:
         self.runner.cancel_running(job_id)
         return self.get(job_id)
 
+    # -- resume -------------------------------------------------------------------------------------
+    def resume(self, job_id: str) -> JobRow:
+        """Queue a failed or cancelled job again in the same run dir; the engine continues from its newest
+        checkpoint (``checkpoints/checkpoint-N``) or, when there is none, starts over."""
+        job = self.get(job_id)
+        if job.state not in ("failed", "cancelled"):
+            raise JobStateConflict(f"job {job_id} is {job.state}; only failed or cancelled jobs can be resumed")
+        if not (Path(job.run_dir) / rundir.RUN_FILE).is_file():
+            raise JobStateConflict(f"job {job_id} has lost its run directory ({job.run_dir}); submit it again")
+        self.store.update(job_id, expect_state=("failed", "cancelled"), state="queued", cancel_requested=False,
+                          error=None, hint=None, finished_at=None, started_at=None, pid=None, output=None)
+        self.runner.tick()
+        return self.get(job_id)
+
     # -- export -------------------------------------------------------------------------------------
     def output_dir(self, job_id: str, kind: str) -> Path:
         """The adapter, trained model or merged model directory of a finished job."""

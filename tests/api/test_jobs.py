@@ -115,7 +115,7 @@ def test_cancel_running_and_queued_jobs(client):
     body = {"base_model": "tiny-llama", "datasets": [ds], "max_steps": 100_000, "per_device_batch_size": 1,
             "gradient_accumulation_steps": 1, "cutoff_len": 64}
     first = client.post("/api/v1/jobs", json=body).json()
-    second = client.post("/api/v1/jobs", json=body).json()
+    second = client.post("/api/v1/jobs", json={**body, "max_steps": 3}).json()
     wait_for_state(client, first["id"], ("running",))
     assert client.get(f"/api/v1/jobs/{second['id']}").json()["state"] == "queued"  # one slot on CPU
 
@@ -134,6 +134,14 @@ def test_cancel_running_and_queued_jobs(client):
     assert not pid_alive(pid_job.pid)
     assert client.get(f"/api/v1/jobs/{first['id']}").json()["error"] == "cancelled by the user"
     assert client.post(f"/api/v1/jobs/{first['id']}/cancel").status_code == 409
+
+    # a cancelled job can be resumed: it is queued again in the same run dir and runs to the end
+    resumed = client.post(f"/api/v1/jobs/{second['id']}/resume")
+    assert resumed.status_code == 200 and resumed.json()["state"] in ("queued", "running")
+    assert resumed.json()["error"] is None
+    done = wait_for_state(client, second["id"], ("succeeded", "failed"))
+    assert done["state"] == "succeeded" and done["step"] == 3
+    assert client.post(f"/api/v1/jobs/{second['id']}/resume").status_code == 409
 
 
 def test_web_process_never_imports_torch(tmp_path, tiny_model_dir):

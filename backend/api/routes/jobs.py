@@ -61,3 +61,13 @@ def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
         return job_to_public(jobs.cancel(job_id))
     except JobStateConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@router.post("/{job_id}/resume", response_model=JobPublic)
+def resume_job(job_id: str, jobs: JobsDep) -> JobPublic:
+    """Re-queue a failed or cancelled job; it continues from its newest checkpoint (see `save_steps`)."""
+    _get_or_404(jobs, job_id)
+    try:
+        return job_to_public(jobs.resume(job_id))
+    except JobStateConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
