@@ -266,6 +266,9 @@ class TunesmithClient:
     def cancel_job(self, job_id: str) -> Job:
         return self._json("POST", f"/jobs/{job_id}/cancel")
 
+    def resume_job(self, job_id: str) -> Job:
+        return self._json("POST", f"/jobs/{job_id}/resume")
+
     # -- exports --------------------------------------------------------------------------------
 
     def download_adapter(self, job_id: str, dest: Path) -> Path:

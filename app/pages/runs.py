@@ -186,6 +186,7 @@ def build(client: TunesmithClient) -> RunsPage:
         with gr.Column(scale=0, min_width=150):
             refresh_btn = gr.Button("↻ Refresh list", size="sm", elem_id="runs-refresh")
             cancel = gr.Button("■ Cancel run", variant="stop", size="sm", elem_id="runs-cancel")
+            resume = gr.Button("▶ Resume run", size="sm", elem_id="runs-resume")
     table = gr.Dataframe(
         value=jobs_frame([]),
         headers=TABLE_COLUMNS,
@@ -284,6 +285,16 @@ def build(client: TunesmithClient) -> RunsPage:
             return "Cancel failed.\n\n" + error_markdown(exc)
         return f"Cancel requested for `{job_id}` (state: {job_info.get('state')})."
 
+    def do_resume(job_id: str | None):
+        if not job_id:
+            return "⚠ Select a failed or cancelled run to resume."
+        try:
+            job_info = client.resume_job(job_id)
+        except ApiError as exc:
+            return "Resume refused.\n\n" + error_markdown(exc)
+        return (f"Run `{job_id}` queued again (state: {job_info.get('state')}); it continues from its newest "
+                "checkpoint, or starts over when it has none.")
+
     # Keep the newest log lines in view (Textbox autoscroll does not cover the first fill).
     logs.change(
         None,
@@ -308,6 +319,9 @@ def build(client: TunesmithClient) -> RunsPage:
     table.select(pick_row, outputs=[job])
     refresh_btn.click(refresh_jobs, inputs=[job, gr.State("")], outputs=table_outputs)
     cancel.click(do_cancel, inputs=[job], outputs=[cancel_status]).then(
+        poll, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden"
+    )
+    resume.click(do_resume, inputs=[job], outputs=[cancel_status]).then(
         poll, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden"
     )
     refresh = Refresh(lambda current: refresh_jobs(current, ""), [job], table_outputs)
