@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from backend.api.routes import datasets, exports, jobs, models, system
+from backend.api.routes import chat, datasets, exports, jobs, models, system
+from backend.chat.manager import ChatManager
 from backend.datasets.registry import DatasetRegistry
 from backend.jobs.runner import JobRunner, SpawnFn, spawn_training
 from backend.jobs.service import JobService
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     store = JobStore(settings.db_path)
     runner = JobRunner(store, max_concurrent=settings.max_concurrent_jobs, spawn=spawn)
     service = JobService(settings, store, runner, registry)
+    chat_manager = ChatManager(settings, service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
         try:
             yield
         finally:
+            chat_manager.close()
             runner.stop()
 
     app = FastAPI(
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     app.state.registry = registry
     app.state.jobs = service
     app.state.runner = runner
-    for module in (system, datasets, models, jobs, exports):
+    app.state.chat = chat_manager
+    for module in (system, datasets, models, jobs, exports, chat):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

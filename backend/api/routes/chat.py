@@ -1,0 +1,75 @@
+"""Chat with a base model or a succeeded job (its adapter, trained model or merged model)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field, model_validator
+
+from backend.chat.manager import ChatManager, ChatTargetNotFound, ChatTargetUnavailable
+from backend.chat.worker import ChatTimeout, ChatWorkerError
+
+router = APIRouter(prefix="/chat", tags=["chat"])
+
+
+def get_chat(request: Request) -> ChatManager:
+    return request.app.state.chat
+
+
+ChatDep = Annotated[ChatManager, Depends(get_chat)]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatCreate(BaseModel):
+    model: str | None = Field(None, description="A model id from GET /api/v1/models, or an absolute path to an "
+                                                "HF-format model directory. Exactly one of model / job_id.")
+    job_id: str | None = Field(None, description="A succeeded job: its merged model if there is one, else its "
+                                                 "adapter on the base model (LoRA), or its trained model.")
+    messages: list[ChatMessage] = Field(..., min_length=1, description="The conversation so far, oldest first.")
+    max_new_tokens: int = Field(128, ge=1, le=2048, description="Upper bound on the reply length in tokens.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 = greedy.")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling mass (ignored when greedy).")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "ChatCreate":
+        if (self.model is None) == (self.job_id is None):
+            raise ValueError("give exactly one of 'model' (a base model) or 'job_id' (a succeeded job)")
+        return self
+
+
+class ChatTargetPublic(BaseModel):
+    label: str
+    kind: Literal["base", "adapter", "merged", "model"]
+    model_dir: str
+    adapter_dir: str | None = None
+
+
+class ChatReply(BaseModel):
+    text: str
+    tokens: int = Field(description="Tokens generated.")
+    seconds: float = Field(description="Generation time (model loading excluded).")
+    target: ChatTargetPublic
+
+
+@router.post("", response_model=ChatReply)
+def chat(body: ChatCreate, chat: ChatDep) -> ChatReply:
+    """One assistant reply. The first request for a target loads it (seconds to minutes); later ones reuse it."""
+    try:
+        target = chat.resolve(model=body.model, job_id=body.job_id)
+    except ChatTargetNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except ChatTargetUnavailable as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    try:
+        reply = chat.chat(target, [m.model_dump() for m in body.messages], max_new_tokens=body.max_new_tokens,
+                          temperature=body.temperature, top_p=body.top_p)
+    except ChatTimeout as exc:
+        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, str(exc)) from None
+    except ChatWorkerError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"chat failed: {exc}") from None
+    return ChatReply(**reply, target=ChatTargetPublic(**target.to_dict()))

@@ -1,0 +1,127 @@
+"""A long-lived chat process: load a model (plus an optional LoRA adapter) once, then answer requests.
+
+    python -m backend.engine.chat_worker --model-dir BASE [--adapter-dir ADAPTER]
+
+Protocol (one JSON object per line; stdout carries nothing else, logs go to stderr):
+
+- after loading, the worker writes ``{"ready": true, "device": "cpu", "dtype": "float32"}``, or
+  ``{"error": "...", "hint": "..."}`` and exits 1 when the model cannot be loaded;
+- then, for each request line on stdin ``{"messages": [{"role", "content"}...], "max_new_tokens": int,
+  "temperature": float, "top_p": float}`` it writes ``{"text": str, "tokens": int, "seconds": float}``
+  or ``{"error": "..."}`` (the worker keeps running after a failed request);
+- it exits when stdin closes.
+
+The prompt is the tokenizer's chat template with ``add_generation_prompt=True``; temperature 0 is greedy.
+Weights are fp32 on CPU and bf16 on a CUDA GPU (fp16 where bf16 is unsupported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import torch
+
+from backend.engine.failures import classify_failure
+
+
+def pick_device() -> tuple[torch.device, torch.dtype]:
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.device("cuda"), dtype
+    return torch.device("cpu"), torch.float32
+
+
+def load(model_dir: str, adapter_dir: str | None, device: torch.device, dtype: torch.dtype):
+    """``(model, tokenizer)``; the tokenizer comes from the adapter dir when it has one (training saves it)."""
+    from transformers import AutoModelForCausalLM
+
+    from backend.engine.model import check_model_dir, load_tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(check_model_dir(model_dir), dtype=dtype)
+    tokenizer_dir = model_dir
+    if adapter_dir:
+        from peft import PeftModel
+
+        if not (Path(adapter_dir) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"no adapter_config.json in {adapter_dir}")
+        model = PeftModel.from_pretrained(model, adapter_dir)
+        if (Path(adapter_dir) / "tokenizer_config.json").is_file():
+            tokenizer_dir = adapter_dir
+    model.to(device).eval()
+    model.config.use_cache = True
+    return model, load_tokenizer(tokenizer_dir)
+
+
+def generate(model, tokenizer, request: dict) -> dict:
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("request needs a non-empty 'messages' list")
+    max_new_tokens = int(request.get("max_new_tokens", 128))
+    temperature = float(request.get("temperature", 0.0))
+    top_p = float(request.get("top_p", 1.0))
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+    encoded = {key: value.to(model.device) for key, value in encoded.items()}
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0
+                else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(**encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             **sampling)
+    new_tokens = out[0, encoded["input_ids"].shape[1]:]
+    text = tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+    return {"text": text, "tokens": int(new_tokens.shape[0]), "seconds": round(time.perf_counter() - start, 3)}
+
+
+def serve(model, tokenizer, requests: IO[str], replies: IO[str]) -> None:
+    for line in requests:
+        if not line.strip():
+            continue
+        try:
+            reply = generate(model, tokenizer, json.loads(line))
+        except Exception as exc:  # noqa: BLE001 - one bad request must not end the worker
+            error, _hint = classify_failure(exc)
+            print(f"chat request failed: {error}", file=sys.stderr, flush=True)
+            reply = {"error": error}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def protocol_stdout() -> IO[str]:
+    """The real stdout for protocol lines; fd 1 (print, library chatter) is pointed at stderr from here on."""
+    proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return proto
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.engine.chat_worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", required=True, help="base (or full/merged) HF-format model directory")
+    parser.add_argument("--adapter-dir", default=None, help="LoRA adapter directory to load on top of the base")
+    args = parser.parse_args(argv)
+    replies = protocol_stdout()
+    device, dtype = pick_device()
+    try:
+        model, tokenizer = load(args.model_dir, args.adapter_dir, device, dtype)
+    except Exception as exc:  # noqa: BLE001
+        error, hint = classify_failure(exc)
+        print(f"chat worker could not load the model: {error}", file=sys.stderr, flush=True)
+        replies.write(json.dumps({"error": f"could not load the model: {error}", "hint": hint}) + "\n")
+        return 1
+    print(f"chat worker ready: {args.model_dir} adapter={args.adapter_dir} on {device} {dtype}",
+          file=sys.stderr, flush=True)
+    replies.write(json.dumps({"ready": True, "device": device.type, "dtype": str(dtype).removeprefix("torch.")})
+                  + "\n")
+    serve(model, tokenizer, sys.stdin, replies)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
