@@ -92,6 +92,20 @@ class MergeResult(TypedDict, total=False):
     files: list[Any]
 
 
+class ChatTarget(TypedDict, total=False):
+    label: str
+    kind: Literal["base", "adapter", "merged", "model"]
+    model_dir: str
+    adapter_dir: str | None
+
+
+class ChatReply(TypedDict, total=False):
+    text: str
+    tokens: int
+    seconds: float
+    target: ChatTarget
+
+
 class ApiError(Exception):
     """A failed API call, carrying a readable message and (for validation errors) per-field details."""
 
@@ -280,3 +294,14 @@ class TunesmithClient:
 
     def download_merged(self, job_id: str, dest: Path) -> Path:
         return self._download(f"/jobs/{job_id}/merged", dest, timeout=3600.0)
+
+    # -- chat -----------------------------------------------------------------------------------
+
+    def chat(self, messages: list[Message], *, model: str | None = None, job_id: str | None = None,
+             max_new_tokens: int = 128, temperature: float = 0.7, top_p: float = 0.9) -> ChatReply:
+        """One assistant reply from a base model (``model``) or a succeeded job (``job_id``)."""
+        body: dict[str, Any] = {"messages": messages, "max_new_tokens": max_new_tokens,
+                                "temperature": temperature, "top_p": top_p}
+        body.update({"model": model} if model is not None else {"job_id": job_id})
+        # The first reply for a target loads the model in a worker process: give it time.
+        return self._json("POST", "/chat", json=body, timeout=900.0)

@@ -16,7 +16,7 @@ import logging
 import gradio as gr
 
 from app.client import ApiError, TunesmithClient
-from app.pages import datasets, export, runs, train
+from app.pages import chat, datasets, export, runs, train
 
 # Optional polish; pass it to gr.mount_gradio_app / launch (Gradio 6 takes css there, not in Blocks()).
 STUDIO_CSS = """
@@ -59,6 +59,8 @@ def build_app(api_url: str) -> gr.Blocks:
                 runs_page = runs.build(client)
             with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
                 export_page = export.build(client)
+            with gr.Tab("Chat", id="chat", elem_id="tab-chat") as chat_tab:
+                chat.build(client).refresh.on(chat_tab.select)
 
         demo.load(lambda: header_markdown(client), outputs=header, show_progress="hidden")
         for page in (datasets_page, train_page, runs_page, export_page):
