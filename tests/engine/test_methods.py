@@ -39,3 +39,11 @@ def test_freeze_trains_only_the_last_layers(tmp_path, tiny_model_dir, original):
     changed = {name for name, tensor in original.items() if not torch.equal(trained[name], tensor)}
     last_layer = {name for name in original if name.startswith("model.layers.1.")}
     assert changed == last_layer
+
+
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_it():
+    from backend.engine.model import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16("flags\t\t: fpu sse2 avx2 avx512f\n")
