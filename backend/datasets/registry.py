@@ -200,6 +200,17 @@ class DatasetRegistry:
                 records.append(record)
         return records
 
+    def create_filled_copy(self, src: Path, placeholders: Mapping[str, str], name: str) -> DatasetRecord:
+        """Register a user (editable, non-built-in) copy of a placeholder file such as the built-in identity
+        demo, with ``{{name}}``/``{{author}}`` filled from ``placeholders`` (missing keys: DEFAULT_PLACEHOLDERS).
+        ``name`` must be valid and free."""
+        values = {**DEFAULT_PLACEHOLDERS, **placeholders}
+        name = check_dataset_name(name)
+        self._check_name_free(name)
+        with self.work_dir(".upload-") as work:
+            return self._ingest(work, src, file_type(src.name), src.name, name,
+                                transform=lambda messages: fill_placeholders(messages, values))
+
     def rename(self, id: str, new_name: str) -> DatasetRecord:
         record = self.require(id)
         if record.builtin:

@@ -1,4 +1,5 @@
-"""/api/v1/datasets: upload, list, inspect, download, rename and delete datasets; LLaMA-Factory import/export.
+"""/api/v1/datasets: upload, list, inspect, download, rename and delete datasets; LLaMA-Factory import/export;
+a personalized copy of the identity demo.
 
 Routes are sync ``def`` (FastAPI runs them in its threadpool); uploads are streamed from ``UploadFile.file``
 to disk by the registry, never read whole into memory. The import route is ``async`` only to choose between
@@ -7,12 +8,14 @@ a multipart zip and a JSON body; its work runs in the threadpool too.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as FormFile
 
@@ -76,6 +79,28 @@ class DatasetRename(BaseModel):
     name: str
 
 
+IdentityText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class IdentityCreate(BaseModel):
+    name: IdentityText = Field(description="The assistant's name, filled in for {{name}}.", examples=["Ada"])
+    author: IdentityText = Field(description="Who made it, filled in for {{author}}.", examples=["Acme Labs"])
+    dataset_name: str | None = Field(None, description='Name of the new dataset; default "identity-<name slug>".')
+
+    @field_validator("name", "author")
+    @classmethod
+    def _no_braces(cls, value: str) -> str:
+        if "{{" in value or "}}" in value:
+            raise ValueError("must not contain '{{' or '}}'")
+        return value
+
+    def target_name(self) -> str:
+        if self.dataset_name and self.dataset_name.strip():
+            return self.dataset_name
+        slug = re.sub(r"\W+", "-", self.name.lower()).strip("-_")[:55]
+        return f"identity-{slug or 'assistant'}"
+
+
 class ImportPath(BaseModel):
     path: str = Field(description="A LLaMA-Factory data folder on the server, inside the import root "
                                   "($TUNESMITH_IMPORT_ROOT, default <home>/import); relative paths start there.")
@@ -129,6 +154,23 @@ def create_dataset(
     except _KNOWN_ERRORS as err:
         raise _http_error(err) from None
     return DatasetCreated(**DatasetPublic.of(record).model_dump(), duplicates_dropped=record.duplicates_dropped)
+
+
+@router.post("/identity", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic)
+def create_identity_dataset(body: IdentityCreate, registry: RegistryDep) -> DatasetPublic:
+    """A copy of the built-in identity demo with ``{{name}}``/``{{author}}`` filled in, as a normal dataset
+    (renamable, deletable). Fine-tune on it to give a model that name and maker."""
+    from backend.api.main import BUILTIN_DATASETS  # here, not at import time: main imports this module
+
+    src = Path(BUILTIN_DATASETS) / "identity.json"
+    if not src.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"the identity demo file {src} is missing from "
+                                                              "this installation.")
+    try:
+        record = registry.create_filled_copy(src, {"name": body.name, "author": body.author}, body.target_name())
+    except _KNOWN_ERRORS as err:
+        raise _http_error(err) from None
+    return DatasetPublic.of(record)
 
 
 _IMPORT_BODY = {"requestBody": {"required": True, "content": {
