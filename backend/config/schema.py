@@ -88,6 +88,11 @@ class RunConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass to save memory.")
+    packing: bool = Field(
+        True,
+        description="Padding-free batches: the batch's examples are concatenated into one row with per-example "
+        "position ids, so no compute is spent on padding and no token attends across examples.",
+    )
     train_on_prompt: bool = Field(False, description="Also compute the loss on prompt (system/user) tokens.")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many examples from each dataset.")
     val_size: float = Field(0.0, ge=0.0, lt=0.5, description="Share of examples held out for evaluation loss.")

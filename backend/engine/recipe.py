@@ -161,6 +161,7 @@ def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_
         max_length=config.cutoff_len,
         dataset_kwargs={"skip_prepare_dataset": True},  # already tokenized + labelled + truncated by data.py
         remove_unused_columns=False,
+        padding_free=config.packing,
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,
