@@ -71,7 +71,7 @@ def build_app(api_url: str) -> gr.Blocks:
         export_page.refresh.on(export_tab.select)
 
         # Poll the API only while the Runs tab is on screen.
-        for tab in (datasets_tab, train_tab, export_tab):
+        for tab in (datasets_tab, train_tab, export_tab, chat_tab):
             tab.select(lambda: gr.Timer(active=False), outputs=runs_page.timer, show_progress="hidden")
         runs_tab.select(lambda: gr.Timer(active=True), outputs=runs_page.timer, show_progress="hidden")
 

@@ -37,6 +37,7 @@ LABELS = {
     "max_grad_norm": "Max grad norm",
     "gradient_checkpointing": "Gradient checkpointing",
     "train_on_prompt": "Train on prompt",
+    "packing": "Padding-free packing",
     "max_samples": "Max samples per dataset",
     "val_size": "Validation share",
     "logging_steps": "Logging steps",
@@ -194,7 +195,7 @@ def build(client: TunesmithClient) -> TrainPage:
             for name in ("val_size", "max_samples", "save_steps"):
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Row():
-            for name in ("gradient_checkpointing", "train_on_prompt"):
+            for name in ("packing", "gradient_checkpointing", "train_on_prompt"):
                 fields[name] = schema_widget(RunConfig, name, name)
 
     with gr.Row(equal_height=True):
