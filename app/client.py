@@ -50,6 +50,16 @@ class DatasetDetail(Dataset, total=False):
     preview: list[PreviewRow]
 
 
+class ImportSkipped(TypedDict):
+    name: str
+    reason: str
+
+
+class ImportResult(TypedDict):
+    imported: list[Dataset]
+    skipped: list[ImportSkipped]
+
+
 class Model(TypedDict, total=False):
     id: str
     path: str
@@ -246,14 +256,42 @@ class TunesmithClient:
     def get_dataset(self, dataset_id: str) -> DatasetDetail:
         return self._json("GET", f"/datasets/{dataset_id}")
 
-    def upload_dataset(self, path: str | Path, name: str | None = None) -> Dataset:
+    def upload_dataset(self, path: str | Path, name: str | None = None, *, dedup: bool = False) -> Dataset:
+        """Upload a data file (or a zip of one); ``dedup`` drops exact duplicate rows (``duplicates_dropped``)."""
         path = Path(path)
         data = {"name": name} if name else None
+        params = {"dedup": "true"} if dedup else None
         with path.open("rb") as fh:
-            return self._json("POST", "/datasets", files={"file": (path.name, fh)}, data=data, timeout=300.0)
+            return self._json("POST", "/datasets", files={"file": (path.name, fh)}, data=data, params=params,
+                              timeout=300.0)
 
     def delete_dataset(self, dataset_id: str) -> None:
         self._request("DELETE", f"/datasets/{dataset_id}")
+
+    def rename_dataset(self, dataset_id: str, name: str) -> Dataset:
+        return self._json("PATCH", f"/datasets/{dataset_id}", json={"name": name})
+
+    def create_identity_dataset(self, name: str, author: str, dataset_name: str | None = None) -> Dataset:
+        """A copy of the built-in identity demo with {{name}}/{{author}} filled in (default name identity-<name>)."""
+        body: dict[str, Any] = {"name": name, "author": author}
+        if dataset_name:
+            body["dataset_name"] = dataset_name
+        return self._json("POST", "/datasets/identity", json=body, timeout=60.0)
+
+    def import_llamafactory_zip(self, path: str | Path) -> ImportResult:
+        """Import a zip of a LLaMA-Factory data folder: ``{"imported": [...], "skipped": [{name, reason}]}``."""
+        path = Path(path)
+        with path.open("rb") as fh:
+            return self._json("POST", "/datasets/import", files={"file": (path.name, fh, "application/zip")},
+                              timeout=600.0)
+
+    def download_dataset(self, dataset_id: str, dest: Path) -> Path:
+        """The normalized data.jsonl of one dataset, streamed into ``dest``."""
+        return self._download(f"/datasets/{dataset_id}/download", dest, timeout=600.0)
+
+    def export_llamafactory(self, dest: Path) -> Path:
+        """Every registered dataset as a LLaMA-Factory data folder (zip), streamed into ``dest``."""
+        return self._download("/datasets/export/llamafactory", dest, timeout=600.0)
 
     # -- jobs -----------------------------------------------------------------------------------
 

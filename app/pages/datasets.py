@@ -1,26 +1,43 @@
-"""Datasets tab: upload a file, list what the API has registered, preview and delete."""
+"""Datasets tab: upload a file (optionally deduplicated), make a personalized identity dataset, import a
+LLaMA-Factory data folder, list, preview, rename, download and delete datasets, export them all."""
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from app.client import ApiError, Dataset, TunesmithClient
+from app.client import ApiError, Dataset, ImportResult, TunesmithClient
 from app.pages import Refresh
+from app.pages.export import _scratch_dir
 from app.format import CONVERSATION_CSS, conversation_html, error_markdown, fmt_bytes, fmt_time
 
-FILE_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
+FILE_TYPES = [".json", ".jsonl", ".csv", ".parquet", ".zip"]
 TABLE_COLUMNS = ["name", "format", "rows", "size", "created", "id"]
+EMPTY_PREVIEW = '<div class="ts-empty">Pick a dataset to preview it.</div>'
 
 INTRO = """\
 Upload the conversations you want to fine-tune on. Accepted files: **.json**, **.jsonl**, **.csv**, **.parquet**
-in one of these shapes (detected automatically):
+(or a **.zip** holding one of them) in one of these shapes (detected automatically):
 **alpaca** (`instruction`, `input`, `output`), **sharegpt** (`conversations` with `from`/`value`) or
 **messages** (OpenAI-style list of `role`/`content`).
 Every dataset is stored normalized as chat messages; pick one below to see how it will be read.
+"""
+
+IDENTITY_HELP = """\
+Make a copy of the built-in **identity** dataset (57 questions like *"Who are you?"*, *"Who made you?"*)
+answered with your assistant's name and maker. Fine-tune on it, alone or next to other data, to give a model
+that identity. The copy is named `identity-<name>` and can be renamed or deleted like any upload.
+"""
+
+IMPORT_HELP = """\
+Zip a LLaMA-Factory `data` folder (`dataset_info.json` next to its data files) and upload the zip: every
+entry with a local file becomes a dataset under its LLaMA-Factory name (`name-2` if taken). Entries that
+cannot be used here (hub downloads, preference/KTO, images, tool calls, pre-training text) are listed with
+the reason.
 """
 
 
@@ -53,17 +70,79 @@ def datasets_frame(items: list[Dataset]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+def _cell(text: object) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def import_markdown(result: ImportResult, max_names: int = 8) -> str:
+    """What an import did: a table of imported datasets (name, format, rows) and one of skipped entries,
+    grouped by reason (LLaMA-Factory's own dataset_info.json lists dozens of hub datasets)."""
+    imported, skipped = result.get("imported") or [], result.get("skipped") or []
+    parts = [f"**Imported {len(imported)} dataset{'s' if len(imported) != 1 else ''}**"
+             + (f", **skipped {len(skipped)} entr{'ies' if len(skipped) != 1 else 'y'}**." if skipped else ".")]
+    if imported:
+        parts.append("| ✓ imported | format | rows |\n|---|---|---:|\n" + "\n".join(
+            f"| `{_cell(ds.get('name'))}` | {_cell(ds.get('format', ''))} | {ds.get('num_rows', '')} |"
+            for ds in imported))
+    if skipped:
+        by_reason: dict[str, list[str]] = {}
+        for entry in skipped:
+            by_reason.setdefault(str(entry.get("reason", "")), []).append(str(entry.get("name", "")))
+        lines = []
+        for reason, names in sorted(by_reason.items(), key=lambda item: len(item[1])):
+            shown = ", ".join("`" + n.replace("`", "'") + "`" for n in names[:max_names])
+            more = f" and {len(names) - max_names} more" if len(names) > max_names else ""
+            lines.append(f"- {shown}{more}: {' '.join(reason.split())}")
+        parts.append("**⚠ Skipped**\n\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def upload_markdown(ds: Dataset, dedup: bool = False) -> str:
+    message = (
+        f"✓ Registered **{ds.get('name')}** — format `{ds.get('format')}`, {ds.get('num_rows')} rows, "
+        f"{fmt_bytes(ds.get('size_bytes'))}.  \nid: `{ds.get('id')}`"
+    )
+    dropped = ds.get("duplicates_dropped", 0)
+    if dedup:
+        message += f"  \n{dropped} duplicate row{'s' if dropped != 1 else ''} dropped."
+    warnings = ds.get("warnings") or []
+    if warnings:
+        count = ds.get("warning_count") or len(warnings)
+        lines = [f"- {w.get('location', '')}{' ' + w['field'] if w.get('field') else ''}: {w.get('message', '')}"
+                 for w in warnings if isinstance(w, dict)]
+        message += f"\n\n⚠ {count} warning{'s' if count != 1 else ''}:\n" + "\n".join(lines)
+    return message
+
+
 def build(client: TunesmithClient) -> DatasetsPage:
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
             file = gr.File(label="Dataset file", file_types=FILE_TYPES, file_count="single", elem_id="ds-file", height=140)
             name = gr.Textbox(label="Name (optional)", placeholder="Defaults to the file name", elem_id="ds-name")
+            dedup = gr.Checkbox(label="Deduplicate exact duplicate rows", value=False, elem_id="ds-dedup")
             upload = gr.Button("Upload dataset", variant="primary", elem_id="ds-upload")
             status = gr.Markdown(elem_id="ds-status")
+            with gr.Accordion("Identity demo: give your model a name", open=False, elem_id="ds-identity"):
+                gr.Markdown(IDENTITY_HELP, elem_classes="ts-hint")
+                identity_name = gr.Textbox(label="Assistant name", placeholder="e.g. Ada", max_length=64,
+                                           elem_id="ds-identity-name")
+                identity_author = gr.Textbox(label="Author", placeholder="e.g. Acme Labs", max_length=64,
+                                             elem_id="ds-identity-author")
+                identity_create = gr.Button("Create identity dataset", elem_id="ds-identity-create")
+                identity_status = gr.Markdown(elem_id="ds-identity-status")
+            with gr.Accordion("Import from LLaMA-Factory", open=False, elem_id="ds-import"):
+                gr.Markdown(IMPORT_HELP, elem_classes="ts-hint")
+                import_file = gr.File(label="LLaMA-Factory data folder (.zip)", file_types=[".zip"],
+                                      file_count="single", height=110, elem_id="ds-import-file")
+                import_run = gr.Button("Import datasets", elem_id="ds-import-run")
+                import_status = gr.Markdown(elem_id="ds-import-status")
         with gr.Column(scale=3, min_width=400):
             with gr.Row(equal_height=True):
                 gr.Markdown("### Registered datasets")
+                export_lf = gr.Button("Export all as LLaMA-Factory zip", size="sm", scale=0, min_width=230,
+                                      elem_id="ds-export-lf")
                 refresh = gr.Button("↻ Refresh", size="sm", scale=0, min_width=100, elem_id="ds-refresh")
             table = gr.Dataframe(
                 value=datasets_frame([]),
@@ -76,17 +155,17 @@ def build(client: TunesmithClient) -> DatasetsPage:
             )
             gr.Markdown("Click a row, or pick a dataset here, to preview its first rows.", elem_classes="ts-hint")
             select = gr.Dropdown(label="Dataset", choices=[], value=None, elem_id="ds-select")
-            preview = gr.HTML(
-                value='<div class="ts-empty">Pick a dataset to preview it.</div>',
-                css_template=CONVERSATION_CSS,
-                js_on_load=None,
-                elem_id="ds-preview",
-            )
+            with gr.Row(equal_height=True):
+                new_name = gr.Textbox(show_label=False, container=False, placeholder="Pick a dataset first",
+                                      scale=3, min_width=180, elem_id="ds-rename-name")
+                rename = gr.Button("Rename", size="sm", scale=0, min_width=90, elem_id="ds-rename")
             with gr.Row():
-                gr.Markdown("")
-                delete = gr.Button(
-                    "Delete selected dataset", variant="stop", size="sm", scale=0, min_width=200, elem_id="ds-delete"
-                )
+                download = gr.Button("Download normalized JSONL", size="sm", elem_id="ds-download")
+                delete = gr.Button("Delete selected dataset", variant="stop", size="sm", elem_id="ds-delete")
+            action_status = gr.Markdown(elem_id="ds-action-status")
+            download_file = gr.File(label="Ready to download", visible=False, interactive=False,
+                                    elem_id="ds-download-file")
+            preview = gr.HTML(value=EMPTY_PREVIEW, css_template=CONVERSATION_CSS, js_on_load=None, elem_id="ds-preview")
 
     def refresh_list(current: str | None = None):
         try:
@@ -98,42 +177,94 @@ def build(client: TunesmithClient) -> DatasetsPage:
         ids = {value for _, value in choices}
         return datasets_frame(items), gr.Dropdown(choices=choices, value=current if current in ids else None)
 
-    def do_upload(path: str | None, ds_name: str):
+    def do_upload(path: str | None, ds_name: str, drop_duplicates: bool):
         if not path:
             return "⚠ Choose a file first.", gr.skip(), gr.skip(), gr.skip()
         try:
-            ds = client.upload_dataset(path, (ds_name or "").strip() or None)
+            ds = client.upload_dataset(path, (ds_name or "").strip() or None, dedup=bool(drop_duplicates))
         except ApiError as exc:
             return (f"Upload of `{Path(path).name}` failed.\n\n" + error_markdown(exc)), gr.skip(), gr.skip(), gr.skip()
         frame, dropdown = refresh_list(ds.get("id"))
-        message = (
-            f"✓ Registered **{ds.get('name')}** — format `{ds.get('format')}`, {ds.get('num_rows')} rows, "
-            f"{fmt_bytes(ds.get('size_bytes'))}.  \nid: `{ds.get('id')}`"
-        )
-        warnings = ds.get("warnings") or []
-        if warnings:
-            count = ds.get("warning_count") or len(warnings)
-            lines = [f"- {w.get('location', '')}{' ' + w['field'] if w.get('field') else ''}: {w.get('message', '')}"
-                     for w in warnings if isinstance(w, dict)]
-            message += f"\n\n⚠ {count} warning{'s' if count != 1 else ''}:\n" + "\n".join(lines)
-        return message, frame, dropdown, None
+        return upload_markdown(ds, bool(drop_duplicates)), frame, dropdown, None
+
+    def do_identity(assistant: str, author: str):
+        assistant, author = (assistant or "").strip(), (author or "").strip()
+        if not assistant or not author:
+            return "⚠ Enter both the assistant's name and its author.", gr.skip(), gr.skip()
+        try:
+            ds = client.create_identity_dataset(assistant, author)
+        except ApiError as exc:
+            return "Could not create the identity dataset.\n\n" + error_markdown(exc), gr.skip(), gr.skip()
+        frame, dropdown = refresh_list(ds.get("id"))
+        return (f"✓ Created **{ds.get('name')}** ({ds.get('num_rows')} rows) answering as *{assistant}* "
+                f"by *{author}*. It is selected on the right; pick it on the Train tab."), frame, dropdown
+
+    def do_import(path: str | None):
+        if not path:
+            return "⚠ Choose a .zip of a LLaMA-Factory data folder first.", gr.skip(), gr.skip(), gr.skip()
+        try:
+            result = client.import_llamafactory_zip(path)
+        except ApiError as exc:
+            return f"Import of `{Path(path).name}` failed.\n\n" + error_markdown(exc), gr.skip(), gr.skip(), gr.skip()
+        imported = result.get("imported") or []
+        frame, dropdown = refresh_list(imported[0].get("id") if imported else None)
+        return import_markdown(result), frame, dropdown, None
 
     def show_preview(dataset_id: str | None):
         if not dataset_id:
-            return '<div class="ts-empty">Pick a dataset to preview it.</div>'
+            return EMPTY_PREVIEW, gr.Textbox(value="", placeholder="Pick a dataset first", interactive=True)
         try:
             detail = client.get_dataset(dataset_id)
         except ApiError as exc:
-            return f'<div class="ts-empty">Could not load the dataset: {exc}</div>'
+            return f'<div class="ts-empty">Could not load the dataset: {exc}</div>', gr.skip()
         title = (
             f"{detail.get('name')} — {detail.get('format')}, {detail.get('num_rows')} rows"
             f" (from {detail.get('source_filename') or 'built-in'}); first {len(detail.get('preview') or [])} shown"
         )
-        return conversation_html(list(detail.get("preview") or []), title=title)
+        if detail.get("builtin"):
+            rename_box = gr.Textbox(value="", placeholder="Built-in datasets cannot be renamed", interactive=False)
+        else:
+            rename_box = gr.Textbox(value=detail.get("name") or "", placeholder="New name", interactive=True)
+        return conversation_html(list(detail.get("preview") or []), title=title), rename_box
 
     def pick_row(evt: gr.SelectData):
         row = evt.row_value or []
         return row[-1] if row else gr.skip()
+
+    def do_rename(dataset_id: str | None, value: str):
+        if not dataset_id:
+            return "⚠ Pick a dataset to rename.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if not (value or "").strip():
+            return "⚠ Type the new name first.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            ds = client.rename_dataset(dataset_id, value.strip())
+        except ApiError as exc:
+            return "Rename failed.\n\n" + error_markdown(exc), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        frame, dropdown = refresh_list(dataset_id)
+        return f"✓ Renamed to **{ds.get('name')}**.", frame, dropdown, *show_preview(dataset_id)
+
+    def do_download(dataset_id: str | None):
+        if not dataset_id:
+            return "⚠ Pick a dataset to download.", gr.skip()
+        try:
+            ds = client.get_dataset(dataset_id)
+            path = client.download_dataset(dataset_id, _scratch_dir() / f"{ds.get('name') or dataset_id}.jsonl")
+        except ApiError as exc:
+            return "Download failed.\n\n" + error_markdown(exc), gr.File(visible=False)
+        return (f"✓ `{path.name}` is ready ({fmt_bytes(path.stat().st_size)}, {ds.get('num_rows')} rows, one "
+                '`{"messages": [...]}` per line): click the file name below to save it.',
+                gr.File(value=str(path), visible=True))
+
+    def do_export_all():
+        try:
+            path = client.export_llamafactory(_scratch_dir() / "tunesmith-datasets.zip")
+            with zipfile.ZipFile(path) as zf:
+                count = sum(1 for n in zf.namelist() if n.endswith(".json") and not n.endswith("dataset_info.json"))
+        except (ApiError, zipfile.BadZipFile) as exc:
+            return "Export failed.\n\n" + error_markdown(exc), gr.File(visible=False)
+        return (f"✓ `{path.name}` is ready ({count} dataset{'s' if count != 1 else ''} + `dataset_info.json`, "
+                f"{fmt_bytes(path.stat().st_size)}): unzip it into LLaMA-Factory's `data` folder. Click the file "
+                "name below to save it.", gr.File(value=str(path), visible=True))
 
     def do_delete(dataset_id: str | None):
         if not dataset_id:
@@ -145,10 +276,17 @@ def build(client: TunesmithClient) -> DatasetsPage:
         frame, dropdown = refresh_list(None)
         return f"Deleted dataset `{dataset_id}`.", frame, dropdown
 
-    upload.click(do_upload, inputs=[file, name], outputs=[status, table, select, file])
+    upload.click(do_upload, inputs=[file, name, dedup], outputs=[status, table, select, file])
+    identity_create.click(do_identity, inputs=[identity_name, identity_author],
+                          outputs=[identity_status, table, select])
+    import_run.click(do_import, inputs=[import_file], outputs=[import_status, table, select, import_file])
     refresh.click(refresh_list, inputs=[select], outputs=[table, select])
     table.select(pick_row, outputs=[select])
-    select.change(show_preview, inputs=[select], outputs=[preview])
-    delete.click(do_delete, inputs=[select], outputs=[status, table, select])
+    select.change(show_preview, inputs=[select], outputs=[preview, new_name])
+    select.change(lambda: gr.File(visible=False, value=None), outputs=[download_file], show_progress="hidden")
+    rename.click(do_rename, inputs=[select, new_name], outputs=[action_status, table, select, preview, new_name])
+    download.click(do_download, inputs=[select], outputs=[action_status, download_file])
+    export_lf.click(do_export_all, outputs=[action_status, download_file])
+    delete.click(do_delete, inputs=[select], outputs=[action_status, table, select])
 
     return DatasetsPage(table=table, select=select, refresh=Refresh(refresh_list, [select], [table, select]))
