@@ -156,7 +156,7 @@ def build(client: TunesmithClient) -> DatasetsPage:
             gr.Markdown("Click a row, or pick a dataset here, to preview its first rows.", elem_classes="ts-hint")
             select = gr.Dropdown(label="Dataset", choices=[], value=None, elem_id="ds-select")
             with gr.Row(equal_height=True):
-                new_name = gr.Textbox(show_label=False, container=False, placeholder="Pick a dataset first",
+                new_name = gr.Textbox(label="Rename the selected dataset to", placeholder="Pick a dataset first",
                                       scale=3, min_width=180, elem_id="ds-rename-name")
                 rename = gr.Button("Rename", size="sm", scale=0, min_width=90, elem_id="ds-rename")
             with gr.Row():

@@ -176,6 +176,13 @@ def test_upload_train_watch_export(studio: str, chromium_path: Path, tmp_path: P
             datasets = {d["name"]: d for d in api.get("/datasets").json()["data"]}
             assert datasets[DATASET_NAME]["num_rows"] == 16
             _shot(page, "e2e-datasets.png")
+            # a personalized copy of the identity demo
+            page.locator("#ds-identity").get_by_text("Identity demo").click()
+            _fill(page, "ds-identity-name", "Ada")
+            _fill(page, "ds-identity-author", "Acme Labs")
+            page.click("#ds-identity-create")
+            expect(page.locator("#ds-identity-status")).to_contain_text("identity-ada", timeout=30_000)
+            expect(page.locator("#ds-preview")).to_contain_text("I am Ada, an AI assistant developed by Acme Labs")
 
             # -- Train: tiny model + that dataset + LoRA, 6 steps ------------------------------------
             page.get_by_role("tab", name="Train").click()

@@ -1,0 +1,156 @@
+"""The UI client's dataset methods against a real API (uvicorn in a thread on a free port, no runner), and the
+Datasets page's pure formatting helpers."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+uvicorn = pytest.importorskip("uvicorn")
+
+from app.client import ApiError, TunesmithClient  # noqa: E402
+from app.pages.datasets import import_markdown, upload_markdown  # noqa: E402
+from backend.api.main import create_app  # noqa: E402
+from backend.settings import Settings  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    app = create_app(Settings.from_env(tmp_path_factory.mktemp("ui") / "home"), start_runner=False)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start within 30 s"
+        time.sleep(0.05)
+    api = TunesmithClient(f"http://127.0.0.1:{port}/api/v1", timeout=30)
+    try:
+        yield api
+    finally:
+        api.close()
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def test_identity_dataset_is_created_filled_in_and_clashes_are_readable(client):
+    ds = client.create_identity_dataset("Ada", "Acme Labs")
+    assert (ds["name"], ds["builtin"], ds["num_rows"]) == ("identity-ada", False, 57)
+    preview = json.dumps(client.get_dataset(ds["id"])["preview"])
+    assert "Ada" in preview and "Acme Labs" in preview and "{{" not in preview
+
+    with pytest.raises(ApiError) as clash:
+        client.create_identity_dataset("ada", "Someone")
+    assert clash.value.status_code == 409 and "identity-ada" in str(clash.value)
+    named = client.create_identity_dataset("ada", "Someone", dataset_name="ada-2")
+    assert named["name"] == "ada-2"
+
+    with pytest.raises(ApiError) as invalid:
+        client.create_identity_dataset("x" * 65, "Acme")
+    assert invalid.value.status_code == 422 and any(d.startswith("name") for d in invalid.value.details)
+
+
+def test_upload_with_dedup_then_rename_and_download(client, tmp_path):
+    rows = [{"instruction": "Hi", "input": "", "output": "Hello"}] * 3 + [
+        {"instruction": "Bye", "input": "", "output": "Goodbye"}]
+    src = _write(tmp_path / "dupes.json", rows)
+    kept = client.upload_dataset(src, "with-dupes")
+    assert kept["num_rows"] == 4
+    ds = client.upload_dataset(src, "no-dupes", dedup=True)
+    assert (ds["num_rows"], ds["duplicates_dropped"]) == (2, 2)
+    assert "2 duplicate rows dropped" in upload_markdown(ds, dedup=True)
+    assert "dropped" not in upload_markdown(kept) and "2 warnings" in upload_markdown(kept)
+
+    renamed = client.rename_dataset(ds["id"], "deduped")
+    assert renamed["name"] == "deduped" and client.get_dataset(ds["id"])["name"] == "deduped"
+    with pytest.raises(ApiError) as taken:
+        client.rename_dataset(ds["id"], "with-dupes")
+    assert taken.value.status_code == 409
+    with pytest.raises(ApiError) as builtin:
+        client.rename_dataset("identity", "mine")
+    assert builtin.value.status_code == 409 and "built-in" in str(builtin.value)
+
+    path = client.download_dataset(ds["id"], tmp_path / "out" / "deduped.jsonl")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [row["messages"][0]["content"] for row in lines] == ["Hi", "Bye"]
+    assert not list((tmp_path / "out").glob("*.part"))
+    with pytest.raises(ApiError) as missing:
+        client.download_dataset("ds_0000000000", tmp_path / "out" / "missing.jsonl")
+    assert missing.value.status_code == 404 and not (tmp_path / "out" / "missing.jsonl").exists()
+
+
+def test_llamafactory_zip_import_and_export_round_trip(client, tmp_path):
+    rows = [{"instruction": f"Q{i}", "input": "", "output": f"A{i}"} for i in range(3)]
+    info = {
+        "lf_local": {"file_name": "local.json"},
+        "lf_remote": {"hf_hub_url": "someone/something"},
+        "lf_pairs": {"file_name": "local.json", "ranking": True},
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data/dataset_info.json", json.dumps(info))
+        zf.writestr("data/local.json", json.dumps(rows))
+    src = tmp_path / "lf.zip"
+    src.write_bytes(buf.getvalue())
+
+    result = client.import_llamafactory_zip(src)
+    assert [(d["name"], d["num_rows"]) for d in result["imported"]] == [("lf_local", 3)]
+    assert {s["name"] for s in result["skipped"]} == {"lf_remote", "lf_pairs"}
+    text = import_markdown(result)
+    assert "Imported 1 dataset**" in text and "skipped 2 entries" in text
+    assert "`lf_local`" in text and "`lf_remote`" in text and "remote" in text
+
+    exported = client.export_llamafactory(tmp_path / "export" / "all.zip")
+    with zipfile.ZipFile(exported) as zf:
+        names = set(zf.namelist())
+        assert any(n.endswith("dataset_info.json") for n in names)
+        assert any(n.endswith("lf_local.json") for n in names)
+
+    again = client.import_llamafactory_zip(exported)
+    assert "lf_local-2" in {d["name"] for d in again["imported"]} and not again["skipped"]
+
+    bad = tmp_path / "not-a.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ApiError) as err:
+        client.import_llamafactory_zip(bad)
+    assert err.value.status_code == 422
+
+
+def test_import_markdown_groups_skipped_entries_by_reason():
+    skipped = [{"name": f"hub_{i}", "reason": "remote datasets are not fetched"} for i in range(12)]
+    skipped.append({"name": "pairs", "reason": "preference data"})
+    text = import_markdown({"imported": [], "skipped": skipped}, max_names=8)
+    assert "Imported 0 datasets**" in text and "skipped 13 entries" in text
+    assert text.count("remote datasets are not fetched") == 1 and "and 4 more" in text
+    assert text.index("`pairs`") < text.index("`hub_0`")  # rarest reasons first
+
+
+def test_datasets_page_has_stable_elem_ids():
+    from app.main import build_app
+
+    demo = build_app("http://127.0.0.1:9/api/v1")  # nothing is fetched while building
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    needed = {"ds-identity-name", "ds-identity-author", "ds-identity-create", "ds-identity-status", "ds-import-file",
+              "ds-import-run", "ds-import-status", "ds-dedup", "ds-download", "ds-export-lf", "ds-download-file",
+              "ds-rename-name", "ds-rename", "ds-action-status", "ds-delete"}
+    assert needed <= ids, sorted(needed - ids)
