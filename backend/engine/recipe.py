@@ -158,7 +158,7 @@ def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_
         eval_steps=0.2 if has_eval else None,
         seed=config.seed,
         data_seed=config.seed,
-        max_length=config.cutoff_len,
+        max_length=None,  # data.py already truncated every example to cutoff_len
         dataset_kwargs={"skip_prepare_dataset": True},  # already tokenized + labelled + truncated by data.py
         remove_unused_columns=False,
         padding_free=config.packing,
