@@ -29,6 +29,7 @@ from backend.datasets.readers import FILE_TYPES
 from backend.datasets.registry import DatasetRecord, DatasetRegistry
 from backend.datasets.validate import NormalizeOptions
 from backend.settings import Settings
+from backend.zipstream import ChunkSink
 
 INFO_FILE = "dataset_info.json"
 REMOTE_KEYS = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
@@ -190,26 +191,6 @@ def _info_folder(members: list, filename: str) -> PurePosixPath:
 
 
 # ---- export -----------------------------------------------------------------------------------------------
-class _Sink:
-    """A write-only, unseekable stream for zipfile: the bytes written since the last ``take``."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self._chunks.append(bytes(data))
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data, self._chunks, self.size = b"".join(self._chunks), [], 0
-        return data
-
-
 def iter_export_zip(records: list[DatasetRecord], chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """A zip of ``records`` in LLaMA-Factory's layout, produced piece by piece (nothing held whole in memory).
 
@@ -218,7 +199,7 @@ def iter_export_zip(records: list[DatasetRecord], chunk_size: int = 1 << 20) -> 
     """
     import zipfile
 
-    sink = _Sink()
+    sink = ChunkSink()
     info: dict[str, dict] = {}
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for record in records:
@@ -231,11 +212,11 @@ def iter_export_zip(records: list[DatasetRecord], chunk_size: int = 1 << 20) -> 
                 dest.write(b"[\n")
                 for number, line in enumerate(source):
                     dest.write((b",\n" if number else b"") + line.rstrip(b"\n"))
-                    if sink.size >= chunk_size:
-                        yield sink.take()
+                    if sink.pending >= chunk_size:
+                        yield sink.drain()
                 dest.write(b"\n]\n")
             info[record.name] = {"file_name": file_name, **EXPORT_ENTRY}
-            yield sink.take()
+            yield sink.drain()
         archive.writestr(INFO_FILE, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
-    yield sink.take()
+    yield sink.drain()
 

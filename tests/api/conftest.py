@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,6 +35,21 @@ def client(settings):
     app = create_app(settings)
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Settings:
+    """Settings for API tests that need no training runner (datasets, imports)."""
+    monkeypatch.delenv("TUNESMITH_IMPORT_ROOT", raising=False)
+    return Settings.from_env(tmp_path / "home")
+
+
+@pytest.fixture
+def api(home):
+    app = create_app(home, start_runner=False)
+    with TestClient(app) as client:
+        client.app_state = app.state
+        yield client
 
 
 def wait_for_state(client, job_id, states, timeout=240):

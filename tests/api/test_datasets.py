@@ -15,19 +15,6 @@ PUBLIC_FIELDS = {"id", "name", "format", "num_rows", "size_bytes", "created_at",
 ROWS = [{"instruction": f"Spell {w}", "input": "", "output": "-".join(w)} for w in ("cat", "dog", "owl")]
 
 
-@pytest.fixture
-def home(tmp_path) -> Settings:
-    return Settings.from_env(tmp_path / "home")
-
-
-@pytest.fixture
-def api(home):
-    app = create_app(home, start_runner=False)
-    with TestClient(app) as client:
-        client.app_state = app.state
-        yield client
-
-
 def upload(api, filename, content, name=None):
     data = {"name": name} if name else None
     return api.post(URL, files={"file": (filename, content, "application/octet-stream")}, data=data)

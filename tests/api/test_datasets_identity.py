@@ -3,19 +3,10 @@
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
-from backend.api.main import BUILTIN_DATASETS, create_app
-from backend.settings import Settings
+from backend.api.main import BUILTIN_DATASETS
 
 URL = "/api/v1/datasets/identity"
-
-
-@pytest.fixture
-def api(tmp_path):
-    app = create_app(Settings.from_env(tmp_path / "home"), start_runner=False)
-    with TestClient(app) as client:
-        yield client
 
 
 def test_identity_copy_is_filled_in_and_editable(api):

@@ -18,20 +18,6 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/ll
 ROWS = [{"instruction": f"Spell {w}", "input": "", "output": "-".join(w)} for w in ("cat", "dog", "owl")]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Settings:
-    monkeypatch.delenv("TUNESMITH_IMPORT_ROOT", raising=False)
-    return Settings.from_env(tmp_path / "home")
-
-
-@pytest.fixture
-def api(home):
-    app = create_app(home, start_runner=False)
-    with TestClient(app) as client:
-        client.app_state = app.state
-        yield client
-
-
 def zip_bytes(files: dict[str, bytes | str]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -1,13 +1,11 @@
 """The job runner's state machine, with small real child processes standing in for the engine."""
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from backend.jobs.runner import JobRunner, kill_process_group, pid_alive
 from backend.jobs.store import JobRow, JobStore, utc_now

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import JobsDep
 from backend.api.schemas import MergePublic
-from backend.jobs.archive import iter_zip
+from backend.zipstream import iter_zip
 from backend.jobs.service import JobNotFound, JobStateConflict, MergeFailed
 
 router = APIRouter(prefix="/jobs", tags=["exports"])

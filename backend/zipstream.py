@@ -9,7 +9,7 @@ from typing import Iterator
 CHUNK = 1024 * 1024
 
 
-class _ChunkSink:
+class ChunkSink:
     """A write-only, non-seekable file object that collects bytes for the generator to hand out."""
 
     def __init__(self) -> None:
@@ -24,6 +24,11 @@ class _ChunkSink:
     def tell(self) -> int:
         return self._offset
 
+    @property
+    def pending(self) -> int:
+        """Bytes written since the last :meth:`drain`."""
+        return sum(len(p) for p in self._parts)
+
     def flush(self) -> None:
         pass
 
@@ -36,7 +41,7 @@ class _ChunkSink:
 def iter_zip(directory: Path, prefix: str) -> Iterator[bytes]:
     """Yield a zip of every file under ``directory``, stored under ``prefix/`` in the archive."""
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
-    sink = _ChunkSink()
+    sink = ChunkSink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
         for path in files:
             arcname = f"{prefix}/{path.relative_to(directory).as_posix()}"
