@@ -57,7 +57,7 @@ def run_ours(model_dir: Path, home: Path, overrides: dict) -> dict:
     run_dir = Path(final.run_dir)
     events = [e for e in iter_jsonl(run_dir / "events.jsonl") if "loss" in e]
     result = json.loads((run_dir / "result.json").read_text())
-    tokens = real_tokens(model_dir, registry.get("identity").path, config)
+    tokens = real_tokens(model_dir, str(registry.get("identity").path), config)
     train_s = events[-1]["time"] - events[0]["time"] if len(events) > 1 else float("nan")
     steps = len(events)
     return {
@@ -134,15 +134,13 @@ def main() -> int:
             rows["ours"] = run_ours(args.model, Path(tmp) / "home", overrides)
             print("ours", json.dumps(rows["ours"]), flush=True)
         if not args.skip_baseline:
-            data_path = str(next((Path(tmp) / "home" / "datasets").glob("*/data.jsonl"), "")) if rows else None
-            if not data_path:
-                from backend.datasets.registry import DatasetRegistry
+            from backend.datasets.registry import DatasetRegistry
 
-                settings = Settings.from_env(Path(tmp) / "home")
-                settings.ensure_dirs()
-                registry = DatasetRegistry(settings)
-                registry.register_builtin(REPO / "datasets")
-                data_path = str(registry.get("identity").path)
+            settings = Settings.from_env(Path(tmp) / "home")
+            settings.ensure_dirs()
+            registry = DatasetRegistry(settings)
+            registry.register_builtin(REPO / "datasets")
+            data_path = str(registry.get("identity").path)
             rows["baseline"] = run_baseline(args.model, data_path, config, Path(tmp) / "baseline")
             print("baseline", json.dumps(rows["baseline"]), flush=True)
     print(f"\n{time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores")
