@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from backend.config.distributed import DistributedConfig
+
 ComputeType = Literal["auto", "bf16", "fp16", "fp32"]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup"]
 
@@ -101,6 +103,9 @@ class RunConfig(_Strict):
         100, ge=1, description="Save a resumable checkpoint every N steps (the last 2 are kept; None = never)."
     )
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Processes, GPUs, machines and the DDP / DeepSpeed ZeRO / FSDP backend."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from backend.config.schema import RunConfig
+from backend.engine.distributed import ACCELERATE_FILE, effective_backend, total_processes
 
 
 def accelerate_mixed_precision(config: RunConfig, has_cuda: bool) -> str:
@@ -30,22 +31,34 @@ def build_launch_command(
 ) -> list[str]:
     """argv for ``accelerate launch ... -m backend.engine train --run-dir RUN_DIR``.
 
-    One process per GPU in ``gpus``; with no GPUs the run is a single CPU process.
+    ``gpus`` are the GPUs the job was given (see ``backend.engine.distributed.select_gpus``); processes follow
+    ``config.distributed`` (default: one per GPU, one CPU process without GPUs). DeepSpeed and FSDP runs read
+    ``RUN_DIR/accelerate.yaml`` (written by ``write_launch_files``); plain DDP and single runs need only flags.
+    Several CPU processes are started like several GPU ones (``--multi_gpu``: torchrun spawns them; the engine
+    sees no CUDA and accelerate joins them over gloo): ``--cpu`` would start only one process.
+    ``main_process_port`` overrides ``config.distributed.main_process_port``.
     """
+    dist = config.distributed
+    total = total_processes(dist, gpus)
+    uses_config_file = effective_backend(dist, gpus) in ("deepspeed", "fsdp")
     argv = [python, "-m", "accelerate.commands.launch"]
+    if uses_config_file:
+        argv += ["--config_file", str(Path(run_dir) / ACCELERATE_FILE)]
+    argv += ["--num_processes", str(total)]
     if gpus:
-        argv += [
-            "--num_processes", str(len(gpus)),
-            "--gpu_ids", ",".join(str(g) for g in gpus),
-        ]
-        if len(gpus) > 1:
+        argv += ["--gpu_ids", ",".join(str(g) for g in gpus)]
+    if not uses_config_file:  # the config file names the distributed type itself; a flag would override it
+        if total > 1:
             argv += ["--multi_gpu"]
-            if main_process_port is not None:
-                argv += ["--main_process_port", str(main_process_port)]
-    else:
-        argv += ["--cpu", "--num_processes", "1"]
+        elif not gpus:
+            argv += ["--cpu"]
+    argv += ["--num_machines", str(dist.num_machines)]
+    if dist.num_machines > 1:
+        argv += ["--machine_rank", str(dist.machine_rank), "--main_process_ip", str(dist.main_process_ip)]
+    port = main_process_port if main_process_port is not None else dist.main_process_port
+    if port is not None and total > 1:
+        argv += ["--main_process_port", str(port)]
     argv += [
-        "--num_machines", "1",
         "--mixed_precision", accelerate_mixed_precision(config, has_cuda=bool(gpus)),
         "--dynamo_backend", "no",
         "-m", "backend.engine", "train",
