@@ -310,6 +310,11 @@ class TunesmithClient:
             body["name"] = name
         return self._json("POST", "/jobs", json=body)
 
+    def preview_job(self, config: dict[str, Any]) -> dict[str, Any]:
+        """What submitting ``config`` would launch, creating nothing: ``{"argv": [...], "files": {name: text}}``
+        (``accelerate.yaml`` / ``deepspeed.json`` for DeepSpeed and FSDP runs)."""
+        return self._json("POST", "/jobs/preview", json=dict(config))
+
     def list_jobs(self) -> list[Job]:
         return self._list("/jobs")
 

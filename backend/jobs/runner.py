@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,8 +19,10 @@ from typing import Callable, Protocol
 
 import backend
 from backend.config import rundir
+from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
-from backend.engine.launch import build_launch_command
+from backend.engine.distributed import render_launch_files, select_gpus, total_processes, write_launch_files
+from backend.engine.launch import accelerate_mixed_precision, build_launch_command
 from backend.fsio import atomic_write_json
 from backend.jobs.gpus import detect_gpus
 from backend.jobs.outcome import read_outcome
@@ -50,12 +53,40 @@ def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for the rendezvous of a multi-process job on this machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_plan(config: RunConfig, run_dir: Path, gpus: list[int],
+                main_process_port: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, launch file name -> text) of a job: what spawn_training runs and the preview shows."""
+    files = render_launch_files(config, run_dir, gpus, accelerate_mixed_precision(config, has_cuda=bool(gpus)))
+    argv = build_launch_command(config, run_dir, gpus=gpus, python=sys.executable, main_process_port=main_process_port)
+    return argv, files
+
+
+def job_gpus(job: JobRow, available: list[int]) -> list[int]:
+    """The GPUs a job gets: its ``distributed.gpus`` when set, else all available, cut to ``num_processes``."""
+    return select_gpus(DistributedConfig.model_validate(job.config.get("distributed") or {}), available)
+
+
 def spawn_training(job: JobRow, gpus: list[int]) -> subprocess.Popen:
-    """Start ``accelerate launch ... -m backend.engine train`` for a job, in its own process group."""
+    """Write the launch files, then start ``accelerate launch ... -m backend.engine train`` for a job, in its
+    own process group."""
     run_dir = Path(job.run_dir)
-    argv = build_launch_command(RunConfig.model_validate(job.config), run_dir, gpus=gpus, python=sys.executable)
+    config = RunConfig.model_validate(job.config)
+    dist = config.distributed
+    port = None
+    if dist.main_process_port is None and dist.num_machines == 1 and total_processes(dist, gpus) > 1:
+        port = free_port()  # not accelerate's fixed 29500: two multi-process jobs must not share a rendezvous
+    written = write_launch_files(run_dir, config, gpus)
+    argv, _ = launch_plan(config, run_dir, gpus, main_process_port=port)
     env = engine_env({"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))} if gpus else {"CUDA_VISIBLE_DEVICES": ""})
-    atomic_write_json(run_dir / rundir.LAUNCH_FILE, {"argv": argv, "gpus": gpus, "cwd": str(PROJECT_ROOT)})
+    atomic_write_json(run_dir / rundir.LAUNCH_FILE, {"argv": argv, "gpus": gpus, "cwd": str(PROJECT_ROOT),
+                                                     "files": sorted(written)})
     log_fh = open(run_dir / rundir.LOG_FILE, "ab")
     try:
         return subprocess.Popen(
@@ -161,7 +192,7 @@ class JobRunner:
                     break
 
     def _launch(self, job: JobRow) -> bool:
-        gpus = self.gpu_probe()
+        gpus = job_gpus(job, self.gpu_probe())  # recorded on the row below
         if not self.store.update(job.id, expect_state=("queued",), state="running", started_at=utc_now(), gpus=gpus):
             return True  # cancelled meanwhile; look at the next one
         try:

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 
 from backend.api.deps import JobsDep
 from backend.config.schema import RunConfig
 from backend.api.schemas import JobCreate, JobPublic, JobsPublic, LogsPublic, MetricsPublic, job_to_public
+from backend.engine.distributed import select_gpus
+from backend.jobs.runner import launch_plan
 from backend.jobs.service import JobConfigError, JobNotFound, JobStateConflict
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -27,6 +30,26 @@ def create_job(body: JobCreate, jobs: JobsDep) -> JobPublic:
     except JobConfigError as exc:
         raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.message, "type": "value_error"}]) from None
     return job_to_public(job)
+
+
+class LaunchPreview(BaseModel):
+    argv: list[str] = Field(description="The command the runner would start (never through a shell).")
+    files: dict[str, str] = Field(description="Launch files it would write into the run dir, name -> text: "
+                                  "accelerate.yaml (DeepSpeed/FSDP) and deepspeed.json (DeepSpeed); empty otherwise.")
+
+
+@router.post("/preview", response_model=LaunchPreview)
+def preview_job(body: JobCreate, jobs: JobsDep) -> LaunchPreview:
+    """The launch command and files a job with this config would get here; creates nothing (no run dir, no row).
+    The run dir shows as ``<job_id>``; a multi-process job gets a free rendezvous port when it starts."""
+    config = RunConfig.model_validate(body.model_dump(exclude={"name"}))
+    try:
+        resolved = jobs.resolve(config, "preview")
+    except JobConfigError as exc:
+        raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.message, "type": "value_error"}]) from None
+    gpus = select_gpus(resolved.config.distributed, jobs.runner.gpu_probe())
+    argv, files = launch_plan(resolved.config, jobs.settings.runs_dir / "<job_id>", gpus)
+    return LaunchPreview(argv=argv, files=files)
 
 
 @router.get("", response_model=JobsPublic)
