@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.config.distributed import DistributedConfig
 
 ComputeType = Literal["auto", "bf16", "fp16", "fp32"]
-Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup"]
+Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "warmup_stable_decay"]
+Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor"]
+Attention = Literal["auto", "flash_attention_2", "sdpa", "eager"]
+Stage = Literal["sft", "pt"]
+Switch = Literal["auto", "on", "off"]
 
 _FLAT_PREFIXES = {"lora_": "", "qlora_": "", "freeze_": ""}
 
@@ -39,6 +43,14 @@ class FreezeMethod(_Strict):
 
     name: Literal["freeze"] = "freeze"
     trainable_layers: int = Field(2, ge=1, le=1024, description="How many of the last decoder layers to train.")
+    trainable_modules: list[str] | None = Field(
+        None,
+        description='Train only these parts of the last layers, e.g. ["mlp"] or ["self_attn"]; empty = the whole layers.',
+    )
+    extra_modules: list[str] = Field(
+        default_factory=list,
+        description='Modules outside the decoder layers that train too, e.g. ["embed_tokens", "lm_head", "norm"].',
+    )
 
 
 class LoraMethod(_Strict):
@@ -52,6 +64,23 @@ class LoraMethod(_Strict):
         default_factory=lambda: ["all-linear"],
         min_length=1,
         description='Module names to adapt, e.g. ["q_proj", "v_proj"], or ["all-linear"].',
+    )
+    use_rslora: bool = Field(False, description="Rank-stabilized LoRA: scale the update by alpha / sqrt(r) instead of alpha / r.")
+    use_dora: bool = Field(
+        False, description="DoRA: learn a per-column magnitude besides the low-rank direction update (slower, often better)."
+    )
+    init: Literal["default", "pissa", "gaussian"] = Field(
+        "default",
+        description="Adapter initialisation: default (B = 0), pissa (principal singular vectors of the weights, "
+        "fast SVD; the saved adapter is converted back to a plain LoRA on the original base) or gaussian.",
+    )
+    loraplus_lr_ratio: float | None = Field(
+        None, ge=1.0, le=1024.0, description="LoRA+: the B matrices learn at this many times the learning rate (e.g. 16)."
+    )
+    extra_trainable_modules: list[str] = Field(
+        default_factory=list,
+        description='Modules trained in full and saved with the adapter, e.g. ["embed_tokens", "lm_head"] '
+        "(for new tokens or a new language).",
     )
 
 
@@ -75,6 +104,11 @@ class RunConfig(_Strict):
     )
     datasets: list[str] = Field(..., min_length=1, description="Registered dataset ids (or names) to train on.")
     method: Method = Field(default_factory=LoraMethod, description="Fine-tuning method and its settings.")
+    stage: Stage = Field(
+        "sft",
+        description="sft = supervised chat fine-tuning (loss on the answers); pt = continued pretraining on raw text "
+        "(every message is plain text, documents joined with EOS and packed into cutoff_len blocks, loss on all tokens).",
+    )
 
     learning_rate: float | None = Field(
         None, gt=0, le=1.0, description="Peak learning rate. Default: 2e-4 for LoRA/QLoRA, 2e-5 for full/freeze."
@@ -89,7 +123,21 @@ class RunConfig(_Strict):
     warmup_ratio: float = Field(0.0, ge=0.0, le=0.5, description="Share of steps spent warming up the learning rate.")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass to save memory.")
+    optimizer: Optimizer = Field(
+        "adamw_torch", description="adamw_8bit / paged_adamw_8bit need bitsandbytes and a CUDA GPU; adafactor saves memory."
+    )
+    neftune_noise_alpha: float | None = Field(
+        None, gt=0, le=100, description="NEFTune: add noise of this scale to the embeddings while training (e.g. 5)."
+    )
+    gradient_checkpointing: Switch = Field(
+        "auto",
+        description="Recompute activations in the backward pass to save memory. auto = on for models over 1B "
+        "parameters or cutoff_len of 4096 and more.",
+    )
+    attn_implementation: Attention = Field(
+        "auto",
+        description="Attention kernels. auto = flash_attention_2 where flash-attn and a CUDA GPU are present, else sdpa.",
+    )
     packing: bool = Field(
         True,
         description="Padding-free batches: the batch's examples are concatenated into one row with per-example "
@@ -98,10 +146,14 @@ class RunConfig(_Strict):
     train_on_prompt: bool = Field(False, description="Also compute the loss on prompt (system/user) tokens.")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many examples from each dataset.")
     val_size: float = Field(0.0, ge=0.0, lt=0.5, description="Share of examples held out for evaluation loss.")
+    eval_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="Evaluate every N steps when val_size > 0 (default: 5 times per run)."
+    )
     logging_steps: int = Field(1, ge=1, le=100_000, description="Log metrics every N optimizer steps.")
     save_steps: int | None = Field(
-        100, ge=1, description="Save a resumable checkpoint every N steps (the last 2 are kept; None = never)."
+        100, ge=1, description="Save a resumable checkpoint every N steps (None = only the final output)."
     )
+    save_total_limit: int | None = Field(2, ge=1, le=1000, description="Keep only the newest K checkpoints (None = all).")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="Processes, GPUs, machines and the DDP / DeepSpeed ZeRO / FSDP backend."
@@ -130,10 +182,22 @@ class RunConfig(_Strict):
         data["method"] = method
         return data
 
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _checkpointing_from_bool(cls, value: Any) -> Any:
+        """Older configs say true/false."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _check_combination(self) -> "RunConfig":
         if self.warmup_ratio > 0 and self.lr_scheduler == "constant":
             raise ValueError("lr_scheduler 'constant' has no warm-up; use 'constant_with_warmup' or set warmup_ratio to 0")
+        method = self.method
+        if isinstance(method, LoraMethod) and method.init == "pissa":
+            if method.name == "qlora":
+                raise ValueError("method.init 'pissa' is not supported with QLoRA here; use 'default' or method lora")
+            if method.use_dora:
+                raise ValueError("method.init 'pissa' cannot be combined with use_dora; pick one")
         return self
 
     @property

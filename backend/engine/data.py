@@ -3,6 +3,10 @@
 Loss mask by our own code (backend.engine.templates.find_assistant_spans): only assistant turns carry
 loss, or every token when ``train_on_prompt``. The text is tokenized piece by piece at the span borders,
 so a label never straddles a prompt/answer boundary.
+
+Stage ``pt`` (continued pretraining): each conversation is one plain-text document (its message contents
+joined by blank lines, no chat template), documents are joined with EOS into one token stream and cut into
+``cutoff_len`` blocks; every token carries loss.
 """
 
 from __future__ import annotations
@@ -83,9 +87,35 @@ def tokenize_conversation(tokenizer, messages: list[dict], train_on_prompt: bool
     return {"input_ids": input_ids, "labels": labels}
 
 
+def document_text(messages: list[dict]) -> str:
+    """A conversation as a plain-text document: its non-empty contents, joined by blank lines."""
+    return "\n\n".join(m["content"] for m in messages if m["content"].strip())
+
+
+def build_pretraining_blocks(run: ResolvedRun, tokenizer, stats: DataStats) -> list[dict[str, list[int]]]:
+    """Every document + EOS in one stream, cut into cutoff_len blocks whose labels are their input ids."""
+    if tokenizer.eos_token_id is None:
+        raise DataError("stage pt needs a tokenizer with an eos token to separate documents",
+                        "use a base model whose tokenizer defines eos_token, or stage sft")
+    stream: list[int] = []
+    for ref in run.datasets:
+        for messages in read_conversations(ref.path, run.config.max_samples):
+            stats.read += 1
+            text = document_text(messages)
+            if text:
+                stream += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    size = run.config.cutoff_len
+    blocks = [stream[i: i + size] for i in range(0, len(stream), size)]
+    examples = [{"input_ids": block, "labels": list(block)} for block in blocks if len(block) > 1]
+    stats.kept = len(examples)
+    return examples
+
+
 def build_examples(run: ResolvedRun, tokenizer, stats: DataStats) -> list[dict[str, list[int]]]:
     """Tokenize every dataset of the run, truncate to cutoff_len and drop examples with nothing to learn."""
     config = run.config
+    if config.stage == "pt":
+        return build_pretraining_blocks(run, tokenizer, stats)
     examples = []
     for ref in run.datasets:
         for messages in read_conversations(ref.path, config.max_samples):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from backend.config.schema import ComputeType
+from backend.config.schema import Attention, ComputeType, Switch
 from backend.engine.failures import EngineError
 
 
@@ -59,6 +60,34 @@ def resolve_precision(compute_type: ComputeType) -> Precision:
         )
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     return Precision(compute_type, dtypes[compute_type])
+
+
+FLASH_HINT = ("install flash-attn on a CUDA machine (pip install 'tunesmith[flash]'), or set attn_implementation "
+              "to sdpa: PyTorch's own attention, which uses flash kernels on the GPU where it can")
+
+
+def resolve_attention(requested: Attention) -> str:
+    """auto = flash_attention_2 when flash-attn is installed and a CUDA GPU is visible, else sdpa.
+    Asking for flash_attention_2 where it cannot run is an error, never a silent fallback."""
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    has_cuda = torch.cuda.is_available()
+    if requested == "auto":
+        return "flash_attention_2" if has_flash and has_cuda else "sdpa"
+    if requested == "flash_attention_2" and not has_flash:
+        raise EngineError("attn_implementation flash_attention_2 needs the flash-attn package, which is not installed",
+                          FLASH_HINT)
+    if requested == "flash_attention_2" and not has_cuda:
+        raise EngineError("attn_implementation flash_attention_2 needs a CUDA GPU and none is visible", FLASH_HINT)
+    return requested
+
+
+def resolve_gradient_checkpointing(setting: Switch, num_params: int, cutoff_len: int) -> tuple[bool, str]:
+    """``(enabled, why)``: auto turns it on for models over 1B parameters or cutoff_len >= 4096."""
+    if setting != "auto":
+        return setting == "on", "as configured"
+    big, long = num_params > 1_000_000_000, cutoff_len >= 4096
+    reason = f"auto: {num_params / 1e9:.2f}B parameters, cutoff_len {cutoff_len}"
+    return big or long, reason
 
 
 def check_model_dir(model_path: str | Path) -> Path:

@@ -92,8 +92,11 @@ def run_sft(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None) ->
 
     # 0. can this machine do what was asked? (cheap checks first)
     precision = model_io.resolve_precision(config.compute_type)
+    attention = model_io.resolve_attention(config.attn_implementation)
     if config.method.name == "qlora":
         methods.check_qlora_available()
+    if config.optimizer.endswith("_8bit"):
+        check_8bit_optimizer_available(config.optimizer)
 
     # 1. tokenizer and data before the model: a bad dataset fails before minutes of model loading
     tokenizer = model_io.load_tokenizer(run.model_path)
@@ -107,15 +110,22 @@ def run_sft(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None) ->
         load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     # full/freeze keep fp32 master weights (autocast does the bf16/fp16 math); LoRA bases load in compute dtype
     weights_dtype = precision.dtype if config.method.name in ("lora", "qlora") else torch.float32
-    model = model_io.load_model(run.model_path, weights_dtype, **load_kwargs)
+    model = model_io.load_model(run.model_path, weights_dtype, attn_implementation=attention, **load_kwargs)
+    attention = getattr(model.config, "_attn_implementation", None) or attention
     print(f"model: {run.model_path} ({precision.name}, weights {weights_dtype})", flush=True)
+    print(f"attention: {attention}", flush=True)
+    checkpointing, why = model_io.resolve_gradient_checkpointing(
+        config.gradient_checkpointing, sum(p.numel() for p in model.parameters()), config.cutoff_len)
+    print(f"gradient checkpointing: {'on' if checkpointing else 'off'} ({why})", flush=True)
 
     # 3. method
-    peft_config = methods.apply_method(model, config.method, config.gradient_checkpointing)
+    peft_config = methods.apply_method(model, config.method, checkpointing)
 
     # 4. train
     events = EventsCallback(run_dir / rundir.EVENTS_FILE)
-    trainer = build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_dataset, eval_dataset)
+    trainer = build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_dataset, eval_dataset,
+                            checkpointing)
+    initial_adapter = save_initial_adapter(trainer, run_dir) if peft_config is not None else None
     trainer.add_callback(events)
     trainable, total = methods.count_parameters(trainer.model)
     print(f"method {config.method.name}: {trainable:,} of {total:,} parameters trainable", flush=True)
@@ -127,13 +137,80 @@ def run_sft(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None) ->
 
     # 5. save atomically: adapter/ for LoRA, model/ for full/freeze
     output = "adapter" if peft_config is not None else "model"
-    save_output(trainer, tokenizer, run_dir / (rundir.ADAPTER_DIR if peft_config is not None else rundir.MODEL_DIR))
-    return {"status": "succeeded", "output": output, "train_loss": events.train_loss}
+    save_output(trainer, tokenizer, run_dir / (rundir.ADAPTER_DIR if peft_config is not None else rundir.MODEL_DIR),
+                initial_adapter=initial_adapter)
+    return {"status": "succeeded", "output": output, "train_loss": events.train_loss,
+            "precision": precision.name, "attn_implementation": attention}
 
 
-def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_dataset, eval_dataset):
+def check_8bit_optimizer_available(optimizer: str) -> None:
+    import importlib.util
+
+    import torch
+
+    from backend.engine.failures import EngineError
+
+    if not torch.cuda.is_available():
+        raise EngineError(f"optimizer {optimizer} needs a CUDA GPU (bitsandbytes) and none is visible",
+                          "use optimizer adamw_torch or adafactor on this machine")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise EngineError(f"optimizer {optimizer} needs the bitsandbytes package, which is not installed",
+                          "pip install 'tunesmith[gpu]' (bitsandbytes), or use optimizer adamw_torch or adafactor")
+
+
+# warmup_stable_decay: warm up, hold the peak learning rate, then decay (cosine) over the last 10% of the steps
+WSD_DECAY_SHARE = 0.1
+
+
+def wsd_decay_steps(num_training_steps: int) -> int:
+    import math
+
+    # transformers' first decay step still runs at the peak rate: at least 2 so that short runs decay at all
+    return min(num_training_steps, max(2, math.ceil(num_training_steps * WSD_DECAY_SHARE)))
+
+
+def trainer_class():
+    """SFTTrainer plus two builders transformers cannot configure: LoRA+ optimizer groups and a
+    warmup-stable-decay schedule whose decay length follows the run's total steps."""
+    from transformers.optimization import get_wsd_schedule
+    from trl import SFTTrainer
+
+    from backend.engine import methods
+
+    class TunesmithTrainer(SFTTrainer):
+        loraplus_lr_ratio: float | None = None
+
+        def create_optimizer(self, model=None):
+            if self.optimizer is not None or not self.loraplus_lr_ratio:
+                return super().create_optimizer(model)
+            opt_model = self.model if model is None else model
+            optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            groups = methods.loraplus_param_groups(opt_model, lr=self.args.learning_rate, ratio=self.loraplus_lr_ratio,
+                                                   weight_decay=self.args.weight_decay,
+                                                   decay_names=self.get_decay_parameter_names(opt_model))
+            self.optimizer = optimizer_cls(groups, **kwargs)
+            return self.optimizer
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None and str(getattr(self.args.lr_scheduler_type, "value",
+                                                         self.args.lr_scheduler_type)) == "warmup_stable_decay":
+                self.lr_scheduler = get_wsd_schedule(
+                    optimizer or self.optimizer,
+                    num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                    num_decay_steps=wsd_decay_steps(num_training_steps),
+                    num_training_steps=num_training_steps,
+                )
+                self._created_lr_scheduler = True
+                return self.lr_scheduler
+            return super().create_scheduler(num_training_steps, optimizer)
+
+    return TunesmithTrainer
+
+
+def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_dataset, eval_dataset,
+                  checkpointing: bool = False):
     from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     config = run.config
     has_eval = eval_dataset is not None
@@ -153,9 +230,11 @@ def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_
         logging_first_step=True,
         save_strategy="steps" if config.save_steps else "no",
         save_steps=config.save_steps or 100,
-        save_total_limit=2,
+        save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=0.2 if has_eval else None,
+        eval_steps=(config.eval_steps or 0.2) if has_eval else None,
+        optim=config.optimizer,
+        neftune_noise_alpha=config.neftune_noise_alpha,
         seed=config.seed,
         data_seed=config.seed,
         max_length=None,  # data.py already truncated every example to cutoff_len
@@ -167,9 +246,11 @@ def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_
         disable_tqdm=True,
         use_cpu=not _has_cuda(),
         **precision.trainer_flags,
-        **_checkpointing_flag(SFTConfig, config.gradient_checkpointing),
+        **_checkpointing_flag(SFTConfig, checkpointing),
     )
-    trainer = SFTTrainer(
+    trainer_cls = trainer_class()
+    trainer_cls.loraplus_lr_ratio = getattr(config.method, "loraplus_lr_ratio", None)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -192,13 +273,38 @@ def _evaluated_at(state, step: int) -> bool:
     return any("eval_loss" in row and row.get("step") == step for row in state.log_history)
 
 
-def save_output(trainer, tokenizer, final_dir: Path) -> None:
+# PiSSA changes the base weights it starts from; the adapter as initialised is kept here (once per run, so a
+# resumed run converts against the same start) and the final adapter is saved as its difference to it: a plain
+# LoRA of rank 2r on the original, unchanged base model.
+INITIAL_ADAPTER_DIR = "initial-adapter"
+
+
+def save_initial_adapter(trainer, run_dir: Path) -> Path | None:
+    peft_config = trainer.model.peft_config["default"]
+    init = str(peft_config.init_lora_weights)
+    if not init.startswith("pissa"):
+        return None
+    path = run_dir / rundir.CHECKPOINTS_DIR / INITIAL_ADAPTER_DIR
+    if trainer.is_world_process_zero() and not (path / "adapter_config.json").is_file():
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.model.save_pretrained(str(tmp))
+        replace_dir(tmp, path)
+    trainer.accelerator.wait_for_everyone()
+    return path
+
+
+def save_output(trainer, tokenizer, final_dir: Path, initial_adapter: Path | None = None) -> None:
     """Save the model/adapter + tokenizer into a temp dir beside ``final_dir``, then rename it into place."""
     tmp_dir = final_dir.with_name(f".{final_dir.name}.tmp")
     if trainer.is_world_process_zero():
         shutil.rmtree(tmp_dir, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(tmp_dir))  # collective under ZeRO-3; writes on the main process only
+    if initial_adapter is not None:
+        if trainer.is_world_process_zero():  # PiSSA -> plain LoRA on the original base
+            trainer.model.save_pretrained(str(tmp_dir), path_initial_model_for_weight_conversion=str(initial_adapter))
+    else:
+        trainer.save_model(str(tmp_dir))  # collective under ZeRO-3; writes on the main process only
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(tmp_dir))
         for clutter in ("training_args.bin", "README.md"):  # trainer args pickle, peft's empty model card

@@ -5,6 +5,7 @@ Routes call this; it calls the store, the runner and the dataset registry. No to
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import shutil
 import subprocess
@@ -47,30 +48,6 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(5)
 
 
-def check_distributed(config: RunConfig, gpu_probe) -> None:
-    """Can this machine run ``config.distributed``? Imports nothing (``find_spec`` only looks the package up)."""
-    import importlib.util
-
-    dist = config.distributed
-    if dist.gpus is None and dist.backend not in ("deepspeed", "fsdp") and dist.num_processes is None:
-        return  # the default: whatever GPUs there are, or one CPU process
-    available = gpu_probe()
-    if dist.gpus is not None:
-        missing = [g for g in dist.gpus if g not in available]
-        if missing:
-            raise JobConfigError(("distributed", "gpus"), f"GPU(s) {missing} do not exist here; visible GPUs: "
-                                 f"{available or 'none'} (see GET /api/v1/health), or leave gpus empty to use all")
-    elif available and dist.num_processes is not None and dist.num_processes > len(available):
-        raise JobConfigError(("distributed", "num_processes"), f"num_processes {dist.num_processes} is more than the "
-                             f"{len(available)} GPU(s) here; use at most {len(available)} or leave it empty")
-    if dist.backend in ("deepspeed", "fsdp") and not available:
-        raise JobConfigError(("distributed", "backend"), f"backend {dist.backend!r} needs CUDA GPUs and this machine "
-                             "has none; use 'auto' or 'ddp' (num_processes > 1 runs several CPU processes over gloo)")
-    if dist.backend == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise JobConfigError(("distributed", "backend"), "backend 'deepspeed' needs the deepspeed package, which is "
-                             "not installed: pip install deepspeed (or 'tunesmith[gpu]'), or use backend 'fsdp'")
-
-
 class JobService:
     def __init__(self, settings: Settings, store: JobStore, runner: JobRunner, registry):
         self.settings = settings
@@ -94,13 +71,27 @@ class JobService:
                                      "or use an id from GET /api/v1/datasets")
             refs.append(DatasetRef(id=record.id, name=record.name, path=str(record.path), num_rows=record.num_rows))
         has_gpu = bool(self.runner.gpu_probe())
-        check_distributed(config, self.runner.gpu_probe)
         if not has_gpu and config.compute_type == "fp16":
             raise JobConfigError(("compute_type",), "fp16 needs a CUDA GPU and this machine has none; "
                                  "use 'auto', 'bf16' or 'fp32'")
         if not has_gpu and config.method.name == "qlora":
             raise JobConfigError(("method",), "QLoRA needs a CUDA GPU (bitsandbytes 4/8-bit kernels) and this machine "
                                  "has none; use method 'lora' instead")
+        if config.optimizer.endswith("_8bit"):
+            if not has_gpu:
+                raise JobConfigError(("optimizer",), f"optimizer {config.optimizer!r} needs a CUDA GPU (bitsandbytes) and "
+                                     "this machine has none; use 'adamw_torch' or 'adafactor'")
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise JobConfigError(("optimizer",), f"optimizer {config.optimizer!r} needs the bitsandbytes package, "
+                                     "which is not installed: pip install 'tunesmith[gpu]', or use 'adamw_torch'")
+        if config.attn_implementation == "flash_attention_2":
+            if importlib.util.find_spec("flash_attn") is None:
+                raise JobConfigError(("attn_implementation",), "flash_attention_2 needs the flash-attn package, which "
+                                     "is not installed: pip install 'tunesmith[flash]' on a CUDA machine, or use 'sdpa' "
+                                     "(PyTorch's own attention, with flash kernels on the GPU) or 'auto'")
+            if not has_gpu:
+                raise JobConfigError(("attn_implementation",), "flash_attention_2 needs a CUDA GPU and this machine "
+                                     "has none; use 'sdpa' or 'auto'")
         config = config.model_copy(update={"datasets": [r.id for r in refs]})
         return ResolvedRun(run_id=run_id, config=config, model_path=model.path, datasets=refs, created_at=utc_now())
 

@@ -38,3 +38,37 @@ def test_method_specific_field_on_wrong_method_is_rejected():
 def test_unknown_field_is_rejected():
     with pytest.raises(ValidationError, match="learnin_rate"):
         RunConfig.model_validate({"base_model": "m", "datasets": ["d"], "learnin_rate": 1e-4})
+
+
+def test_training_options_defaults_and_old_boolean_checkpointing():
+    cfg = RunConfig.model_validate({"base_model": "m", "datasets": ["d"], "gradient_checkpointing": True})
+    assert cfg.gradient_checkpointing == "on"
+    assert (cfg.stage, cfg.optimizer, cfg.attn_implementation, cfg.save_total_limit) == ("sft", "adamw_torch", "auto", 2)
+    assert cfg.method.init == "default" and cfg.method.loraplus_lr_ratio is None
+
+
+@pytest.mark.parametrize("extra,needle", [({"method": "qlora", "lora_init": "pissa"}, "pissa"),
+                                          ({"lora_init": "pissa", "lora_use_dora": True}, "use_dora"),
+                                          ({"lora_loraplus_lr_ratio": 0.5}, "loraplus_lr_ratio"),
+                                          ({"optimizer": "sgd"}, "optimizer"),
+                                          ({"stage": "dpo"}, "stage")])
+def test_bad_option_combinations_are_rejected(extra, needle):
+    with pytest.raises(ValidationError, match=needle):
+        RunConfig.model_validate({"base_model": "m", "datasets": ["d"], **extra})
+
+
+def test_train_form_values_for_the_new_options_make_a_valid_config():
+    pytest.importorskip("gradio")
+    from app.form import build_config, field_meta, validate_config
+
+    assert field_meta(RunConfig, "gradient_checkpointing").choices == ("auto", "on", "off")
+    lora = build_config({"base_model": "m", "datasets": ["d"], "method": "lora", "method.use_dora": True,
+                         "method.init": "gaussian", "method.loraplus_lr_ratio": "16", "method.extra_trainable_modules":
+                         ["embed_tokens"], "optimizer": "adafactor", "lr_scheduler": "warmup_stable_decay",
+                         "neftune_noise_alpha": "5", "eval_steps": "", "save_total_limit": "3", "stage": "pt"})
+    assert lora["method"]["loraplus_lr_ratio"] == 16.0 and lora["neftune_noise_alpha"] == 5.0
+    assert "eval_steps" not in lora and lora["save_total_limit"] == 3 and validate_config(lora) == []
+    freeze = build_config({"base_model": "m", "datasets": ["d"], "method": "freeze", "method.trainable_modules": "mlp",
+                           "method.extra_modules": ["embed_tokens"], "method.use_dora": True})
+    assert freeze["method"] == {"name": "freeze", "trainable_modules": ["mlp"], "extra_modules": ["embed_tokens"]}
+    assert validate_config(freeze) == []
