@@ -48,6 +48,30 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(5)
 
 
+def check_distributed(config: RunConfig, gpu_probe) -> None:
+    """Can this machine run ``config.distributed``? Imports nothing (``find_spec`` only looks the package up)."""
+    import importlib.util
+
+    dist = config.distributed
+    if dist.gpus is None and dist.backend not in ("deepspeed", "fsdp") and dist.num_processes is None:
+        return  # the default: whatever GPUs there are, or one CPU process
+    available = gpu_probe()
+    if dist.gpus is not None:
+        missing = [g for g in dist.gpus if g not in available]
+        if missing:
+            raise JobConfigError(("distributed", "gpus"), f"GPU(s) {missing} do not exist here; visible GPUs: "
+                                 f"{available or 'none'} (see GET /api/v1/health), or leave gpus empty to use all")
+    elif available and dist.num_processes is not None and dist.num_processes > len(available):
+        raise JobConfigError(("distributed", "num_processes"), f"num_processes {dist.num_processes} is more than the "
+                             f"{len(available)} GPU(s) here; use at most {len(available)} or leave it empty")
+    if dist.backend in ("deepspeed", "fsdp") and not available:
+        raise JobConfigError(("distributed", "backend"), f"backend {dist.backend!r} needs CUDA GPUs and this machine "
+                             "has none; use 'auto' or 'ddp' (num_processes > 1 runs several CPU processes over gloo)")
+    if dist.backend == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise JobConfigError(("distributed", "backend"), "backend 'deepspeed' needs the deepspeed package, which is "
+                             "not installed: pip install deepspeed (or 'tunesmith[gpu]'), or use backend 'fsdp'")
+
+
 class JobService:
     def __init__(self, settings: Settings, store: JobStore, runner: JobRunner, registry):
         self.settings = settings
@@ -71,6 +95,7 @@ class JobService:
                                      "or use an id from GET /api/v1/datasets")
             refs.append(DatasetRef(id=record.id, name=record.name, path=str(record.path), num_rows=record.num_rows))
         has_gpu = bool(self.runner.gpu_probe())
+        check_distributed(config, self.runner.gpu_probe)
         if not has_gpu and config.compute_type == "fp16":
             raise JobConfigError(("compute_type",), "fp16 needs a CUDA GPU and this machine has none; "
                                  "use 'auto', 'bf16' or 'fp32'")
