@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("gradio")
 
-from app.pages.datasets import length_histogram_html, render_samples_html, truncation_markdown  # noqa: E402
+from app.pages.dataset_render import length_histogram_html, render_samples_html, truncation_markdown  # noqa: E402
 
 RESULT = {
     "samples": [{
