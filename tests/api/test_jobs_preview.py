@@ -98,3 +98,23 @@ def test_job_gpus_follow_distributed_gpus():
     assert runner_mod.job_gpus(job, [0, 1, 2, 3]) == [2]
     plain = JobRow(id="k", name="k", state="queued", config={"datasets": ["d"]}, run_dir="/r", created_at="")
     assert runner_mod.job_gpus(plain, [0, 1]) == [0, 1]
+
+
+@pytest.mark.slow
+def test_two_process_cpu_job_runs_through_the_api(client, settings):
+    """The runner's real spawn path: launch.json records the argv (2 processes, a free port), the job succeeds."""
+    from tests.api.conftest import wait_for_state
+
+    body = {"base_model": "tiny-llama", "datasets": [upload(client)], "max_steps": 2, "per_device_batch_size": 2,
+            "gradient_accumulation_steps": 1, "cutoff_len": 64, "save_steps": None,
+            "distributed": {"num_processes": 2}}
+    resp = client.post("/api/v1/jobs", json=body)
+    assert resp.status_code == 201, resp.text
+    job = wait_for_state(client, resp.json()["id"], ("succeeded", "failed", "cancelled"))
+    logs = client.get(f"/api/v1/jobs/{job['id']}/logs").json()["text"]
+    assert job["state"] == "succeeded", (job["error"], logs[-3000:])
+    launch = json.loads((settings.runs_dir / job["id"] / "launch.json").read_text())
+    argv = launch["argv"]
+    assert argv[argv.index("--num_processes") + 1] == "2" and "--main_process_port" in argv
+    assert launch["gpus"] == [] and launch["files"] == [] and job["gpus"] == []
+    assert logs.count("succeeded:") == 2  # both ranks finished
