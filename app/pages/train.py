@@ -51,6 +51,19 @@ LABELS = {
     "quant_type": "4-bit type",
     "double_quant": "Double quantization",
     "trainable_layers": "Trainable layers",
+    "trainable_modules": "Trainable parts of those layers",
+    "extra_modules": "Extra trainable modules",
+    "use_rslora": "rsLoRA",
+    "use_dora": "DoRA",
+    "init": "LoRA init",
+    "loraplus_lr_ratio": "LoRA+ LR ratio",
+    "extra_trainable_modules": "Fully trained modules",
+    "stage": "Stage",
+    "optimizer": "Optimizer",
+    "neftune_noise_alpha": "NEFTune noise alpha",
+    "attn_implementation": "Attention",
+    "eval_steps": "Eval every N steps",
+    "save_total_limit": "Checkpoints kept",
 }
 STEPS = {
     "learning_rate": 1e-5,
@@ -67,8 +80,18 @@ PLACEHOLDERS = {
     "max_steps": "none: train for the full epochs",
     "max_samples": "all",
     "save_steps": "only at the end",
+    "loraplus_lr_ratio": "off (e.g. 16)",
+    "neftune_noise_alpha": "off (e.g. 5)",
+    "eval_steps": "5 times per run",
+    "save_total_limit": "2",
 }
 TARGET_SUGGESTIONS = ["all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LIST_SUGGESTIONS = {
+    "targets": TARGET_SUGGESTIONS,
+    "extra_trainable_modules": ["embed_tokens", "lm_head"],
+    "trainable_modules": ["self_attn", "mlp", "input_layernorm", "post_attention_layernorm"],
+    "extra_modules": ["embed_tokens", "lm_head", "norm"],
+}
 
 INTRO = """\
 Choose a base model and one or more datasets, pick a method and start. The form mirrors the run-config
@@ -94,7 +117,7 @@ def schema_widget(model: type[BaseModel], name: str, key: str) -> gr.components.
         return gr.Radio(choices=list(meta.choices), value=meta.default, **common)
     if meta.kind == "list":
         return gr.Dropdown(
-            choices=TARGET_SUGGESTIONS if name == "targets" else list(meta.default or []),
+            choices=LIST_SUGGESTIONS.get(name, list(meta.default or [])),
             value=list(meta.default or []),
             multiselect=True,
             allow_custom_value=True,
@@ -169,12 +192,21 @@ def build(client: TunesmithClient) -> TrainPage:
             for name in ("rank", "alpha", "dropout"):
                 fields[f"method.{name}"] = schema_widget(LoraMethod, name, f"method.lora_{name}")
             fields["method.targets"] = schema_widget(LoraMethod, "targets", "method.lora_targets")
+        with gr.Accordion("LoRA variants", open=False, elem_id="train-lora-variants"):
+            with gr.Row():
+                for name in ("use_rslora", "use_dora", "init", "loraplus_lr_ratio"):
+                    fields[f"method.{name}"] = schema_widget(LoraMethod, name, f"method.lora_{name}")
+            fields["method.extra_trainable_modules"] = schema_widget(
+                LoraMethod, "extra_trainable_modules", "method.lora_extra_trainable_modules")
     with gr.Group(visible=False, elem_id="train-qlora-group") as qlora_group:
         with gr.Row():
             for name in ("bits", "quant_type", "double_quant"):
                 fields[f"method.{name}"] = schema_widget(QLoraMethod, name, f"method.qlora_{name}")
     with gr.Group(visible=False, elem_id="train-freeze-group") as freeze_group:
-        fields["method.trainable_layers"] = schema_widget(FreezeMethod, "trainable_layers", "method.trainable_layers")
+        with gr.Row():
+            for name in ("trainable_layers", "trainable_modules", "extra_modules"):
+                key = "method.trainable_layers" if name == "trainable_layers" else f"method.freeze_{name}"
+                fields[f"method.{name}"] = schema_widget(FreezeMethod, name, key)
 
     gr.Markdown("#### Training")
     with gr.Row():
@@ -184,7 +216,7 @@ def build(client: TunesmithClient) -> TrainPage:
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "cutoff_len"):
             fields[name] = schema_widget(RunConfig, name, name)
     with gr.Row():
-        for name in ("compute_type", "logging_steps", "seed"):
+        for name in ("stage", "compute_type", "logging_steps", "seed"):
             fields[name] = schema_widget(RunConfig, name, name)
 
     with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
@@ -192,10 +224,16 @@ def build(client: TunesmithClient) -> TrainPage:
             for name in ("lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm"):
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Row():
-            for name in ("val_size", "max_samples", "save_steps"):
+            for name in ("optimizer", "attn_implementation", "neftune_noise_alpha"):
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Row():
-            for name in ("packing", "gradient_checkpointing", "train_on_prompt"):
+            for name in ("val_size", "eval_steps", "max_samples"):
+                fields[name] = schema_widget(RunConfig, name, name)
+        with gr.Row():
+            for name in ("save_steps", "save_total_limit", "gradient_checkpointing"):
+                fields[name] = schema_widget(RunConfig, name, name)
+        with gr.Row():
+            for name in ("packing", "train_on_prompt"):
                 fields[name] = schema_widget(RunConfig, name, name)
 
     with gr.Row(equal_height=True):
