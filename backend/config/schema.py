@@ -198,6 +198,10 @@ class RunConfig(_Strict):
                 raise ValueError("method.init 'pissa' is not supported with QLoRA here; use 'default' or method lora")
             if method.use_dora:
                 raise ValueError("method.init 'pissa' cannot be combined with use_dora; pick one")
+            dist = self.distributed
+            if dist.backend == "fsdp" or (dist.backend == "deepspeed" and dist.zero_stage == 3):
+                raise ValueError("method.init 'pissa' needs the whole adapter in each process to save it as a plain "
+                                 "LoRA; use backend 'ddp' or ZeRO stage 1-2, or init 'default'")
         return self
 
     @property

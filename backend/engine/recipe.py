@@ -115,7 +115,8 @@ def run_sft(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None) ->
     print(f"model: {run.model_path} ({precision.name}, weights {weights_dtype})", flush=True)
     print(f"attention: {attention}", flush=True)
     checkpointing, why = model_io.resolve_gradient_checkpointing(
-        config.gradient_checkpointing, sum(p.numel() for p in model.parameters()), config.cutoff_len)
+        config.gradient_checkpointing, sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters()),
+        config.cutoff_len)  # ds_numel: the full size of a ZeRO-3 partitioned parameter
     print(f"gradient checkpointing: {'on' if checkpointing else 'off'} ({why})", flush=True)
 
     # 3. method

@@ -49,6 +49,7 @@ def test_training_options_defaults_and_old_boolean_checkpointing():
 
 @pytest.mark.parametrize("extra,needle", [({"method": "qlora", "lora_init": "pissa"}, "pissa"),
                                           ({"lora_init": "pissa", "lora_use_dora": True}, "use_dora"),
+                                          ({"lora_init": "pissa", "distributed": {"backend": "fsdp"}}, "pissa"),
                                           ({"lora_loraplus_lr_ratio": 0.5}, "loraplus_lr_ratio"),
                                           ({"optimizer": "sgd"}, "optimizer"),
                                           ({"stage": "dpo"}, "stage")])
