@@ -153,7 +153,7 @@ class RunConfig(_Strict):
     save_steps: int | None = Field(
         100, ge=1, description="Save a resumable checkpoint every N steps (None = only the final output)."
     )
-    save_total_limit: int | None = Field(2, ge=1, le=1000, description="Keep only the newest K checkpoints (None = all).")
+    save_total_limit: int | None = Field(2, ge=1, le=1000, description="Keep only the newest K checkpoints (default 2; None = all).")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="Processes, GPUs, machines and the DDP / DeepSpeed ZeRO / FSDP backend."
