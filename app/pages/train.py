@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +153,19 @@ def model_choices(models: list[Model]) -> tuple[list[tuple[str, str]], str | Non
     return choices, default
 
 
+def launch_preview_markdown(client: TunesmithClient, config: dict[str, Any]) -> str:
+    """What the backend would launch for ``config`` (argv + accelerate/DeepSpeed files), or why it would refuse."""
+    try:
+        launch = client.preview_job(config)
+    except ApiError as exc:
+        return "The API would refuse this run.\n\n" + error_markdown(exc)
+    parts = ["✓ Valid run config. Press **Start training** to submit it. It would launch:",
+             "```\n" + " \\\n    ".join(shlex.quote(a) for a in launch.get("argv") or []) + "\n```"]
+    for name, text in (launch.get("files") or {}).items():
+        parts.append(f"`{name}` (written into the run directory):\n```\n{text}\n```")
+    return "\n\n".join(parts)
+
+
 def build(client: TunesmithClient) -> TrainPage:
     gr.Markdown(INTRO)
     fields: dict[str, gr.components.Component] = {}
@@ -238,7 +252,7 @@ def build(client: TunesmithClient) -> TrainPage:
 
     with gr.Row(equal_height=True):
         run_name = gr.Textbox(label="Run name (optional)", placeholder="e.g. smol-lora-r8", elem_id="train-name", scale=3)
-        preview = gr.Button("Preview config", elem_id="train-preview", scale=1)
+        preview = gr.Button("Preview config & command", elem_id="train-preview", scale=1)
         start = gr.Button("▶ Start training", variant="primary", elem_id="train-start", scale=1)
     status = gr.Markdown(elem_id="train-status")
     open_run = gr.Button("Open this run in Runs →", visible=False, size="sm", elem_id="train-open-run")
@@ -272,7 +286,7 @@ def build(client: TunesmithClient) -> TrainPage:
         if problems:
             message = "⚠ **The schema rejects this config:**\n\n" + "\n".join(f"- {p}" for p in problems)
         else:
-            message = "✓ Valid run config. Press **Start training** to submit it."
+            message = launch_preview_markdown(client, config)
         return message, gr.Code(value=json.dumps(config, indent=2), visible=True)
 
     def do_start(name: str, *values: Any):

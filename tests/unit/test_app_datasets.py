@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -16,36 +13,8 @@ import pytest
 pytest.importorskip("gradio")
 uvicorn = pytest.importorskip("uvicorn")
 
-from app.client import ApiError, TunesmithClient  # noqa: E402
+from app.client import ApiError  # noqa: E402
 from app.pages.datasets import import_markdown, upload_markdown  # noqa: E402
-from backend.api.main import create_app  # noqa: E402
-from backend.settings import Settings  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    app = create_app(Settings.from_env(tmp_path_factory.mktemp("ui") / "home"), start_runner=False)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    api = TunesmithClient(f"http://127.0.0.1:{port}/api/v1", timeout=30)
-    try:
-        yield api
-    finally:
-        api.close()
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
