@@ -173,6 +173,7 @@ def wsd_decay_steps(num_training_steps: int) -> int:
 def trainer_class():
     """SFTTrainer plus two builders transformers cannot configure: LoRA+ optimizer groups and a
     warmup-stable-decay schedule whose decay length follows the run's total steps."""
+    from transformers import Trainer
     from transformers.optimization import get_wsd_schedule
     from trl import SFTTrainer
 
@@ -180,6 +181,14 @@ def trainer_class():
 
     class TunesmithTrainer(SFTTrainer):
         loraplus_lr_ratio: float | None = None
+        plain_loss: bool = False
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """With ``plain_loss`` (CPU runs): transformers' own causal-LM loss on the same labels, skipping trl's
+            per-step entropy/token-accuracy pass over the full vocabulary, which costs 2 CPU cores dearly."""
+            if not self.plain_loss:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
         def create_optimizer(self, model=None):
             if self.optimizer is not None or not self.loraplus_lr_ratio:
@@ -251,6 +260,7 @@ def build_trainer(run, run_dir, model, tokenizer, peft_config, precision, train_
     )
     trainer_cls = trainer_class()
     trainer_cls.loraplus_lr_ratio = getattr(config.method, "loraplus_lr_ratio", None)
+    trainer_cls.plain_loss = not _has_cuda()
     trainer = trainer_cls(
         model=model,
         args=args,
