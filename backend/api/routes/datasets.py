@@ -240,10 +240,8 @@ def get_dataset(dataset_id: str, registry: RegistryDep) -> DatasetDetail:
     return DatasetDetail(**DatasetPublic.of(record).model_dump(), preview=preview)
 
 
-@router.get("/{dataset_id}/download", response_class=FileResponse,
-            responses={200: {"content": {"application/x-ndjson": {}}}})
-def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
-    """The normalized data.jsonl: one {"messages": [{role, content}, ...]} per line."""
+def _require_data_file(registry, dataset_id: str):
+    """The dataset's record, or a 404 when it is unknown or its normalized file has gone missing."""
     try:
         record = registry.require(dataset_id)
     except DatasetNotFound as err:
@@ -251,6 +249,14 @@ def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
     if not record.path.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset '{record.name}' is registered but its file "
                                                               "is missing. Delete the dataset and upload it again.")
+    return record
+
+
+@router.get("/{dataset_id}/download", response_class=FileResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}})
+def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
+    """The normalized data.jsonl: one {"messages": [{role, content}, ...]} per line."""
+    record = _require_data_file(registry, dataset_id)
     return FileResponse(record.path, media_type="application/x-ndjson", filename=f"{record.name}.jsonl")
 
 
@@ -281,13 +287,7 @@ def preview_dataset_for_model(
     from backend import catalog
     from backend.datasets.preview_service import PreviewError
 
-    try:
-        record = registry.require(dataset_id)
-    except DatasetNotFound as err:
-        raise _http_error(err) from None
-    if not record.path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset '{record.name}' is registered but its file "
-                                                              "is missing. Delete the dataset and upload it again.")
+    record = _require_data_file(registry, dataset_id)
     info = catalog.resolve_model(settings, model)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model '{model}' not found: use an id from "
