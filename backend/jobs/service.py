@@ -48,14 +48,13 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(5)
 
 
-def check_distributed(config: RunConfig, gpu_probe) -> None:
+def check_distributed(config: RunConfig, available: list[int]) -> None:
     """Can this machine run ``config.distributed``? Imports nothing (``find_spec`` only looks the package up)."""
     import importlib.util
 
     dist = config.distributed
     if dist.gpus is None and dist.backend not in ("deepspeed", "fsdp") and dist.num_processes is None:
         return  # the default: whatever GPUs there are, or one CPU process
-    available = gpu_probe()
     if dist.gpus is not None:
         missing = [g for g in dist.gpus if g not in available]
         if missing:
@@ -94,8 +93,9 @@ class JobService:
                 raise JobConfigError(("datasets", i), f"unknown dataset {ref!r}; upload it first (POST /api/v1/datasets) "
                                      "or use an id from GET /api/v1/datasets")
             refs.append(DatasetRef(id=record.id, name=record.name, path=str(record.path), num_rows=record.num_rows))
-        has_gpu = bool(self.runner.gpu_probe())
-        check_distributed(config, self.runner.gpu_probe)
+        gpus = self.runner.gpu_probe()  # one nvidia-smi call per submit
+        has_gpu = bool(gpus)
+        check_distributed(config, gpus)
         if not has_gpu and config.compute_type == "fp16":
             raise JobConfigError(("compute_type",), "fp16 needs a CUDA GPU and this machine has none; "
                                  "use 'auto', 'bf16' or 'fp32'")

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from backend.jobs.runner import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -40,12 +41,6 @@ CHROMIUM_ARGS = [
 ]
 TRAIN_TIMEOUT_S = 180
 DATASET_NAME = "e2e-sums"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _write_alpaca(path: Path, n: int = 16) -> Path:
@@ -94,7 +89,7 @@ def studio(tmp_path: Path) -> Iterator[str]:
 
     models = tmp_path / "models"
     build_tiny_model(models / "tiny-llama")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
         TUNESMITH_HOME=str(tmp_path / "home"),

@@ -1,6 +1,5 @@
 """Shared fixtures for the unit tests of the UI client."""
 
-import socket
 import threading
 import time
 
@@ -9,19 +8,14 @@ import uvicorn
 
 from app.client import TunesmithClient
 from backend.api.main import create_app
+from backend.jobs.runner import free_port
 from backend.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     app = create_app(Settings.from_env(tmp_path_factory.mktemp("ui") / "home"), start_runner=False)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
