@@ -2,7 +2,7 @@
 
 The defaults describe today's behaviour: one process per GPU the job is given (plain DDP when there are
 several), a single CPU process when there is no GPU. DeepSpeed ZeRO and FSDP2 are opt-in; the files they need
-(``accelerate.yaml``, ``deepspeed.json``) are written into the run dir by ``backend.engine.distributed``.
+(``accelerate.yaml``, ``deepspeed.json``) are written into the run dir by ``backend.jobs.launch``.
 """
 
 from __future__ import annotations

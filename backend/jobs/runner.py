@@ -6,7 +6,7 @@ swap the launch command, but the default spawns the real ``accelerate launch`` c
 GPU slots: one machine with several GPUs runs several jobs at once, each on its own GPUs.
 
 - A job *needs* its ``distributed.gpus`` when set (exactly those), else every visible GPU, cut to
-  ``num_processes`` (``backend.engine.distributed.select_gpus``). A job that needs no GPU (no GPU visible, or
+  ``num_processes`` (``backend.jobs.launch.select_gpus``). A job that needs no GPU (no GPU visible, or
   ``gpus: []``) is a CPU job: at most ``max_cpu_jobs`` of them run at once (``TUNESMITH_MAX_CPU_JOBS``, default 1).
 - The GPUs a running job holds are recorded on its row (``gpus``) and held until it ends, however it ends
   (succeeded, failed, cancelled, crashed, settled by ``reconcile``); a job adopted after a restart keeps
@@ -37,8 +37,14 @@ import backend
 from backend.config import rundir
 from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
-from backend.engine.distributed import render_launch_files, select_gpus, total_processes, write_launch_files
-from backend.engine.launch import accelerate_mixed_precision, build_launch_command
+from backend.jobs.launch import (
+    accelerate_mixed_precision,
+    build_launch_command,
+    render_launch_files,
+    select_gpus,
+    total_processes,
+    write_launch_files,
+)
 from backend.fsio import atomic_write_json
 from backend.jobs.gpus import detect_gpus
 from backend.jobs.outcome import read_outcome

@@ -14,7 +14,7 @@ from pathlib import Path
 from backend import catalog
 from backend.config import rundir
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
-from backend.engine.launch import build_engine_command
+from backend.jobs.launch import build_engine_command
 from backend.fsio import atomic_write_text, iter_jsonl
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from backend.config.rundir import read_resolved_run
-from backend.engine.distributed import write_launch_files
-from backend.engine.launch import build_launch_command
+from backend.jobs.launch import build_launch_command, write_launch_files
 from backend.jobs.runner import engine_env, free_port
 from tests.engine.tiny_runs import REPO_ROOT, make_run_dir, read_result
 

@@ -9,11 +9,10 @@ from pydantic import ValidationError
 
 from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
-from backend.engine.distributed import (
-    build_accelerate_config, build_deepspeed_config, effective_backend, render_launch_files, select_gpus,
-    write_launch_files,
+from backend.jobs.launch import (
+    build_accelerate_config, build_deepspeed_config, build_launch_command, effective_backend, render_launch_files,
+    select_gpus, write_launch_files,
 )
-from backend.engine.launch import build_launch_command
 
 
 def cfg(**dist) -> RunConfig:

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from backend.config.schema import RunConfig
-from backend.engine.launch import build_engine_command, build_launch_command
+from backend.jobs.launch import build_engine_command, build_launch_command
 
 CFG = RunConfig(base_model="m", datasets=["d"])
 

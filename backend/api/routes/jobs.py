@@ -14,7 +14,7 @@ from backend.api.schemas import (
     job_to_public,
 )
 from backend.config.schema import RunConfig
-from backend.engine.distributed import select_gpus
+from backend.jobs.launch import select_gpus
 from backend.jobs.runner import launch_plan
 from backend.jobs.service import JobConfigError, JobNotFound, JobStateConflict
 

@@ -1,7 +1,9 @@
-"""The files ``accelerate launch`` reads for DeepSpeed ZeRO and FSDP2 runs. Pure functions; imports no torch.
+"""Launch planning for a training run: the ``accelerate launch`` argv and the files it reads. Pure; imports no torch.
 
-``RunConfig.distributed`` + the GPUs a job is given -> ``accelerate.yaml`` (and, for DeepSpeed, ``deepspeed.json``)
-in the run dir. Plain DDP and single-process runs need no file: ``backend.engine.launch`` passes flags instead.
+Lives on the jobs side because only the web process uses it (the runner spawns the argv, ``POST /jobs/preview``
+shows it); the engine only receives what it plans. ``RunConfig.distributed`` + the GPUs a job is given ->
+``accelerate.yaml`` (and, for DeepSpeed, ``deepspeed.json``) in the run dir, and :func:`build_launch_command`'s
+argv (never run through a shell). Plain DDP and single-process runs need no file: the argv passes flags instead.
 DeepSpeed values that the trainer knows better (batch sizes, accumulation, clipping, precision) are ``"auto"``:
 transformers fills them in from the trainer's arguments, so the JSON and the run config never disagree.
 """
@@ -9,6 +11,7 @@ transformers fills them in from the trainer's arguments, so the JSON and the run
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -149,11 +152,68 @@ def render_launch_files(config: RunConfig, run_dir: Path, gpus: Sequence[int],
 
 def write_launch_files(run_dir: Path, config: RunConfig, gpus: Sequence[int]) -> dict[str, Path]:
     """Write the launch files into ``run_dir`` atomically; return name -> path (empty when none are needed)."""
-    from backend.engine.launch import accelerate_mixed_precision
-
     run_dir = Path(run_dir)
     written = {}
     for name, text in render_launch_files(config, run_dir, gpus, accelerate_mixed_precision(config, bool(gpus))).items():
         atomic_write_text(run_dir / name, text)
         written[name] = run_dir / name
     return written
+
+
+def accelerate_mixed_precision(config: RunConfig, has_cuda: bool) -> str:
+    """What accelerate's --mixed_precision should say; the engine itself picks the model dtype."""
+    if not has_cuda:
+        return "no"
+    if config.compute_type in ("bf16", "fp16"):
+        return config.compute_type
+    return "no"  # auto: the engine checks what the GPU supports and sets the trainer's precision itself
+
+
+def build_launch_command(
+    config: RunConfig,
+    run_dir: Path,
+    gpus: Sequence[int] = (),
+    python: str = sys.executable,
+    main_process_port: int | None = None,
+) -> list[str]:
+    """argv for ``accelerate launch ... -m backend.engine train --run-dir RUN_DIR``.
+
+    ``gpus`` are the GPUs the job was given (see :func:`select_gpus`); processes follow
+    ``config.distributed`` (default: one per GPU, one CPU process without GPUs). DeepSpeed and FSDP runs read
+    ``RUN_DIR/accelerate.yaml`` (written by ``write_launch_files``); plain DDP and single runs need only flags.
+    Several CPU processes are started like several GPU ones (``--multi_gpu``: torchrun spawns them; the engine
+    sees no CUDA and accelerate joins them over gloo): ``--cpu`` would start only one process.
+    ``main_process_port`` overrides ``config.distributed.main_process_port``.
+    """
+    dist = config.distributed
+    total = total_processes(dist, gpus)
+    uses_config_file = effective_backend(dist, gpus) in ("deepspeed", "fsdp")
+    argv = [python, "-m", "accelerate.commands.launch"]
+    if uses_config_file:
+        argv += ["--config_file", str(Path(run_dir) / ACCELERATE_FILE)]
+    argv += ["--num_processes", str(total)]
+    if gpus:
+        argv += ["--gpu_ids", ",".join(str(g) for g in gpus)]
+    if not uses_config_file:  # the config file names the distributed type itself; a flag would override it
+        if total > 1:
+            argv += ["--multi_gpu"]
+        elif not gpus:
+            argv += ["--cpu"]
+    argv += ["--num_machines", str(dist.num_machines)]
+    if dist.num_machines > 1:
+        argv += ["--machine_rank", str(dist.machine_rank), "--main_process_ip", str(dist.main_process_ip)]
+    port = main_process_port if main_process_port is not None else dist.main_process_port
+    if port is not None and total > 1:
+        argv += ["--main_process_port", str(port)]
+    argv += [
+        "--mixed_precision", accelerate_mixed_precision(config, has_cuda=bool(gpus)),
+        "--dynamo_backend", "no",
+        "-m", "backend.engine", "train",
+        "--run-dir", str(run_dir),
+    ]
+    return argv
+
+
+def build_engine_command(action: str, run_dir: Path, python: str = sys.executable) -> list[str]:
+    """argv for a single-process engine action such as ``merge``."""
+    return [python, "-m", "backend.engine", action, "--run-dir", str(run_dir)]
