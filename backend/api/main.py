@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
-from backend.api.routes import presets
+from backend.api.routes import configs, presets
 from backend.chat.manager import ChatManager
 from backend.datasets.registry import DatasetRegistry
 from backend.jobs.evaluations import EvaluationService
@@ -66,4 +66,5 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     for module in (system, datasets, models, jobs, exports, evaluations, chat):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(presets.router, prefix=API_PREFIX)
+    app.include_router(configs.router, prefix=API_PREFIX)
     return app

@@ -1,0 +1,136 @@
+"""Run configs in, full configs for this studio out: the rules the Train form relies on, behind the API.
+
+``POST /configs/normalize`` fills a partial, older or flat (``lora_rank``-style) config with defaults, resolves
+its model and dataset names, and says what it left out; ``POST /configs/from-llamafactory`` does the same for a
+LLaMA-Factory training YAML. Neither creates anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from backend import catalog
+from backend.api.deps import RegistryDep, SettingsDep
+from backend.api.studio_errors_route import StudioErrorRoute
+from backend.config.llamafactory import MAX_YAML_BYTES, map_llamafactory_args, parse_llamafactory_yaml
+from backend.config.normalize import NormalizedConfig, ResolvedDataset, normalize_config
+from backend.datasets.registry import DatasetRegistry
+from backend.errors import BadRequest, Invalid, TooLarge
+from backend.settings import Settings
+
+router = APIRouter(prefix="/configs", tags=["configs"], route_class=StudioErrorRoute)
+
+
+@dataclass(frozen=True)
+class StudioCatalog:
+    """:class:`backend.config.normalize.StudioRefs` over this studio's model catalog and dataset registry."""
+
+    settings: Settings
+    registry: DatasetRegistry
+
+    def resolve_model(self, ref: str) -> str | None:
+        """A model id or absolute path; a hub id (``org/name``) matches a model folder ``name`` or ``org--name``
+        (how downloaded models are kept)."""
+        info = catalog.resolve_model(self.settings, ref)
+        parts = PurePosixPath(ref).parts
+        if info is None and len(parts) == 2 and not ref.startswith("/"):
+            info = (catalog.resolve_model(self.settings, "--".join(parts))
+                    or catalog.resolve_model(self.settings, parts[1]))
+        return info.id if info else None
+
+    def resolve_dataset(self, ref: str) -> ResolvedDataset | None:
+        record = self.registry.get(ref)
+        if record is None:
+            return None
+        return ResolvedDataset(ref=ref, id=record.id, name=record.name, format=record.format)
+
+
+class ConfigWarningPublic(BaseModel):
+    key: str = Field(description="The key not applied: a run-config field (dotted) or a LLaMA-Factory argument.")
+    msg: str = Field(description="Why, and what happens instead.")
+
+
+class DatasetResolved(BaseModel):
+    ref: str = Field(description="The id or name as given.")
+    id: str = Field(description="The registered dataset id.")
+    name: str
+    format: str
+
+
+class ConfigPublic(BaseModel):
+    config: dict[str, Any] = Field(
+        description="A valid run config with every default filled in (nested method form). base_model and/or "
+        "datasets are absent when none was given or none is known to this studio: the form keeps its own."
+    )
+    effective_learning_rate: float = Field(description="The learning rate the run will use (its default when unset).")
+    datasets: list[DatasetResolved] = Field(description="Each training dataset kept, as given and as registered.")
+    val_datasets: list[DatasetResolved] = Field(description="Each validation dataset kept.")
+    warnings: list[ConfigWarningPublic] = Field(description="One entry per value not applied.")
+
+
+class LlamaFactoryYaml(BaseModel):
+    yaml: str = Field(..., max_length=MAX_YAML_BYTES, description="The text of a LLaMA-Factory training YAML.")
+
+
+def _public(normalized: NormalizedConfig, extra_warnings: list | None = None) -> ConfigPublic:
+    def resolved(items: list[ResolvedDataset]) -> list[DatasetResolved]:
+        return [DatasetResolved(ref=d.ref, id=d.id, name=d.name, format=d.format) for d in items]
+
+    warnings = [*(extra_warnings or []), *normalized.warnings]
+    return ConfigPublic(config=normalized.config, effective_learning_rate=normalized.effective_learning_rate,
+                        datasets=resolved(normalized.datasets), val_datasets=resolved(normalized.val_datasets),
+                        warnings=[ConfigWarningPublic(**w.as_dict()) for w in warnings])
+
+
+@router.post("/normalize", response_model=ConfigPublic)
+def normalize(config: dict[str, Any], settings: SettingsDep, registry: RegistryDep) -> ConfigPublic:
+    """A partial, older or flat run config as the full config this studio would run: defaults filled in, dataset
+    names resolved to ids, and one warning per value left out (unknown model or dataset, a value today's schema
+    rejects). 422 when a rule spanning several fields fails. Creates nothing."""
+    return _public(normalize_config(config, StudioCatalog(settings, registry)))
+
+
+async def _yaml_text(request: Request) -> str:
+    """The YAML from a JSON body ``{"yaml": "..."}`` or from the raw body (text/yaml, text/plain)."""
+    body = await request.body()
+    if len(body) > MAX_YAML_BYTES + 1024:
+        raise TooLarge(f"the body is {len(body)} bytes; a LLaMA-Factory training YAML is a few hundred "
+                       f"(limit {MAX_YAML_BYTES})", loc=("body",))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text; send the YAML file's text", loc=("body",)) from None
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"the body is not valid JSON (line {exc.lineno}): {exc.msg}", loc=("body",)) from None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("yaml"), str):
+            raise Invalid('a JSON body must be {"yaml": "<the YAML text>"}', loc=("body", "yaml"))
+        text = parsed["yaml"]
+    return text
+
+
+@router.post(
+    "/from-llamafactory", response_model=ConfigPublic,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": LlamaFactoryYaml.model_json_schema()},
+        "text/yaml": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}}},
+)
+async def from_llamafactory(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigPublic:
+    """A LLaMA-Factory training YAML (``llamafactory-cli train FILE``) as a Tunesmith run config: LF's keys mapped
+    to ours (stage, finetuning_type + quantization_bit, lora_*, dataset, template, cutoff_len, the training
+    hyperparameters, bf16/fp16/pure_bf16, val_size, deepspeed ds_z*_config.json, pref_*/kto_*...), the model and
+    datasets resolved against this studio, and one warning per key not honoured. 422 for invalid YAML (with its
+    line) or a stage/method this studio does not offer. Creates nothing."""
+    args = parse_llamafactory_yaml(await _yaml_text(request))
+    mapping = map_llamafactory_args(args)
+    normalized = await run_in_threadpool(normalize_config, mapping.config, StudioCatalog(settings, registry))
+    return _public(normalized, mapping.warnings)
