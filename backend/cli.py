@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from backend.errors import StudioError
 from backend.settings import BUNDLED_MODEL_ID, Settings
 
 
@@ -44,8 +44,10 @@ def prepare_bundled_model(settings: Settings) -> Path:
     if (target / "config.json").is_file():
         return target
     print(f"Preparing the bundled base model {BUNDLED_MODEL_ID} (first run only, ~1 minute)...", flush=True)
-    subprocess.run([sys.executable, "-m", "backend.engine", "prepare-bundled", "--models-dir",
-                    str(settings.models_dir)], check=True)
+    from backend.engine_process import build_engine_command, run_engine
+
+    run_engine(build_engine_command("prepare-bundled", "--models-dir", settings.models_dir),
+               what="bundled-model preparation", timeout_s=1800)
     return target
 
 
@@ -142,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except StudioError as exc:  # an engine failure or a refused request: its own words, no traceback
+        print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

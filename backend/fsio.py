@@ -91,3 +91,20 @@ def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     os.replace(tmp_dir, final_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def tail_text(path: Path, max_bytes: int = 64_000, lines: int | None = None) -> str:
+    """The last ``max_bytes`` of a text file (optionally only the last ``lines`` lines)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    if size > max_bytes:
+        text = text.split("\n", 1)[-1]
+    if lines is not None:
+        text = "\n".join(text.splitlines()[-lines:])
+    return text

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from backend.config import rundir
+from backend.config.rundir import RunFacts
 from backend.config.schema import RunConfig
-from backend.fsio import read_json_object
-from backend.jobs.outcome import tail_text
 from backend.jobs.store import JobRow
 
 
@@ -46,6 +42,23 @@ class JobPublic(BaseModel):
         None, description="What the engine resolved once training started (engine.json): precision, "
         "attn_implementation actually active, gradient_checkpointing, liger_kernel, batch_tokens, memory_plan.")
     run_dir: str
+
+    @classmethod
+    def of(cls, job: JobRow, run: RunFacts, waiting_for: str | None = None) -> JobPublic:
+        """The job's row plus what its run directory says (``RunDir(job.run_dir).facts()``)."""
+        event = run.last_event or {}
+        step = int(event.get("step") or 0)
+        total = event.get("total_steps")
+        progress = 1.0 if job.state == "succeeded" else (min(step / total, 1.0) if total else 0.0)
+        return cls(
+            id=job.id, name=job.name, state=job.state, config=job.config, created_at=job.created_at,
+            started_at=job.started_at, finished_at=job.finished_at, progress=round(progress, 4), step=step,
+            total_steps=total, latest_loss=event.get("loss"), error=job.error, hint=job.hint, output=job.output,
+            has_merged=run.has_merged or job.output == "model", gpus=job.gpus, engine=run.engine,
+            run_dir=job.run_dir, waiting_for=waiting_for if job.state == "queued" else None,
+            stop_requested=job.state == "running" and run.stop_requested,
+            stopped_early_at_step=run.stopped_early_at_step if job.state == "succeeded" else None,
+        )
 
 
 class JobsPublic(BaseModel):
@@ -87,44 +100,3 @@ class SuggestionPublic(BaseModel):
 class ModelsPublic(BaseModel):
     data: list[ModelPublic]
     count: int
-
-
-def last_event(run_dir: Path) -> dict | None:
-    """The newest complete row of events.jsonl (reads only the file's tail)."""
-    text = tail_text(run_dir / rundir.EVENTS_FILE, max_bytes=8192)
-    for line in reversed(text.splitlines()):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "loss" in row:
-            return row
-    return None
-
-
-def job_to_public(job: JobRow, waiting_for: str | None = None) -> JobPublic:
-    run_dir = Path(job.run_dir)
-    event = last_event(run_dir) or {}
-    step = int(event.get("step") or 0)
-    total = event.get("total_steps")
-    progress = 1.0 if job.state == "succeeded" else (min(step / total, 1.0) if total else 0.0)
-    return JobPublic(
-        id=job.id, name=job.name, state=job.state, config=job.config, created_at=job.created_at,
-        started_at=job.started_at, finished_at=job.finished_at, progress=round(progress, 4), step=step,
-        total_steps=total, latest_loss=event.get("loss"), error=job.error, hint=job.hint, output=job.output,
-        has_merged=(run_dir / rundir.MERGED_DIR).is_dir() or job.output == "model", gpus=job.gpus,
-        engine=read_engine_facts(run_dir), run_dir=str(run_dir),
-        waiting_for=waiting_for if job.state == "queued" else None,
-        stop_requested=job.state == "running" and (run_dir / rundir.STOP_FILE).exists(),
-        stopped_early_at_step=_stopped_early_at(run_dir) if job.state == "succeeded" else None,
-    )
-
-
-def _stopped_early_at(run_dir: Path) -> int | None:
-    step = (read_json_object(run_dir / rundir.RESULT_FILE) or {}).get("stopped_early_at_step")
-    return step if isinstance(step, int) else None
-
-
-def read_engine_facts(run_dir: Path) -> dict[str, Any] | None:
-    """engine.json of the run (written atomically by the engine), or None before training started."""
-    return read_json_object(run_dir / rundir.ENGINE_FILE)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 from backend import catalog
-from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError, build_worker_command
+from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError
 from backend.config import rundir
+from backend.engine_process import build_chat_worker_command
 from backend.jobs.service import JobNotFound, JobService
 from backend.settings import Settings
 
@@ -178,7 +180,7 @@ class ChatManager:
 
     @staticmethod
     def _spawn(target: ChatTarget) -> ChatWorker:
-        return ChatWorker(build_worker_command(target.model_dir, target.adapter_dir, python=sys.executable))
+        return ChatWorker(build_chat_worker_command(target.model_dir, target.adapter_dir, python=sys.executable))
 
     def _stop_worker(self, grace_s: float = 5.0) -> None:
         worker, self._worker, self._target = self._worker, None, None

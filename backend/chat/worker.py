@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
-import sys
 import threading
 from collections import deque
 from pathlib import Path
 
-from backend.jobs.runner import PROJECT_ROOT, engine_env
+from backend.engine_process import PROJECT_ROOT, engine_env
 
 STDERR_LINES = 200
 NOISE_PREFIXES = ("Loading weights", "Writing model shards", "Loading checkpoint shards")
@@ -26,13 +25,6 @@ class ChatWorkerError(RuntimeError):
 
 class ChatTimeout(ChatWorkerError):
     """The worker did not answer in time (it is killed; the next request starts a new one)."""
-
-
-def build_worker_command(model_dir: str, adapter_dir: str | None = None, python: str = sys.executable) -> list[str]:
-    argv = [python, "-m", "backend.engine.chat_worker", "--model-dir", str(model_dir)]
-    if adapter_dir:
-        argv += ["--adapter-dir", str(adapter_dir)]
-    return argv
 
 
 class ChatWorker:

@@ -8,40 +8,25 @@ prompt is trained on and how many samples are shown, so that tuple is the cache 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from backend.engine_process import EngineTimedOut, build_engine_command, run_engine
+from backend.errors import EngineFailed
+
 DEFAULT_TIMEOUT_S = 300.0
 CACHE_SIZE = 16
 
 
-class PreviewError(RuntimeError):
-    """The engine could not build the preview; ``str()`` is its own error line (readable as-is)."""
-
-    def __init__(self, message: str, hint: str | None = None, *, timed_out: bool = False):
-        super().__init__(message)
-        self.hint = hint
-        self.timed_out = timed_out
-
-
 def build_preview_command(model_dir: str | Path, data_path: str | Path, cutoff_len: int, samples: int,
                           train_on_prompt: bool, python: str = sys.executable, chat_template: str = "auto") -> list[str]:
-    argv = [python, "-m", "backend.engine", "preview", "--model-dir", str(model_dir), "--data", str(data_path),
-            "--cutoff", str(int(cutoff_len)), "--samples", str(int(samples))]
-    argv += ["--chat-template", chat_template] if chat_template != "auto" else []
-    return argv + (["--train-on-prompt"] if train_on_prompt else [])
-
-
-def _engine_error(stderr: str, returncode: int) -> PreviewError:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    error = next((line[len("error:"):].strip() for line in reversed(lines) if line.startswith("error:")), None)
-    hint = next((line[len("hint:"):].strip() for line in reversed(lines) if line.startswith("hint:")), None)
-    if error is None:
-        error = lines[-1] if lines else f"the preview process exited with code {returncode} and said nothing"
-    return PreviewError(f"the preview failed: {error}", hint)
+    args = ["--model-dir", str(model_dir), "--data", str(data_path), "--cutoff", str(int(cutoff_len)),
+            "--samples", str(int(samples))]
+    args += ["--chat-template", chat_template] if chat_template != "auto" else []
+    args += ["--train-on-prompt"] if train_on_prompt else []
+    return build_engine_command("preview", *args, python=python)
 
 
 class PreviewService:
@@ -70,24 +55,20 @@ class PreviewService:
         return result
 
     def _run(self, argv: list[str]) -> dict:
-        from backend.jobs.runner import PROJECT_ROOT, engine_env
-
+        """The engine's JSON result; EngineFailed (its own error line, prefixed) or EngineTimedOut otherwise."""
         try:
-            proc = subprocess.run(argv, cwd=PROJECT_ROOT, env=engine_env({"CUDA_VISIBLE_DEVICES": ""}),
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            raise PreviewError(f"the preview did not finish within {self.timeout_s:.0f} s",
-                               "try again; a very large dataset or a slow disk can take a while",
-                               timed_out=True) from None
-        if proc.returncode != 0:
-            raise _engine_error(proc.stderr, proc.returncode)
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+            stdout = run_engine(argv, what="preview", timeout_s=self.timeout_s, env_extra={"CUDA_VISIBLE_DEVICES": ""},
+                                timeout_hint="try again; a very large dataset or a slow disk can take a while")
+        except EngineTimedOut:
+            raise
+        except EngineFailed as exc:
+            raise EngineFailed(f"the preview failed: {exc.message}", hint=exc.hint) from None
+        lines = [line for line in stdout.splitlines() if line.strip()]
         try:
             result = json.loads(lines[-1])
         except (IndexError, json.JSONDecodeError):
-            raise PreviewError("the preview process did not print its JSON result: "
-                               + (proc.stderr.strip().splitlines() or ["(no output)"])[-1]) from None
+            raise EngineFailed("the preview process did not print its JSON result: "
+                               + (lines or ["(no output)"])[-1][:200]) from None
         if not isinstance(result, dict):
-            raise PreviewError("the preview process printed something other than a JSON object")
+            raise EngineFailed("the preview process printed something other than a JSON object")
         return result

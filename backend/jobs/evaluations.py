@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ from pathlib import Path
 from backend import catalog
 from backend.config import rundir
 from backend.datasets.registry import DatasetRegistry
+from backend.engine_process import build_engine_command, run_engine
+from backend.errors import EngineFailed
 from backend.fsio import atomic_write_json
-from backend.jobs.runner import PROJECT_ROOT, engine_env
 from backend.jobs.service import JobService, JobStateConflict
 from backend.settings import Settings
 
@@ -41,15 +41,6 @@ class EvaluationNotFound(LookupError):
 
 class EvaluationBusy(RuntimeError):
     """An evaluation of the same job or base model is already running."""
-
-
-class EvaluationFailed(RuntimeError):
-    """The engine failed; ``str()`` is its one-line error, ``hint`` what to do."""
-
-    def __init__(self, message: str, hint: str | None = None, *, timed_out: bool = False):
-        super().__init__(message)
-        self.hint = hint
-        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -70,20 +61,10 @@ def new_eval_id() -> str:
 def build_evaluate_command(target: EvalTarget, dataset_path: Path, dataset_name: str, out_dir: Path,
                            max_samples: int, max_new_tokens: int, cutoff_len: int | None,
                            python: str = sys.executable) -> list[str]:
-    argv = [python, "-m", "backend.engine", "evaluate", *target.engine_args, "--dataset-path", str(dataset_path),
-            "--dataset-name", dataset_name, "--out", str(out_dir), "--max-samples", str(int(max_samples)),
-            "--max-new-tokens", str(int(max_new_tokens))]
-    return argv + (["--cutoff-len", str(int(cutoff_len))] if cutoff_len else [])
-
-
-def engine_failure(log: str, returncode: int) -> EvaluationFailed:
-    """The engine's own ``error:``/``hint:`` lines (see backend.engine.__main__), else the last line it wrote."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    error = next((ln.removeprefix("error:").strip() for ln in reversed(lines) if ln.startswith("error:")), None)
-    hint = next((ln.removeprefix("hint:").strip() for ln in reversed(lines) if ln.startswith("hint:")), None)
-    if error is None:
-        error = lines[-1] if lines else f"the evaluate process exited with code {returncode} and said nothing"
-    return EvaluationFailed(error, hint)
+    args = [*target.engine_args, "--dataset-path", str(dataset_path), "--dataset-name", dataset_name,
+            "--out", str(out_dir), "--max-samples", str(int(max_samples)), "--max-new-tokens", str(int(max_new_tokens))]
+    args += ["--cutoff-len", str(int(cutoff_len))] if cutoff_len else []
+    return build_engine_command("evaluate", *args, python=python)
 
 
 class EvaluationService:
@@ -131,11 +112,11 @@ class EvaluationService:
     def run(self, target: EvalTarget, dataset: str, *, max_samples: int = 50, max_new_tokens: int = 128,
             cutoff_len: int | None = None) -> dict:
         """Evaluate ``target`` on a registered dataset (id or name; DatasetNotFound if unknown) and return
-        its metrics. Raises EvaluationBusy when the target is being evaluated, EvaluationFailed on failure."""
+        its metrics. Raises EvaluationBusy when the target is being evaluated, EngineFailed (EngineTimedOut) on failure."""
         record = self.registry.require(dataset)
         if not record.path.is_file():
-            raise EvaluationFailed(f"dataset {record.name!r} is registered but its file is missing ({record.path})",
-                                   "delete the dataset and upload it again")
+            raise EngineFailed(f"dataset {record.name!r} is registered but its file is missing ({record.path})",
+                               hint="delete the dataset and upload it again")
         lock = self._lock_for(target.key)
         if not lock.acquire(blocking=False):
             raise EvaluationBusy(f"{target.label} is being evaluated right now; wait for that evaluation to "
@@ -169,16 +150,11 @@ class EvaluationService:
             return self._locks.setdefault(key, threading.Lock())
 
     def _run_engine(self, argv: list[str], work: Path) -> None:
-        log_path = work / LOG_FILE
-        with open(log_path, "w", encoding="utf-8") as log:
-            try:
-                proc = subprocess.run(argv, cwd=PROJECT_ROOT, env=engine_env(), stdin=subprocess.DEVNULL,
-                                      stdout=log, stderr=subprocess.STDOUT, text=True, timeout=self.timeout_s)
-            except subprocess.TimeoutExpired:
-                raise EvaluationFailed(f"the evaluation did not finish within {self.timeout_s:.0f} s",
-                                       "evaluate fewer samples or fewer new tokens", timed_out=True) from None
-        if proc.returncode != 0 or not (work / METRICS_FILE).is_file():
-            raise engine_failure(log_path.read_text(encoding="utf-8", errors="replace"), proc.returncode)
+        run_engine(argv, what="evaluation", timeout_s=self.timeout_s, log_path=work / LOG_FILE,
+                   timeout_hint="evaluate fewer samples or fewer new tokens")
+        if not (work / METRICS_FILE).is_file():
+            raise EngineFailed(f"the evaluate process ended without writing {METRICS_FILE}",
+                               hint=f"see {LOG_FILE} of the failed evaluation")
 
     # -- results ------------------------------------------------------------------------------------
     def list(self, target: EvalTarget) -> list[dict]:

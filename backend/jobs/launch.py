@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import yaml
 
 from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
+from backend.engine_process import engine_module_args
 from backend.fsio import atomic_write_text
 
 ACCELERATE_FILE = "accelerate.yaml"
@@ -208,12 +210,7 @@ def build_launch_command(
     argv += [
         "--mixed_precision", accelerate_mixed_precision(config, has_cuda=bool(gpus)),
         "--dynamo_backend", "no",
-        "-m", "backend.engine", "train",
-        "--run-dir", str(run_dir),
+        *engine_module_args("train", "--run-dir", str(run_dir)),
     ]
     return argv
 
-
-def build_engine_command(action: str, run_dir: Path, python: str = sys.executable) -> list[str]:
-    """argv for a single-process engine action such as ``merge``."""
-    return [python, "-m", "backend.engine", action, "--run-dir", str(run_dir)]

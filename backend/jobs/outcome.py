@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.config import rundir
-from backend.fsio import read_json_object
+from backend.fsio import read_json_object, tail_text
 
 
 @dataclass
@@ -15,23 +15,6 @@ class Outcome:
     error: str | None = None
     hint: str | None = None
     output: str | None = None
-
-
-def tail_text(path: Path, max_bytes: int = 64_000, lines: int | None = None) -> str:
-    """The last ``max_bytes`` of a text file (optionally only the last ``lines`` lines)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            text = fh.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    if size > max_bytes:
-        text = text.split("\n", 1)[-1]
-    if lines is not None:
-        text = "\n".join(text.splitlines()[-lines:])
-    return text
 
 
 def _last_error_line(log_text: str) -> str | None:

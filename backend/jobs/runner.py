@@ -29,14 +29,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-import backend
 from backend.config import rundir
 from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
+from backend.engine_process import PROJECT_ROOT, engine_env
+from backend.fsio import atomic_write_json
+from backend.jobs.gpus import detect_gpus
 from backend.jobs.launch import (
     accelerate_mixed_precision,
     build_launch_command,
@@ -45,13 +48,10 @@ from backend.jobs.launch import (
     total_processes,
     write_launch_files,
 )
-from backend.fsio import atomic_write_json
-from backend.jobs.gpus import detect_gpus
 from backend.jobs.outcome import read_outcome
 from backend.jobs.store import JobRow, JobStore, utc_now
 
 log = logging.getLogger("tunesmith.runner")
-PROJECT_ROOT = Path(backend.__file__).resolve().parent.parent
 
 
 class ProcessHandle(Protocol):
@@ -61,18 +61,6 @@ class ProcessHandle(Protocol):
 
 
 SpawnFn = Callable[[JobRow, list[int]], ProcessHandle]
-
-
-def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for engine subprocesses: the project importable, no hub access, unbuffered logs."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
 
 
 def free_port() -> int:

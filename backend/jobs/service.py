@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 from backend import catalog
 from backend.config import rundir
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
-from backend.jobs.launch import build_engine_command
+from backend.engine_process import build_engine_command, run_engine
 from backend.fsio import atomic_write_text, iter_jsonl
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
 from backend.jobs.outcome import tail_text
-from backend.jobs.runner import PROJECT_ROOT, JobRunner, engine_env
+from backend.jobs.runner import JobRunner
 from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, utc_now
 from backend.settings import Settings
 
@@ -29,10 +28,6 @@ class JobNotFound(LookupError):
 
 
 class JobStateConflict(RuntimeError):
-    pass
-
-
-class MergeFailed(RuntimeError):
     pass
 
 
@@ -237,13 +232,8 @@ class JobService:
         if job.output == "model":
             return Path(job.run_dir) / rundir.MODEL_DIR  # full/freeze: the trained model is already whole
         lock = self._merge_locks.setdefault(job_id, threading.Lock())
+        run_dir = Path(job.run_dir)
         with lock:
-            run_dir = Path(job.run_dir)
-            proc = subprocess.run(build_engine_command("merge", run_dir), cwd=PROJECT_ROOT, env=engine_env(),
-                                  capture_output=True, text=True, timeout=timeout_s)
-            with open(run_dir / "merge.log", "w", encoding="utf-8") as fh:
-                fh.write(proc.stdout + proc.stderr)
-            if proc.returncode != 0:
-                lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-                raise MergeFailed(lines[-1] if lines else f"merge exited with code {proc.returncode}")
+            run_engine(build_engine_command("merge", "--run-dir", run_dir), what="merge", timeout_s=timeout_s,
+                       log_path=run_dir / "merge.log", timeout_hint="merge on a machine with more memory or a faster disk")
         return run_dir / rundir.MERGED_DIR

@@ -11,7 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.main import create_app
-from backend.datasets.preview_service import PreviewError, PreviewService, build_preview_command
+from backend.datasets.preview_service import PreviewService, build_preview_command
+from backend.engine_process import EngineTimedOut
+from backend.errors import EngineFailed
 from tests.api.conftest import ALPACA_ROWS
 
 
@@ -82,13 +84,13 @@ def test_engine_failure_is_a_readable_error_with_its_hint():
     script = ("import sys; print('Traceback (most recent call last): ...', file=sys.stderr); "
               "print('error: OSError: no tokenizer in /m', file=sys.stderr); "
               "print('hint: see the log', file=sys.stderr); sys.exit(1)")
-    with pytest.raises(PreviewError) as caught:
+    with pytest.raises(EngineFailed) as caught:
         PreviewService()._run([sys.executable, "-c", script])
     assert str(caught.value) == "the preview failed: OSError: no tokenizer in /m"
-    assert caught.value.hint == "see the log" and not caught.value.timed_out
-    with pytest.raises(PreviewError, match="did not finish within 1 s") as slow:
+    assert caught.value.hint == "see the log" and not isinstance(caught.value, EngineTimedOut)
+    with pytest.raises(EngineTimedOut, match="did not finish within 1 s") as slow:
         PreviewService(timeout_s=1)._run([sys.executable, "-c", "import time; time.sleep(10)"])
-    assert slow.value.timed_out
+    assert slow.value.status == 503
     argv = build_preview_command("/m", "/d.jsonl", 512, 2, True, python="py")
     assert argv == ["py", "-m", "backend.engine", "preview", "--model-dir", "/m", "--data", "/d.jsonl",
                     "--cutoff", "512", "--samples", "2", "--train-on-prompt"]

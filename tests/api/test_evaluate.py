@@ -76,10 +76,10 @@ def test_evaluate_a_trained_run_against_its_base_model(client, settings):
         busy = client.post(f"/api/v1/jobs/{job['id']}/evaluate", json=body)
     assert busy.status_code == 409 and "being evaluated" in busy.json()["detail"]
 
-    # an engine failure is a 500 with the engine's own one-line error; nothing half-written is left
+    # an engine failure is a 422 with the engine's own one-line error; nothing half-written is left
     client.app.state.registry.require(dataset["id"]).path.write_text("not json\n", encoding="utf-8")
     failed = client.post("/api/v1/evaluate", json={**body, "model": "tiny-llama"})
-    assert failed.status_code == 500, failed.text
+    assert failed.status_code == 422, failed.text
     assert failed.json()["detail"].startswith("evaluation failed: data.jsonl line 1: not JSON"), failed.json()
     assert "(hint: each line must be" in failed.json()["detail"]
     left = sorted(p.name for p in (settings.home / "evaluations").iterdir())

@@ -12,7 +12,8 @@ import torch
 
 from backend.config.rundir import read_resolved_run
 from backend.jobs.launch import build_launch_command, write_launch_files
-from backend.jobs.runner import engine_env, free_port
+from backend.engine_process import engine_env
+from backend.jobs.runner import free_port
 from tests.engine.tiny_runs import REPO_ROOT, make_run_dir, read_result
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

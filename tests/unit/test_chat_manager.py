@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from backend.chat.manager import ChatManager, ChatTarget, ChatTargetNotFound, ChatTargetUnavailable
-from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError, build_worker_command
+from backend.chat.manager import (
+    ChatManager,
+    ChatTarget,
+    ChatTargetNotFound,
+    ChatTargetUnavailable,
+)
+from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError
 from backend.config import rundir
+from backend.engine_process import build_chat_worker_command
 from backend.jobs.runner import pid_alive
 from backend.jobs.service import JobNotFound
 from backend.jobs.store import JobRow
@@ -100,8 +106,8 @@ def test_timeout_kills_the_worker(tmp_path):
 
 
 def test_worker_command():
-    assert build_worker_command("/m", python="py") == ["py", "-m", "backend.engine.chat_worker", "--model-dir", "/m"]
-    assert build_worker_command("/m", "/a", python="py")[-2:] == ["--adapter-dir", "/a"]
+    assert build_chat_worker_command("/m", python="py") == ["py", "-m", "backend.engine.chat_worker", "--model-dir", "/m"]
+    assert build_chat_worker_command("/m", "/a", python="py")[-2:] == ["--adapter-dir", "/a"]
 
 
 def _job(tmp_path, job_id: str, state="succeeded", output="adapter") -> JobRow:

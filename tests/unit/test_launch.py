@@ -1,7 +1,8 @@
 from pathlib import Path
 
 from backend.config.schema import RunConfig
-from backend.jobs.launch import build_engine_command, build_launch_command
+from backend.engine_process import build_engine_command
+from backend.jobs.launch import build_launch_command
 
 CFG = RunConfig(base_model="m", datasets=["d"])
 
@@ -32,7 +33,7 @@ def test_single_gpu_auto_leaves_precision_to_the_engine_and_argv_has_no_shell():
 
 
 def test_engine_command():
-    assert build_engine_command("merge", Path("/r"), python="/py") == ["/py", "-m", "backend.engine", "merge", "--run-dir", "/r"]
+    assert build_engine_command("merge", "--run-dir", Path("/r"), python="/py") == ["/py", "-m", "backend.engine", "merge", "--run-dir", "/r"]
 
 
 def dist_cfg(**dist) -> RunConfig:

@@ -340,7 +340,7 @@ def preview_dataset_for_model(
     ``lengths`` (token-length stats and histogram over up to 20k rows, how many exceed ``cutoff_len``),
     ``rows``, ``tokenizer``, plus the ``model`` and ``cutoff_len`` asked for. Cached per dataset content."""
     from backend import catalog
-    from backend.datasets.preview_service import PreviewError
+    from backend.errors import EngineFailed
 
     record = _require_data_file(registry, dataset_id)
     info = catalog.resolve_model(settings, model)
@@ -351,8 +351,8 @@ def preview_dataset_for_model(
         result = _preview_service(request).preview(
             sha256=record.sha256, data_path=record.path, model_path=info.path, cutoff_len=cutoff_len,
             samples=samples, train_on_prompt=train_on_prompt, chat_template=chat_template)
-    except PreviewError as err:
-        code = status.HTTP_504_GATEWAY_TIMEOUT if err.timed_out else status.HTTP_422_UNPROCESSABLE_CONTENT
+    except EngineFailed as err:
+        code = err.status
         message = f"{err} ({err.hint})" if err.hint else str(err)
         raise HTTPException(code, detail={"message": message, "errors": [], "error_count": 1}) from None
     return {**result, "model": info.id, "cutoff_len": cutoff_len, "train_on_prompt": train_on_prompt,

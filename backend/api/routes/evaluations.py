@@ -10,8 +10,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.datasets.errors import DatasetNotFound
+from backend.errors import EngineFailed
 from backend.jobs.evaluations import (
-    EvalTarget, EvaluationBusy, EvaluationFailed, EvaluationNotFound, EvaluationService,
+    EvalTarget,
+    EvaluationBusy,
+    EvaluationNotFound,
+    EvaluationService,
 )
 from backend.jobs.service import JobNotFound, JobStateConflict
 
@@ -89,8 +93,8 @@ def _run(evaluations: EvaluationService, target: EvalTarget, body: EvaluationPar
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except EvaluationBusy as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except EvaluationFailed as exc:
-        code = status.HTTP_504_GATEWAY_TIMEOUT if exc.timed_out else status.HTTP_500_INTERNAL_SERVER_ERROR
+    except EngineFailed as exc:
+        code = exc.status
         hint = f" (hint: {exc.hint})" if exc.hint else ""
         raise HTTPException(code, f"evaluation failed: {exc}{hint}") from None
     return EvaluationPublic(**metrics)

@@ -7,8 +7,9 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import JobsDep
 from backend.api.schemas import MergePublic
+from backend.errors import EngineFailed
+from backend.jobs.service import JobNotFound, JobStateConflict
 from backend.zipstream import iter_zip
-from backend.jobs.service import JobNotFound, JobStateConflict, MergeFailed
 
 router = APIRouter(prefix="/jobs", tags=["exports"])
 
@@ -46,8 +47,8 @@ def merge_job(job_id: str, jobs: JobsDep) -> MergePublic:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}") from None
     except JobStateConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except MergeFailed as exc:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"merge failed: {exc}") from None
+    except EngineFailed as exc:
+        raise HTTPException(exc.status, f"merge failed: {exc}") from None
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     return MergePublic(path=str(path), files=files)
 

@@ -11,8 +11,8 @@ from backend.api.schemas import (
     JobsPublic,
     LogsPublic,
     MetricsPublic,
-    job_to_public,
 )
+from backend.config.rundir import RunDir
 from backend.config.schema import RunConfig
 from backend.jobs.launch import select_gpus
 from backend.jobs.runner import launch_plan
@@ -26,6 +26,10 @@ def _get_or_404(jobs: JobsDep, job_id: str):
         return jobs.get(job_id)
     except JobNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}") from None
+
+
+def job_to_public(job, waiting_for: str | None = None) -> JobPublic:
+    return JobPublic.of(job, RunDir(job.run_dir).facts(), waiting_for)
 
 
 @router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
