@@ -107,9 +107,11 @@ def parse_error(response: httpx.Response) -> ApiError:
 class TunesmithClient:
     """Synchronous client for one Tunesmith API base URL, e.g. ``http://127.0.0.1:7860/api/v1``."""
 
-    def __init__(self, api_url: str, *, timeout: float = 15.0, transport: httpx.BaseTransport | None = None):
+    def __init__(self, api_url: str, *, timeout: float = 15.0, transport: httpx.BaseTransport | None = None,
+                 token: str | None = None):
         self.api_url = api_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport)
+        headers = {"Authorization": f"Bearer {token}"} if token else None  # the studio's TUNESMITH_TOKEN
+        self._http = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport, headers=headers)
 
     def close(self) -> None:
         self._http.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import gradio as gr
 
@@ -43,11 +44,12 @@ def header_markdown(client: TunesmithClient) -> str:
     )
 
 
-def build_app(api_url: str) -> gr.Blocks:
-    """Build the studio for the API at ``api_url``. Nothing is fetched until a browser opens the page."""
+def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
+    """Build the studio for the API at ``api_url``; ``token`` is the API's access token (sent as a bearer header
+    by the server-side client, never to the browser). Nothing is fetched until a browser opens the page."""
     # Each open Runs tab polls the API every 2 s: keep httpx's one-INFO-line-per-request out of the server log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    client = TunesmithClient(api_url)
+    client = TunesmithClient(api_url, token=token)
     with gr.Blocks(title="Tunesmith", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         header = gr.Markdown("# Tunesmith", elem_id="app-header")
         with gr.Tabs(elem_id="tabs") as tabs:
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     args = parser.parse_args(argv)
-    build_app(args.api_url).launch(server_name=args.host, server_port=args.port, css=STUDIO_CSS)
+    build_app(args.api_url, token=os.environ.get("TUNESMITH_TOKEN") or None).launch(server_name=args.host, server_port=args.port, css=STUDIO_CSS)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -13,7 +15,10 @@ from backend.errors import StudioError
 from backend.settings import BUNDLED_MODEL_ID, Settings
 
 
-def build_server(settings: Settings, host: str, port: int):
+MIN_TOKEN_CHARS = 16
+
+
+def build_server(settings: Settings, host: str, port: int, root_path: str = ""):
     """The API at /api/v1 and the Gradio studio at /, on one FastAPI app."""
     import gradio as gr
 
@@ -21,20 +26,85 @@ def build_server(settings: Settings, host: str, port: int):
     from backend.api.main import create_app
 
     api = create_app(settings)
-    client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    blocks = build_app(f"http://{client_host}:{port}/api/v1")
-    return gr.mount_gradio_app(api, blocks, path="/", css=STUDIO_CSS)
+    client_host = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    if ":" in client_host:
+        client_host = f"[{client_host}]"
+    blocks = build_app(f"http://{client_host}:{port}/api/v1", token=settings.token)
+    return gr.mount_gradio_app(api, blocks, path="/", css=STUDIO_CSS, root_path=root_path or None)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def exposure_problem(host: str, token: str | None, no_auth: bool) -> str | None:
+    """Why the server must not start with these settings, or None. Loopback without a token is today's
+    zero-friction start; anything reachable from the network needs a token (or an explicit --no-auth)."""
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        return (f"error: the access token is {len(token)} characters long; use at least {MIN_TOKEN_CHARS} "
+                "(`tunesmith token` prints a new random one).")
+    if token or no_auth or is_loopback(host):
+        return None
+    return (f"error: refusing to serve on {host or 'every address'} without an access token: anyone who can reach "
+            "this machine could upload data, start jobs and download models.\n"
+            "Set one with   export TUNESMITH_TOKEN=$(tunesmith token)   (or --token TOKEN), then start again;\n"
+            "the browser asks for it once, API clients send 'Authorization: Bearer TOKEN'.\n"
+            "(--no-auth serves without one, if something else in front of the studio checks who comes in.)")
+
+
+def served_names(host: str) -> tuple[str, ...]:
+    """Host names besides loopback a browser may use to reach a server bound to ``host``: the host itself, or
+    for a wildcard bind this machine's name and interface addresses."""
+    if is_loopback(host):
+        return ()
+    if host not in WILDCARD_HOSTS:
+        return (host.lower(),)
+    import socket
+
+    import psutil
+
+    names = {socket.gethostname().lower()}
+    for addresses in psutil.net_if_addrs().values():
+        names.update(a.address.split("%", 1)[0].lower() for a in addresses
+                     if a.family in (socket.AF_INET, socket.AF_INET6))
+    return tuple(sorted(names))
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env(args.home)
+    token = args.token or settings.token
+    if args.no_auth:
+        token = None
+    return dataclasses.replace(settings, token=token,
+                               allowed_hosts=(*settings.allowed_hosts, *served_names(args.host)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = Settings.from_env(args.home)
-    app = build_server(settings, args.host, args.port)
+    settings = serve_settings(args)
+    problem = exposure_problem(args.host, settings.token, args.no_auth)
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
+        return 2
+    app = build_server(settings, args.host, args.port, args.root_path)
     print(f"Tunesmith studio: http://{args.host}:{args.port}/  (API docs: http://{args.host}:{args.port}/docs)",
           flush=True)
     print(f"State folder: {settings.home}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if settings.token:
+        print("Access token required (browser: sign in once; API: 'Authorization: Bearer ...').", flush=True)
+    elif args.no_auth and not is_loopback(args.host):
+        print(f"WARNING: --no-auth: serving on {args.host} WITHOUT authentication. Anyone who can reach this "
+              "port can upload data, start jobs and download models.", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", root_path=args.root_path)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a new random access token (to pass as TUNESMITH_TOKEN)."""
+    print(secrets.token_urlsafe(32))
+    print("Start the studio with it:  TUNESMITH_TOKEN=<the line above> tunesmith serve --host 0.0.0.0",
+          file=sys.stderr)
     return 0
 
 
@@ -52,7 +122,11 @@ def prepare_bundled_model(settings: Settings) -> Path:
 
 
 def cmd_studio(args: argparse.Namespace) -> int:
-    settings = Settings.from_env(args.home)
+    settings = serve_settings(args)
+    problem = exposure_problem(args.host, settings.token, args.no_auth)
+    if problem:  # before the minute of model preparation, not after
+        print(problem, file=sys.stderr, flush=True)
+        return 2
     settings.ensure_dirs()
     if not args.skip_model:
         prepare_bundled_model(settings)
@@ -103,7 +177,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     import httpx
 
     base = args.api.rstrip("/")
-    with httpx.Client(timeout=None) as client:
+    token = os.environ.get("TUNESMITH_TOKEN", "").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(timeout=None, headers=headers) as client:
         if args.merged:
             client.post(f"{base}/jobs/{args.job_id}/merge").raise_for_status()
         kind = "merged" if args.merged else "adapter"
@@ -126,12 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("TUNESMITH_HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=int(os.environ.get("TUNESMITH_PORT", "7860")))
+        p.add_argument("--token", default=None,
+                       help="access token (default $TUNESMITH_TOKEN; prefer the variable: arguments show in ps)")
+        p.add_argument("--no-auth", action="store_true",
+                       help="serve on a non-loopback address without a token (only behind your own access control)")
+        p.add_argument("--root-path", default=os.environ.get("TUNESMITH_ROOT_PATH", ""),
+                       help="URL prefix a reverse proxy serves the studio under, e.g. /studio")
         if name == "studio":
             p.add_argument("--skip-model", action="store_true", help="do not prepare the bundled model")
         p.set_defaults(func=func)
     p = sub.add_parser("train", help="run one job in the foreground from a run-config YAML (see backend/config/presets)")
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("token", help="print a new random access token for TUNESMITH_TOKEN")
+    p.set_defaults(func=cmd_token)
     p = sub.add_parser("export", help="download a job's adapter (or merged model) from a running studio")
     p.add_argument("job_id")
     p.add_argument("--merged", action="store_true")

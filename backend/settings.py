@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BUNDLED_MODEL_ID = "SmolLM2-135M-Instruct"
@@ -20,12 +20,23 @@ def _env_count(name: str, default: int | None) -> int | None:
     return int(raw)
 
 
+def _env_names(name: str) -> tuple[str, ...]:
+    """Comma- or space-separated host names from the environment variable ``name``, lower-cased."""
+    raw = os.environ.get(name, "").replace(",", " ")
+    return tuple(part.strip().lower() for part in raw.split() if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
     max_concurrent_jobs: int | None = None  # cap on running jobs of every kind; None = the GPU slots decide
     max_cpu_jobs: int = 1  # CPU-only jobs (no GPU visible, or gpus: []) that run at once
     max_upload_bytes: int = 2 * 1024**3
+    max_json_bytes: int = 16 * 1024**2  # any request body that is not a multipart upload
+    # The access token (TUNESMITH_TOKEN); None = no authentication (only allowed on loopback, see backend/cli.py).
+    token: str | None = field(default=None, repr=False)
+    # Names (besides loopback) the studio is reached by: trusted as Host and Origin; "*" = any Host.
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> Path:
@@ -50,7 +61,10 @@ class Settings:
             home=root,
             max_concurrent_jobs=_env_count("TUNESMITH_MAX_JOBS", None),
             max_cpu_jobs=_env_count("TUNESMITH_MAX_CPU_JOBS", 1),
-            max_upload_bytes=int(os.environ.get("TUNESMITH_MAX_UPLOAD_BYTES", str(2 * 1024**3))),
+            max_upload_bytes=_env_count("TUNESMITH_MAX_UPLOAD_BYTES", 2 * 1024**3),
+            max_json_bytes=_env_count("TUNESMITH_MAX_JSON_BYTES", 16 * 1024**2),
+            token=os.environ.get("TUNESMITH_TOKEN", "").strip() or None,
+            allowed_hosts=_env_names("TUNESMITH_ALLOWED_HOSTS"),
         )
 
     def ensure_dirs(self) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
 from backend.api.routes import configs, presets
+from backend.api.security import install_security
 from backend.chat.manager import ChatManager
 from backend.datasets.registry import DatasetRegistry
 from backend.jobs.evaluations import EvaluationService
@@ -55,8 +56,9 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
         description="Upload datasets, queue fine-tuning jobs, follow their metrics, export adapters and merged models.",
         lifespan=lifespan,
         docs_url="/docs",
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        openapi_url="/openapi.json",  # the API's (Gradio, mounted at /, keeps its own elsewhere)
     )
+    install_security(app, settings)
     app.state.settings = settings
     app.state.registry = registry
     app.state.jobs = service
@@ -67,4 +69,10 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(presets.router, prefix=API_PREFIX)
     app.include_router(configs.router, prefix=API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    def openapi_under_api_prefix() -> dict:
+        """The same document as /openapi.json, beside the routes it describes."""
+        return app.openapi()
+
     return app
