@@ -14,7 +14,7 @@ from pathlib import Path
 from backend.errors import StudioError
 from backend.settings import BUNDLED_MODEL_ID, Settings
 
-
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 MIN_TOKEN_CHARS = 16
 
 
