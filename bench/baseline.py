@@ -24,14 +24,15 @@ if str(REPO) not in sys.path:
 
 def load_examples(model_dir: str, data_path: str, cutoff: int, seed: int):
     from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
-    from backend.engine.data import DataStats, build_examples
+    from backend.engine.data import DataStats
+    from backend.engine.stages import build_examples
     from backend.engine.model import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
     config = RunConfig.model_validate({"base_model": model_dir, "datasets": ["bench"], "cutoff_len": cutoff, "seed": seed})
     run = ResolvedRun(run_id="baseline", config=config, model_path=model_dir,
                       datasets=[DatasetRef(id="bench", name="bench", path=data_path)])
-    return build_examples(run, tokenizer, DataStats()), tokenizer
+    return build_examples(run, tokenizer, DataStats())[0], tokenizer
 
 
 def load_model(spec: dict):

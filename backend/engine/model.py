@@ -165,7 +165,7 @@ def load_tokenizer(model_path: str | Path):
     """The tokenizer of a model or adapter dir, with a chat template and a pad token guaranteed."""
     from transformers import AutoTokenizer
 
-    from backend.engine.templates import ensure_chat_template
+    from backend.engine.chat_render import ensure_chat_template
 
     if not Path(model_path).is_dir():
         check_model_dir(model_path)  # raises the "base model not found" error with its hint

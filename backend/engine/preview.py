@@ -34,7 +34,7 @@ def load_preview_tokenizer(model_dir: str | Path, chat_template: str = "auto"):
 
     ``ensure_chat_template`` says on stdout when it falls back to ChatML; that line goes to stderr here so
     stdout stays one JSON object."""
-    from backend.engine.chat_templates import apply_chat_template_name
+    from backend.engine.named_chat_templates import apply_chat_template_name
     from backend.engine.model import load_tokenizer
 
     said = io.StringIO()

@@ -125,10 +125,10 @@ def _parse_call(call, where: str) -> dict:
 
 def document_text(row: Row) -> str:
     """A row as a plain-text pretraining document: its text, or its non-empty message contents joined by
-    blank lines (tool calls written as in :func:`backend.engine.templates.plain_tool_messages`)."""
+    blank lines (tool calls written as in :func:`backend.engine.chat_render.plain_tool_messages`)."""
     if row.text is not None:
         return row.text
-    from backend.engine.templates import plain_tool_messages
+    from backend.engine.chat_render import plain_tool_messages
 
     messages = plain_tool_messages(row.messages, row.tools) if row.kind == "tools" else row.messages
     return "\n\n".join(m["content"] for m in messages if m["content"].strip())

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from backend.engine.bundled import MARKER, MODEL_NAME, is_prepared, prepare_bundled
 from backend.engine.data import IGNORE_INDEX, tokenize_conversation
-from backend.engine.generate import generate_reply, load_for_chat
+from backend.engine.chat_worker import generate, load
 from tests.engine.tiny_runs import REPO_ROOT
 
 
@@ -38,7 +39,7 @@ def bundled_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def chat(bundled_dir):
-    return load_for_chat(bundled_dir)
+    return load(str(bundled_dir), None, torch.device("cpu"), torch.float32)
 
 
 @pytest.mark.slow
@@ -52,7 +53,8 @@ def test_bundled_model_is_safetensors_with_a_chat_template(bundled_dir):
 @pytest.mark.slow
 def test_bundled_model_answers_a_chat_prompt(chat):
     model, tokenizer = chat
-    reply = generate_reply(model, tokenizer, [{"role": "user", "content": "What is the capital of France?"}], 16)
+    reply = generate(model, tokenizer, {"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                                        "max_new_tokens": 16})["text"]
     assert reply.strip()
     assert "Paris" in reply
 

@@ -23,5 +23,5 @@ def test_help_lists_every_command_without_torch():
         "print(build_parser().format_help()); assert 'torch' not in sys.modules"
     )
     assert done.returncode == 0, done.stderr
-    for command in ("train", "merge", "prepare-bundled", "generate"):
+    for command in ("train", "merge", "prepare-bundled", "preview", "evaluate"):
         assert command in done.stdout

@@ -9,12 +9,13 @@ import json
 import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
-from backend.engine.data import IGNORE_INDEX, DataStats, build_datasets, build_examples, tokenize_row
+from backend.engine.data import IGNORE_INDEX, DataStats, tokenize_row
+from backend.engine.stages import build_datasets, build_examples
 from backend.engine.failures import DataError
 from backend.engine.model import load_tokenizer
 from backend.engine.preview import preview_dataset
 from backend.engine.rows import iter_rows, parse_row
-from backend.engine.templates import supports_native_tools
+from backend.engine.chat_render import supports_native_tools
 from tests.engine.tiny_runs import write_jsonl
 
 PROMPT = [{"role": "user", "content": "What is two plus two?"}]
@@ -95,7 +96,7 @@ def test_raw_text_is_refused_by_sft_and_is_a_document_in_pt(tmp_path, tiny_model
         build_examples(run_on(tmp_path, tiny_model_dir, rows, fmt="text"), tokenizer, DataStats())
     assert "stage pt" in err.value.hint
     blocks = build_examples(run_on(tmp_path, tiny_model_dir, rows, fmt="text", stage="pt", cutoff_len=512),
-                            tokenizer, DataStats())
+                            tokenizer, DataStats())[0]
     (block,) = blocks
     assert block["labels"] == block["input_ids"]
     assert tokenizer.decode(block["input_ids"]) == "The capital of France is Paris.<|im_end|>Two plus two is four.<|im_end|>"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
-from backend.engine.data import (
-    IGNORE_INDEX, DataStats, build_examples, read_conversations, split_examples, tokenize_conversation,
-)
+from backend.engine.data import IGNORE_INDEX, DataStats, SourceStats, load_rows, split_examples, tokenize_conversation
 from backend.engine.failures import DataError
+from backend.engine.chat_render import CHATML_TEMPLATE, ensure_chat_template
 from backend.engine.model import load_tokenizer
-from backend.engine.templates import CHATML_TEMPLATE, ensure_chat_template
+from backend.engine.stages import build_examples
 from tests.engine.tiny_runs import write_jsonl
 
 CONVERSATION = [
@@ -96,7 +95,7 @@ def test_truncation_and_dropping_examples_without_targets(tmp_path, tiny_model_d
     short = {"messages": CONVERSATION[1:3]}
     run = _run_on(tmp_path, tiny_model_dir, [long_prompt, no_assistant, short, short], cutoff_len=40, max_samples=3)
     stats = DataStats()
-    examples = build_examples(run, tokenizer, stats)
+    examples = build_examples(run, tokenizer, stats)[0]
     assert (stats.read, stats.kept, stats.dropped_no_target, stats.truncated) == (3, 1, 2, 1)
     assert all(len(example["input_ids"]) <= 40 for example in examples)
 
@@ -105,7 +104,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{"text": "no messages"}\n')
     with pytest.raises(DataError, match="bad.jsonl line 2"):
-        read_conversations(path)
+        load_rows(DatasetRef(id="bad", name="bad", path=str(path)), "sft", None, SourceStats(name="bad"))
 
 
 def test_validation_split_is_deterministic_and_disjoint():

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
-from backend.engine.data import DataStats, build_datasets, build_splits
+from backend.engine.data import DataStats
+from backend.engine.stages import build_datasets, build_examples
 from backend.engine.failures import DataError
 from backend.engine.mixture import draw, mix, mixture_counts
 from backend.engine.model import load_tokenizer
@@ -132,7 +133,7 @@ def test_val_size_holds_out_rows_of_each_dataset_before_mixing(tmp_path, tiny_mo
     run = make_run(tmp_path, tiny_model_dir, {"a": 20, "b": 10}, weights={"a": 1, "b": 1}, val_size=0.2,
                    mixture_size=40, seed=5)
     stats = DataStats()
-    train, held = build_splits(run, tokenizer, stats)
+    train, held = build_examples(run, tokenizer, stats)
     train_texts, held_texts = answers(tokenizer, train), answers(tokenizer, held)
     assert tags(held_texts) == {"a": 4, "b": 2}
     assert not set(held_texts) & set(train_texts)  # b repeats in training, its held-out rows never do

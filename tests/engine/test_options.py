@@ -16,7 +16,8 @@ from transformers import AutoModelForCausalLM
 
 from backend.config.rundir import read_resolved_run
 from backend.config.schema import LoraMethod, RunConfig
-from backend.engine.data import DataStats, build_examples
+from backend.engine.data import DataStats
+from backend.engine.stages import build_examples
 from backend.engine.methods import build_lora_config
 from backend.engine.model import load_tokenizer, resolve_gradient_checkpointing
 from backend.engine.recipe import train
@@ -128,7 +129,7 @@ def test_pretraining_stage_labels_every_token(tmp_path, tiny_model_dir):
     run_dir = make_run_dir(tmp_path, tiny_model_dir, stage="pt", cutoff_len=32, max_steps=2)
     run = read_resolved_run(run_dir)
     tokenizer = load_tokenizer(tiny_model_dir)
-    examples = build_examples(run, tokenizer, DataStats())
+    examples = build_examples(run, tokenizer, DataStats())[0]
     assert all(ex["labels"] == ex["input_ids"] for ex in examples)
     assert all(len(ex["input_ids"]) <= 32 for ex in examples) and len(examples[0]["input_ids"]) == 32
     stream = [t for ex in examples for t in ex["input_ids"]]

@@ -1,4 +1,4 @@
-"""Chat templates: render conversations with the tokenizer's own template and find the assistant spans.
+"""Render conversations with the tokenizer's chat template and find the assistant spans (what carries loss).
 
 We do not rely on ``{% generation %}`` markers (few templates have them). Instead we render growing
 prefixes of the conversation and diff the text: the part added by rendering an assistant turn, after the

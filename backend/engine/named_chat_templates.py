@@ -1,11 +1,11 @@
 """Named chat templates for models whose tokenizer has none, or a wrong one (``RunConfig.chat_template``).
 
-``auto`` keeps the tokenizer's own template (ChatML when it has none, see ``templates.ensure_chat_template``);
+``auto`` keeps the tokenizer's own template (ChatML when it has none, see ``chat_render.ensure_chat_template``);
 a name replaces it with one of the layouts below, written here as Jinja like a tokenizer's own. The template is
 saved with the adapter/model's tokenizer, so chat, evaluation and export use the layout the model was trained on.
 
 Every layout renders a conversation as the concatenation of its turns (a prefix of the conversation renders as
-a prefix of the text), which is what our loss masking needs (``templates.find_assistant_spans``). System
+a prefix of the text), which is what our loss masking needs (``chat_render.find_assistant_spans``). System
 prompts go where each family puts them: a turn of their own (chatml, qwen2, llama3), the first user turn
 (mistral, gemma), or a preamble (alpaca). When an end-of-turn marker is not a single token of the tokenizer
 (e.g. ``<|eot_id|>`` in a tokenizer that never saw Llama 3), the run log says so: the model then learns the
