@@ -24,7 +24,7 @@ def _tokenizer_dir(tmp_path: Path, template_name: str | None):
     """A tokenizer saved with ``template_name``'s layout (None: the tokenizer's own): (dir, transformers tokenizer)."""
     from transformers import AutoTokenizer
 
-    from backend.engine.chat_templates import NAMED_TEMPLATES
+    from backend.engine.named_chat_templates import NAMED_TEMPLATES
     from tests.tiny_model import build_tiny_tokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(BUNDLED) if BUNDLED.is_dir() else build_tiny_tokenizer()
