@@ -22,8 +22,9 @@ class DistributedConfig(BaseModel):
     backend: Backend = Field(
         "auto",
         description="auto = plain DDP when the run has more than one process, nothing for one process; "
-        "ddp = data parallel (full copy of the model per GPU); deepspeed = DeepSpeed ZeRO (needs the "
-        "deepspeed package and a CUDA GPU); fsdp = PyTorch FSDP2, parameters fully sharded (needs a CUDA GPU).",
+        "ddp = data parallel (full copy of the model per GPU); deepspeed = DeepSpeed ZeRO (needs the deepspeed "
+        "package; CUDA GPUs, or num_processes CPU processes); fsdp = PyTorch FSDP2, parameters fully sharded (CUDA "
+        "GPUs, or num_processes >= 2 CPU processes).",
     )
     zero_stage: Literal[0, 1, 2, 3] = Field(
         2,

@@ -70,7 +70,7 @@ class LoraMethod(StrictModel):
 
 
 class QLoraMethod(LoraMethod):
-    """LoRA on a base model quantized with bitsandbytes (needs a CUDA GPU)."""
+    """LoRA on a base model quantized with bitsandbytes (a CUDA GPU, or slowly on the CPU)."""
 
     name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
     bits: Literal[4, 8] = Field(4, description="Quantization width of the frozen base model.")

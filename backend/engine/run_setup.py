@@ -39,16 +39,10 @@ def resolve_compute(config: RunConfig, facts: dict):
 
 
 def check_8bit_optimizer_available(optimizer: str) -> None:
-    import importlib.util
+    """bitsandbytes' 8-bit optimizers run on a CUDA GPU or the CPU; they need the package."""
+    from backend.engine.quantization import check_bitsandbytes_installed
 
-    import torch
-
-    if not torch.cuda.is_available():
-        raise EngineError(f"optimizer {optimizer} needs a CUDA GPU (bitsandbytes) and none is visible",
-                          "use optimizer adamw_torch or adafactor on this machine")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise EngineError(f"optimizer {optimizer} needs the bitsandbytes package, which is not installed",
-                          "pip install 'tunesmith[gpu]' (bitsandbytes), or use optimizer adamw_torch or adafactor")
+    check_bitsandbytes_installed(f"optimizer {optimizer}")
 
 
 def plan_memory(run: ResolvedRun, precision, stage, train_dataset, facts: dict):
@@ -101,18 +95,20 @@ def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: di
     """The base model (+ 4/8-bit quantization for QLoRA) with gradient checkpointing and Liger decided."""
     import torch
 
-    from backend.engine import methods, model as model_io
+    from backend.engine import methods, model as model_io, quantization
 
     config = run.config
     load_kwargs = {}
     if config.method.name == "qlora":
         load_kwargs["quantization_config"] = methods.build_quantization_config(config.method, precision.dtype)
-        load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+        load_kwargs["device_map"] = quantization.quantized_device_map()  # this process's GPU, or the CPU
     # full/freeze keep fp32 master weights (autocast does the bf16/fp16 math) unless pure_bf16; LoRA bases load in
     # the compute dtype
     weights_dtype = precision.dtype if config.method.name in ("lora", "qlora") or precision.pure else torch.float32
     model = model_io.load_model(run.model_path, weights_dtype, attn_implementation=attention, **load_kwargs)
     attention = getattr(model.config, "_attn_implementation", None) or attention
+    if config.method.name == "qlora":
+        facts["quantization"] = quantization.quantization_facts(model)  # from the loaded layers: really 4/8-bit
     facts["attn_implementation"] = attention
     print(f"model: {run.model_path} ({precision.name}, weights {weights_dtype})", flush=True)
     print(f"attention: {model_io.describe_attention(attention, config.packing)}", flush=True)

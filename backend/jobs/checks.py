@@ -20,6 +20,10 @@ class JobConfigError(ValueError):
         self.message = message
 
 
+BNB_INSTALL = "pip install bitsandbytes"
+DEEPSPEED_INSTALL = "DS_BUILD_OPS=0 pip install deepspeed"
+
+
 def installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
@@ -30,19 +34,13 @@ def check_hardware(config: RunConfig, gpus: list[int], gpu_details: Callable[[],
     has_gpu = bool(gpus)
     check_distributed(config, gpus)
     check_precision(config, has_gpu, gpu_details)
-    if not has_gpu and config.method.name == "qlora":
-        raise JobConfigError(("method",), "QLoRA needs a CUDA GPU (bitsandbytes 4/8-bit kernels) and this machine "
-                             "has none; use method 'lora' instead")
+    # bitsandbytes has CPU kernels: QLoRA bases and 8-bit optimizers run without a GPU too (slowly)
     if config.method.name == "qlora" and not installed("bitsandbytes"):
-        raise JobConfigError(("method",), "QLoRA needs the bitsandbytes package, which is not installed: "
-                             "pip install 'tunesmith[gpu]' (or bitsandbytes), or use method 'lora'")
-    if config.optimizer.endswith("_8bit"):
-        if not has_gpu:
-            raise JobConfigError(("optimizer",), f"optimizer {config.optimizer!r} needs a CUDA GPU (bitsandbytes) and "
-                                 "this machine has none; use 'adamw_torch' or 'adafactor'")
-        if not installed("bitsandbytes"):
-            raise JobConfigError(("optimizer",), f"optimizer {config.optimizer!r} needs the bitsandbytes package, "
-                                 "which is not installed: pip install 'tunesmith[gpu]', or use 'adamw_torch'")
+        raise JobConfigError(("method",), f"QLoRA needs the bitsandbytes package, which is not installed: "
+                             f"{BNB_INSTALL}, or use method 'lora'")
+    if config.optimizer.endswith("_8bit") and not installed("bitsandbytes"):
+        raise JobConfigError(("optimizer",), f"optimizer {config.optimizer!r} needs the bitsandbytes package, "
+                             f"which is not installed: {BNB_INSTALL}, or use 'adamw_torch'")
     if config.attn_implementation == "flash_attention_2":
         if not installed("flash_attn"):
             raise JobConfigError(("attn_implementation",), "flash_attention_2 needs the flash-attn package, which "
@@ -84,12 +82,18 @@ def check_distributed(config: RunConfig, available: list[int]) -> None:
     elif available and dist.num_processes is not None and dist.num_processes > len(available):
         raise JobConfigError(("distributed", "num_processes"), f"num_processes {dist.num_processes} is more than the "
                              f"{len(available)} GPU(s) here; use at most {len(available)} or leave it empty")
-    if dist.backend in ("deepspeed", "fsdp") and not available:
-        raise JobConfigError(("distributed", "backend"), f"backend {dist.backend!r} needs CUDA GPUs and this machine "
-                             "has none; use 'auto' or 'ddp' (num_processes > 1 runs several CPU processes over gloo)")
+    if dist.backend == "fsdp" and not available and total_cpu_processes(config) < 2:
+        raise JobConfigError(("distributed", "num_processes"), "backend 'fsdp' shards the model across processes, "
+                             "and without a GPU this job has one CPU process: set num_processes to 2 or more "
+                             "(CPU processes over gloo), or use backend 'auto'")
     if dist.backend == "deepspeed" and not installed("deepspeed"):
         raise JobConfigError(("distributed", "backend"), "backend 'deepspeed' needs the deepspeed package, which is "
-                             "not installed: pip install deepspeed (or 'tunesmith[gpu]'), or use backend 'fsdp'")
+                             f"not installed: {DEEPSPEED_INSTALL}, or use backend 'fsdp'")
+
+
+def total_cpu_processes(config: RunConfig) -> int:
+    """Processes of a job that runs without GPUs: num_processes (default 1) on each machine."""
+    return (config.distributed.num_processes or 1) * config.distributed.num_machines
 
 
 def check_gpu_kernels(config: RunConfig, has_gpu: bool) -> None:

@@ -40,7 +40,7 @@ def test_health_and_models(client):
     ({"base_model": "no-such-model"}, ["body", "base_model"]),
     ({"learning_rate": 3.0}, ["body", "learning_rate"]),
     ({"compute_type": "fp16"}, ["body", "compute_type"]),
-    ({"method": "qlora"}, ["body", "method"]),
+    ({"use_liger_kernel": "on"}, ["body", "use_liger_kernel"]),  # Liger's kernels need a GPU
     ({"per_device_batch_size": 0}, ["body", "per_device_batch_size"]),
 ])
 def test_invalid_job_is_422_naming_the_field(client, settings, patch, loc):

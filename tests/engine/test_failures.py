@@ -24,13 +24,6 @@ def _assert_failed(run_dir, error_part: str, hint_part: str) -> dict:
 
 
 @no_cuda
-def test_qlora_without_gpu_fails_with_hint(tmp_path, tiny_model_dir):
-    run_dir = make_run_dir(tmp_path, tiny_model_dir, method="qlora")
-    assert train(run_dir) == 1
-    _assert_failed(run_dir, "QLoRA needs a CUDA GPU", "use method lora on this machine")
-
-
-@no_cuda
 def test_fp16_on_cpu_fails_with_hint(tmp_path, tiny_model_dir):
     run_dir = make_run_dir(tmp_path, tiny_model_dir, compute_type="fp16")
     (run_dir / "result.json").write_text('{"status": "succeeded"}')  # left by an earlier attempt

@@ -38,12 +38,48 @@ def test_bf16_on_a_pre_ampere_gpu_is_refused_with_what_to_use(compute_type):
     check_hardware(config(compute_type="auto"), [0], gpu_details=lambda: pytest.fail("not needed"))
 
 
-def test_cpu_only_machine_refuses_gpu_only_options():
-    for fields, loc in (({"compute_type": "fp16"}, "compute_type"), ({"method": "qlora"}, "method"),
-                        ({"optimizer": "adamw_8bit"}, "optimizer")):
+def test_cpu_only_machine_refuses_what_only_a_gpu_can_run():
+    for fields, loc in (({"compute_type": "fp16"}, "compute_type"), ({"use_liger_kernel": "on"}, "use_liger_kernel"),
+                        ({"attn_implementation": "tunesmith_varlen"}, "attn_implementation")):
         with pytest.raises(JobConfigError) as err:
             check_hardware(config(**fields), [], gpu_details=list)
         assert err.value.loc == (loc,) and "has none" in err.value.message
+
+
+@pytest.mark.parametrize("fields", [
+    {"method": {"name": "qlora", "bits": 4}}, {"method": {"name": "qlora", "bits": 8}},
+    {"optimizer": "adamw_8bit"}, {"optimizer": "paged_adamw_8bit"},
+    {"distributed": {"backend": "deepspeed", "zero_stage": 3, "num_processes": 2}},
+    {"distributed": {"backend": "deepspeed", "zero_stage": 2, "offload_optimizer": True, "num_processes": 2}},
+    {"distributed": {"backend": "deepspeed", "zero_stage": 3, "offload_optimizer": True, "offload_params": True,
+                     "num_processes": 2}},
+    {"distributed": {"backend": "fsdp", "num_processes": 2}},
+    {"distributed": {"backend": "fsdp", "num_processes": 2}, "method": "full"},
+])
+def test_cpu_only_machine_accepts_what_the_cpu_can_train(fields):
+    check_hardware(config(**fields), [], gpu_details=lambda: pytest.fail("not needed"))
+
+
+def test_fsdp_on_one_cpu_process_is_refused_because_it_could_not_shard():
+    with pytest.raises(JobConfigError) as err:
+        check_hardware(config(distributed={"backend": "fsdp"}), [], gpu_details=list)
+    assert err.value.loc == ("distributed", "num_processes") and "2 or more" in err.value.message
+
+
+@pytest.mark.parametrize("fields, package, loc, command", [
+    ({"method": "qlora"}, "bitsandbytes", ("method",), "pip install bitsandbytes"),
+    ({"optimizer": "adamw_8bit"}, "bitsandbytes", ("optimizer",), "pip install bitsandbytes"),
+    ({"distributed": {"backend": "deepspeed", "num_processes": 2}}, "deepspeed", ("distributed", "backend"),
+     "DS_BUILD_OPS=0 pip install deepspeed"),
+])
+def test_a_missing_package_is_refused_naming_its_install_command(fields, package, loc, command, monkeypatch):
+    from backend.jobs import checks
+
+    real = checks.installed
+    monkeypatch.setattr(checks, "installed", lambda name: name != package and real(name))
+    with pytest.raises(JobConfigError) as err:
+        check_hardware(config(**fields), [], gpu_details=list)
+    assert err.value.loc == loc and command in err.value.message
 
 
 def test_query_gpus_reads_a_real_nvidia_smi_and_falls_back_for_old_drivers(tmp_path, monkeypatch):
