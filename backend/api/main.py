@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
-from backend.api.routes import configs, presets
+from backend.api.routes import configs, model_downloads, presets
 from backend.api.security import install_security
 from backend.chat.manager import ChatManager
 from backend.datasets.registry import DatasetRegistry
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(presets.router, prefix=API_PREFIX)
     app.include_router(configs.router, prefix=API_PREFIX)
+    app.include_router(model_downloads.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     def openapi_under_api_prefix() -> dict:

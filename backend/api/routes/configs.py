@@ -19,7 +19,11 @@ from pydantic import BaseModel, Field
 from backend import catalog
 from backend.api.deps import RegistryDep, SettingsDep
 from backend.api.studio_errors_route import StudioErrorRoute
-from backend.config.llamafactory import MAX_YAML_BYTES, map_llamafactory_args, parse_llamafactory_yaml
+from backend.config.llamafactory import (
+    MAX_YAML_BYTES,
+    map_llamafactory_args,
+    parse_llamafactory_yaml,
+)
 from backend.config.normalize import NormalizedConfig, ResolvedDataset, normalize_config
 from backend.datasets.registry import DatasetRegistry
 from backend.errors import BadRequest, Invalid, TooLarge
