@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from backend.api import security
 from backend.api.main import create_app
 from backend.config.schema import RunConfig, Stage
 from backend.settings import Settings
@@ -42,10 +43,8 @@ def studio(tmp_path_factory, tiny_model_dir):
     models = root / "models"
     models.mkdir()
     os.symlink(tiny_model_dir, models / MODEL_ID)
-    old = os.environ.get("TUNESMITH_MODELS_DIR")
-    os.environ["TUNESMITH_MODELS_DIR"] = str(models)
-    app = create_app(Settings.from_env(root / "home"), start_runner=False)
-    with TestClient(app) as client:
+    with pytest.MonkeyPatch.context() as patch, TestClient(
+            create_app(_settings(patch, models, root / "home"), start_runner=False)) as client:
         files = {"dataset_info.json": json.dumps(DATASET_INFO), "alpaca_en_demo.json": json.dumps(ALPACA),
                  "dpo_en_demo.json": json.dumps(DPO),
                  "kto_en_demo.json": (FIXTURES / "kto_en_demo.json").read_bytes()}
@@ -56,10 +55,13 @@ def studio(tmp_path_factory, tiny_model_dir):
         reply = client.post("/api/v1/datasets/import", files={"file": ("lf.zip", buf.getvalue(), "application/zip")})
         assert reply.status_code in (200, 201), reply.text
         yield client
-    if old is None:
-        os.environ.pop("TUNESMITH_MODELS_DIR", None)
-    else:
-        os.environ["TUNESMITH_MODELS_DIR"] = old
+
+
+def _settings(patch: pytest.MonkeyPatch, models: Path, home: Path) -> Settings:
+    """Module-wide versions of tests/conftest.py's trust of TestClient's host name and the models root."""
+    patch.setattr(security, "LOOPBACK_HOSTS", security.LOOPBACK_HOSTS | {"testserver"})
+    patch.setenv("TUNESMITH_MODELS_DIR", str(models))
+    return Settings.from_env(home)
 
 
 def ids(client) -> dict[str, str]:
