@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from backend.local_paths import check_client_path
 from backend.settings import BUNDLED_MODEL_ID, Settings
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
@@ -60,12 +61,13 @@ def list_models(settings: Settings) -> list[ModelInfo]:
     return models
 
 
-def resolve_model(settings: Settings, ref: str) -> ModelInfo | None:
-    """A model id from :func:`list_models`, or an absolute path to any local HF-format model directory."""
+def resolve_model(settings: Settings, ref: str, loc: tuple[str, ...] = ("body", "model")) -> ModelInfo | None:
+    """A model id from :func:`list_models`, or an absolute path to any local HF-format model directory.
+    A ``~`` path is refused (422 at ``loc``), not expanded: see backend/local_paths.py."""
     for info in list_models(settings):
         if info.id == ref:
             return info
-    path = Path(ref).expanduser()
+    path = Path(check_client_path(ref, loc))
     if path.is_absolute() and path.is_dir():
         return inspect_model_dir(path, model_id=str(path))
     return None

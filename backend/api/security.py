@@ -63,7 +63,7 @@ class SecurityPolicy:
     max_upload_bytes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SecurityPolicy":
+    def from_settings(cls, settings: Settings) -> SecurityPolicy:
         return cls(token=settings.token or None,
                    public_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
                    max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes)

@@ -17,7 +17,7 @@ Backend = Literal["auto", "ddp", "deepspeed", "fsdp"]
 class DistributedConfig(BaseModel):
     """Processes, GPUs, machines and the sharding backend of a run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: Backend = Field(
         "auto",

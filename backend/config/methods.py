@@ -12,9 +12,10 @@ DpoLoss = Literal["sigmoid", "ipo", "hinge", "sigmoid_norm", "apo_zero"]
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are errors, so a typo never silently falls back to a default."""
+    """Unknown fields are errors, so a typo never silently falls back to a default; NaN and Infinity are not
+    numbers a run can use (Python's JSON reader accepts them), so every float field refuses them (422)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FullMethod(StrictModel):

@@ -1,7 +1,8 @@
 """Unpack uploaded .zip files safely: no path traversal, no zip bombs, no links.
 
 ``safe_members`` checks every entry name before anything is written; ``extract`` then copies each member
-while counting the bytes really inflated (a lying header cannot get past the limit). Hidden files and
+while counting the bytes really inflated (a lying header cannot get past the limit), and stops a member that
+inflates more than MAX_RATIO times its compressed size (a zip bomb) once past RATIO_FLOOR. Hidden files and
 macOS resource forks (``__MACOSX/``, ``._x``, ``.DS_Store``) are ignored. ``unpack_data_files`` gives every data
 file of an upload zip (each becomes its own dataset).
 """
@@ -15,6 +16,11 @@ from pathlib import Path, PurePosixPath
 from backend.datasets.errors import DatasetArchiveError, DatasetTooLarge
 
 _CHUNK = 1 << 20
+# A member may inflate to more than MAX_RATIO times its compressed size only while it stays under RATIO_FLOOR:
+# text datasets compress 3-20x; a bomb (a 1 MB zip of one 1 GiB line) is refused after RATIO_FLOOR, not at the
+# 2 GiB upload limit. The ratio counts bytes really inflated, so a lying header cannot get past it.
+MAX_RATIO = 200
+RATIO_FLOOR = 32 * 1024 * 1024
 
 
 def open_zip(path: Path, filename: str) -> zipfile.ZipFile:
@@ -57,10 +63,13 @@ def extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with archive.open(info) as src, open(target, "wb") as out:
+                inflated = 0
                 while chunk := src.read(_CHUNK):
-                    total += len(chunk)
+                    total, inflated = total + len(chunk), inflated + len(chunk)
                     if total > limit:
                         raise _too_large(filename, limit)
+                    if inflated > RATIO_FLOOR and inflated > MAX_RATIO * max(info.compress_size, 1):
+                        raise _bomb(filename, info)
                     out.write(chunk)
         except (zipfile.BadZipFile, OSError, EOFError) as err:
             raise DatasetArchiveError(f"{filename}: '{info.filename}' could not be unpacked ({err}). Create the "
@@ -71,6 +80,12 @@ def extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path
 
 def _ignored(parts: tuple[str, ...]) -> bool:
     return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def _bomb(filename: str, info: zipfile.ZipInfo) -> DatasetTooLarge:
+    return DatasetTooLarge(f"{filename}: '{info.filename}' inflates to more than {MAX_RATIO} times its compressed "
+                           f"size ({info.compress_size:,} bytes), which no real dataset does; nothing was kept. "
+                           "Zip the data files themselves.")
 
 
 def _too_large(filename: str, limit: int) -> DatasetTooLarge:

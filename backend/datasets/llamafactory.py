@@ -28,6 +28,7 @@ from backend.datasets.errors import (
     ImportSourceNotFound,
 )
 from backend.datasets.formats import Columns, dataset_kind
+from backend.local_paths import check_client_path
 from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES
 from backend.datasets.registry import DatasetRecord, DatasetRegistry
 from backend.datasets.validate import NormalizeOptions
@@ -62,7 +63,7 @@ def import_root(settings: Settings) -> Path:
 def resolve_import_folder(settings: Settings, path: str) -> Path:
     """The folder ``path`` (absolute, or relative to the import root), which must resolve inside the root."""
     root = import_root(settings)
-    folder = (root / Path(path).expanduser()).resolve()
+    folder = (root / check_client_path(path, ("body", "path"))).resolve()
     if not folder.is_relative_to(root):
         raise ImportPathForbidden(f"'{path}' is outside the import root {root}. Copy or link the folder under "
                                   "that root (set TUNESMITH_IMPORT_ROOT to allow another one) and import it from there.")

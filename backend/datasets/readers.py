@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import Any, Iterator
+from typing import Any
+
+import ijson
 
 from backend.datasets.errors import Problem, UnsupportedFileType
+from backend.datasets.json_stream import (
+    MAX_DEPTH,
+    MAX_RECORD_BYTES,
+    RecordTooLarge,
+    deepest_field,
+    iter_array_elements,
+    located_array_problem,
+    nesting_problem,
+)
 
 FILE_TYPES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 # Plain text (pre-training documents); not a record file, so not looked for inside zips or built-in folders.
@@ -25,9 +36,12 @@ LIST_COLUMNS = ("messages", "conversations", "history")
 # JSON, kept as text otherwise.
 MAYBE_JSON_COLUMNS = ("chosen", "rejected", "prompt", "completion")
 
-_JSON_HINT = "Check the quoting and commas around this position (a JSON validator such as `python -m json.tool FILE` shows the spot)."
 _JSONL_HINT = "Each line of a JSONL file must be one JSON object."
 _UTF8_HINT = "Save the file as UTF-8 (most editors: 'Save with encoding' -> UTF-8)."
+_TOO_LARGE = (f"is larger than {MAX_RECORD_BYTES // 2**20} MiB, the most one record may be. Split long documents "
+              "into several records.")
+_TOO_DEEP = (f"nests lists/objects more than {MAX_DEPTH} levels deep, more than any dataset field needs. Flatten it, "
+             "or keep it as a JSON string.")
 
 
 @dataclass(frozen=True)
@@ -117,7 +131,10 @@ def _utf8_problem(path: Path, offset: int) -> Problem:
 def _holds_json_array(path: Path) -> bool:
     """Content sniffing for a .jsonl upload that really is one JSON array (on one line or spread over many)."""
     with open(path, "rb") as fh:
-        first_line = fh.readline().decode("utf-8-sig", errors="replace").strip()
+        raw = fh.readline(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
+            return raw.lstrip(b"\xef\xbb\xbf \t").startswith(b"[")  # one huge line: read it as an array, streamed
+        first_line = raw.decode("utf-8-sig", errors="replace").strip()
         nothing_after = not fh.read(4096).strip()
     if not first_line.startswith("["):
         return False
@@ -128,12 +145,45 @@ def _holds_json_array(path: Path) -> bool:
     return nothing_after
 
 
+def _capped_lines(fh) -> Iterator[bytes | None]:
+    """The lines of a binary file, or None for a line longer than MAX_RECORD_BYTES (skipped, never held whole)."""
+    while raw := fh.readline(MAX_RECORD_BYTES + 1):
+        if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield raw
+
+
+def parse_record(location: str, text: str, hint: str) -> RawItem:
+    """One JSON record from ``text``; a Problem for broken JSON or nesting deeper than MAX_DEPTH."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        return Problem(location, f"not valid JSON: {err.msg} (column {err.colno}). {hint}")
+    except RecursionError:
+        field = deepest_field(text)
+        return Problem(location, f"{_field_words(field)} {_TOO_DEEP}", field=field or None)
+    field = nesting_problem(value)
+    if field is not None:
+        return Problem(location, f"{_field_words(field)} {_TOO_DEEP}", field=field or None)
+    return RawRecord(location, value)
+
+
+def _field_words(field: str) -> str:
+    return f"field '{field}'" if field else "the record"
+
+
 def _iter_jsonl(path: Path) -> Iterator[RawItem]:
     offset = 0
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            start, offset = offset, offset + len(raw)
+        for number, raw in enumerate(_capped_lines(fh), start=1):
             location = f"line {number}"
+            if raw is None:
+                yield Problem(location, f"the line {_TOO_LARGE}")
+                continue
+            start, offset = offset, offset + len(raw)
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as err:
@@ -142,21 +192,22 @@ def _iter_jsonl(path: Path) -> Iterator[RawItem]:
             text = text.rstrip("\r\n")
             if not text.strip():
                 continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as err:
-                yield Problem(location, f"not valid JSON: {err.msg} (column {err.colno}). {_JSONL_HINT}")
-                continue
-            yield RawRecord(location, value)
+            yield parse_record(location, text, _JSONL_HINT)
 
 
 def _iter_json_text(path: Path, kind: str) -> Iterator[RawItem]:
-    """A JSON array (or one object); a .json file holding JSON Lines is read as JSONL."""
-    text = path.read_text(encoding="utf-8-sig")
-    start = _skip_ws(text, 0)
-    if start < len(text) and text[start] == "[":
-        yield from _iter_json_array(text, start)
+    """A JSON array (streamed), or one object; a .json file holding JSON Lines is read as JSONL."""
+    with open(path, "rb") as fh:
+        bom = fh.read(3) == b"\xef\xbb\xbf"
+        fh.seek(3 if bom else 0)
+        first = _first_char(fh)
+    if first == "[":
+        yield from _iter_json_array_stream(path, 3 if bom else 0)
         return
+    if path.stat().st_size > MAX_RECORD_BYTES:  # too big to be one record: records one per line, or nothing
+        yield from _iter_jsonl(path)
+        return
+    text = path.read_text(encoding="utf-8-sig")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -169,78 +220,84 @@ def _iter_json_text(path: Path, kind: str) -> Iterator[RawItem]:
             f"records or one JSON object per line.",
         )
         return
-    yield RawRecord("record 1", value)
-
-
-def _iter_json_array(text: str, start: int) -> Iterator[RawItem]:
-    """Decode a top-level array one element at a time so an error names the record it is in."""
-    decoder = json.JSONDecoder()
-    index, number = _skip_ws(text, start + 1), 0
-    if text.startswith("]", index):
+    except RecursionError:
+        yield parse_record("record 1", text, "")
         return
-    while True:
-        number += 1
+    yield parse_record("record 1", text, "") if nesting_problem(value) is not None else RawRecord("record 1", value)
+
+
+def _first_char(fh) -> str:
+    while chunk := fh.read(4096):
+        stripped = chunk.lstrip(b" \t\r\n")
+        if stripped:
+            return chr(stripped[0])
+    return ""
+
+
+def _iter_json_array_stream(path: Path, start: int) -> Iterator[RawItem]:
+    """Each element of the file's top-level array, one at a time (backend/datasets/json_stream.py)."""
+    number = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
         try:
-            value, index = decoder.raw_decode(text, index)
-        except json.JSONDecodeError as err:
-            yield _array_problem(number, err)
-            return
-        yield RawRecord(f"record {number}", value)
-        index = _skip_ws(text, index)
-        if text.startswith("]", index):
-            tail = _skip_ws(text, index + 1)
-            if tail < len(text):
-                yield _array_problem(number, json.JSONDecodeError("Extra data after the closing ']'", text, tail))
-            return
-        if not text.startswith(",", index):
-            yield _array_problem(number, json.JSONDecodeError("Expecting ',' delimiter", text, index))
-            return
-        index = _skip_ws(text, index + 1)
+            for number, value, too_deep in iter_array_elements(fh):
+                location = f"record {number}"
+                if too_deep is not None:
+                    yield Problem(location, f"{_field_words(too_deep)} {_TOO_DEEP}", field=too_deep or None)
+                else:
+                    yield RawRecord(location, value)
+        except RecordTooLarge:
+            yield Problem(f"record {number + 1}", f"the record {_TOO_LARGE} Records after it were not read.")
+        except ijson.JSONError as err:
+            yield located_array_problem(path, number + 1, err)
 
 
-def _array_problem(number: int, err: json.JSONDecodeError) -> Problem:
-    return Problem(
-        f"record {number}",
-        f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}. {_JSON_HINT} "
-        "Records after this point were not read.",
-    )
-
-
-def _skip_ws(text: str, index: int) -> int:
-    while index < len(text) and text[index] in " \t\r\n":
-        index += 1
-    return index
+def _capped_text_lines(fh) -> Iterator[str]:
+    """The lines of a text file; RecordTooLarge at the first longer than MAX_RECORD_BYTES characters."""
+    while line := fh.readline(MAX_RECORD_BYTES + 1):
+        if len(line) > MAX_RECORD_BYTES and not line.endswith("\n"):
+            raise RecordTooLarge()
+        yield line
 
 
 def _iter_text(path: Path, by_line: bool) -> Iterator[RawItem]:
     block: list[str] = []
-    start = 0
+    start, size, number = 0, 0, 0
     with open(path, encoding="utf-8-sig", newline=None) as fh:
-        for number, line in enumerate(fh, start=1):
-            line = line.rstrip("\n")
-            if by_line:
+        try:
+            for number, line in enumerate(_capped_text_lines(fh), start=1):
+                line = line.rstrip("\n")
+                if by_line:
+                    if line.strip():
+                        yield RawRecord(f"line {number}", {"text": line})
+                    continue
                 if line.strip():
-                    yield RawRecord(f"line {number}", {"text": line})
-                continue
-            if line.strip():
-                start = start or number
-                block.append(line)
-            elif block:
-                yield RawRecord(f"line {start}", {"text": "\n".join(block)})
-                block, start = [], 0
+                    start, size = start or number, size + len(line)
+                    if size > MAX_RECORD_BYTES:
+                        raise RecordTooLarge()
+                    block.append(line)
+                elif block:
+                    yield RawRecord(f"line {start}", {"text": "\n".join(block)})
+                    block, start, size = [], 0, 0
+        except RecordTooLarge:
+            where = start if block else number + 1
+            yield Problem(f"line {where}", f"the document {_TOO_LARGE} Text after it was not read.")
+            return
     if block:
         yield RawRecord(f"line {start}", {"text": "\n".join(block)})
 
 
 def _iter_csv(path: Path) -> Iterator[RawItem]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long answers exceed the 128 KiB default
+    csv.field_size_limit(MAX_RECORD_BYTES)  # long answers exceed the 128 KiB default; a bomb must not pass
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv.DictReader(_capped_text_lines(fh))
         try:
             for number, row in enumerate(reader, start=1):
                 yield _csv_record(number, reader.line_num, row)
         except csv.Error as err:
             yield Problem(f"line {reader.line_num}", f"not valid CSV: {err}. Check the quoting on this line.")
+        except RecordTooLarge:
+            yield Problem(f"line {reader.line_num + 1}", f"the line {_TOO_LARGE} Lines after it were not read.")
 
 
 def _csv_record(number: int, line: int, row: dict) -> RawItem:
@@ -260,12 +317,19 @@ def _csv_record(number: int, line: int, row: dict) -> RawItem:
             except json.JSONDecodeError as err:
                 return Problem(location, f"(CSV line {line}) column '{key}' must hold a JSON list: {err.msg} "
                                          f"(column {err.colno}).", field=key)
+            except RecursionError:
+                return Problem(location, f"(CSV line {line}) column '{key}' {_TOO_DEEP}", field=key)
         elif key in MAYBE_JSON_COLUMNS and cell.lstrip()[:1] in ("[", "{"):
             try:
                 cell = json.loads(cell)
             except json.JSONDecodeError:
                 pass  # text that starts with a bracket
+            except RecursionError:
+                return Problem(location, f"(CSV line {line}) column '{key}' {_TOO_DEEP}", field=key)
         record[key] = cell
+    field = nesting_problem(record)
+    if field is not None:
+        return Problem(location, f"(CSV line {line}) column '{field}' {_TOO_DEEP}", field=field)
     return RawRecord(location, record)
 
 
@@ -274,12 +338,22 @@ def _iter_parquet(path: Path) -> Iterator[RawItem]:
     import pyarrow.parquet as pq
 
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.metadata.num_row_groups):
+            size = parquet.metadata.row_group(group).total_byte_size  # uncompressed: what reading it costs
+            rows = max(parquet.metadata.row_group(group).num_rows, 1)
+            if size / rows > MAX_RECORD_BYTES or size > 64 * MAX_RECORD_BYTES:
+                yield Problem("file", f"row group {group} unpacks to {size:,} bytes ({rows:,} rows); a record "
+                                      f"{_TOO_LARGE} Write the file with smaller row groups (pandas: "
+                                      "`df.to_parquet(path, row_group_size=1000)`).")
+                return
         number = 0
-        for batch in batches:
+        for batch in parquet.iter_batches(batch_size=1024):
             for row in batch.to_pylist():
                 number += 1
-                yield RawRecord(f"record {number}", row)
+                field = nesting_problem(row)
+                yield (RawRecord(f"record {number}", row) if field is None else
+                       Problem(f"record {number}", f"{_field_words(field)} {_TOO_DEEP}", field=field or None))
     except (pa.ArrowException, OSError) as err:
         yield Problem("file", f"not a readable Parquet file: {err}. Export it again with pandas "
                               "`df.to_parquet(path)` or upload JSON Lines instead.")
