@@ -9,6 +9,7 @@ file of an upload zip (each becomes its own dataset).
 
 from __future__ import annotations
 
+import errno
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -72,6 +73,8 @@ def extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path
                         raise _bomb(filename, info)
                     out.write(chunk)
         except (zipfile.BadZipFile, OSError, EOFError) as err:
+            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # the disk is full, the archive is fine: uploads.py answers 507
             raise DatasetArchiveError(f"{filename}: '{info.filename}' could not be unpacked ({err}). Create the "
                                       "archive again.") from None
         written.append(target)

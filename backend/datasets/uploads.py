@@ -9,6 +9,9 @@ rows ("bad.jsonl line 7"). The work folder is removed whatever happens.
 
 from __future__ import annotations
 
+import errno
+import shutil
+import sqlite3
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -20,6 +23,7 @@ from backend.datasets.errors import (
 )
 from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES, file_type, source_filename
 from backend.datasets.validate import NormalizeOptions
+from backend.errors import InsufficientStorage
 
 if TYPE_CHECKING:
     from backend.datasets.registry import DatasetRecord, DatasetRegistry
@@ -40,6 +44,17 @@ def register_upload(registry: DatasetRegistry, filename: str, fileobj: BinaryIO,
         name = check_dataset_name(name)
         if not is_zip:
             registry.check_name_free(name)
+    try:
+        return _register(registry, original, is_zip, kind, fileobj, name, options)
+    except (OSError, sqlite3.OperationalError) as err:
+        full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(err)
+        if not full:
+            raise
+        raise disk_full(registry.datasets_dir, upload_size(fileobj), is_zip) from None
+
+
+def _register(registry: DatasetRegistry, original: str, is_zip: bool, kind: str | None, fileobj: BinaryIO,
+              name: str | None, options: NormalizeOptions) -> list[DatasetRecord]:
     limit = registry.settings.max_upload_bytes
     with registry.work_dir(".upload-") as work:
         upload = work / ("upload.zip" if is_zip else f"upload.{kind}")
@@ -97,6 +112,29 @@ def copy_limited(fileobj: BinaryIO, dest: Path, limit: int) -> None:
                     "limit with TUNESMITH_MAX_UPLOAD_BYTES when starting the server."
                 )
             out.write(chunk)
+
+
+def upload_size(fileobj: BinaryIO) -> int | None:
+    """The upload's total size (Starlette spools it to a seekable file), or None if it cannot be told."""
+    try:
+        return fileobj.seek(0, 2)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def disk_full(folder: Path, size: int | None, is_zip: bool) -> InsufficientStorage:
+    """507 for an upload the disk could not hold: how much it needs (the copy, then the normalized data of about
+    the same size; a zip: its unpacked files too) against what is free. The work folder is already gone."""
+    free = shutil.disk_usage(folder).free
+    if size is None:
+        need = "about twice the file's size"
+    else:
+        need = f"about {human_bytes(size * (3 if is_zip else 2))}" + (" (for a zip, more: its files unpacked)"
+                                                                     if is_zip else "")
+    return InsufficientStorage(f"the disk holding {folder} is full: storing this upload needs {need}, and "
+                               f"{human_bytes(free)} is free. Nothing was kept.", loc=("body", "file"),
+                               hint="Free space there (delete old runs or datasets), or move TUNESMITH_HOME to a "
+                                    "larger disk, then upload again.")
 
 
 def human_bytes(n: float) -> str:

@@ -1,20 +1,28 @@
 """Hostile dataset files: deep nesting, huge records, zip bombs, `~` paths, NaN. Each must become a clear
 problem naming the file, line/record and field, never a RecursionError, a MemoryError or an unbounded read."""
 
+import builtins
+import io
 import json
 import resource
+import subprocess
 import zipfile
+from contextlib import contextmanager
 
 import pytest
 
 from backend.config.schema import RunConfig
+from backend.datasets import uploads
 from backend.datasets.archives import MAX_RATIO, unpack_data_files
 from backend.datasets.errors import DatasetTooLarge, DatasetValidationError
 from backend.datasets.json_stream import MAX_DEPTH, MAX_RECORD_BYTES, deepest_field, nesting_problem
 from backend.datasets.readers import file_type
+from backend.datasets.registry import DatasetRegistry
+from backend.datasets.uploads import human_bytes
 from backend.datasets.validate import NormalizeOptions, normalize_file
-from backend.errors import Invalid
+from backend.errors import InsufficientStorage, Invalid
 from backend.local_paths import check_client_path
+from backend.settings import Settings
 
 GOOD = {"instruction": "Say hi.", "output": "Hi!"}
 DEEP = 100_000  # far past Python's recursion limit
@@ -107,3 +115,37 @@ def test_nan_and_infinity_are_refused_by_the_run_config(field, value):
     with pytest.raises(ValueError) as info:
         RunConfig.model_validate({"base_model": "m", "datasets": ["d"], field: value})
     assert field in str(info.value) and "finite number" in str(info.value)
+
+
+@contextmanager
+def tiny_filesystem(path, size_mb: int):
+    """A real tmpfs of ``size_mb`` at ``path`` (needs root, as on CI); yields None where mounting is not allowed."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0
+    try:
+        yield path if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_disk_full_during_upload_is_507_with_the_space_needed_and_keeps_nothing(tmp_path, monkeypatch):
+    rows = "".join(json.dumps({"instruction": f"q{i}", "output": "x" * 500}) + "\n" for i in range(12_000))
+    with tiny_filesystem(tmp_path / "disk", 4) as disk:
+        if disk is None:  # no mount permission: the kernel's own ENOSPC from /dev/full, at the same write
+            def full_open(path, mode="r", *args, **kwargs):
+                return builtins.open("/dev/full" if "w" in mode else path, mode, *args, **kwargs)
+            monkeypatch.setattr(uploads, "open", full_open, raising=False)
+            disk = tmp_path / "disk"
+        registry = DatasetRegistry(Settings(home=disk / "home"))
+        with pytest.raises(InsufficientStorage) as info:
+            registry.create_all_from_upload("big.jsonl", io.BytesIO(rows.encode()), name="big")
+        err = info.value
+        assert err.status == 507 and "is full" in err.message and "Nothing was kept" in err.message
+        assert human_bytes(len(rows) * 2) in err.message and "free" in err.message
+        assert registry.list() == []
+        assert [p.name for p in registry.datasets_dir.iterdir()] == []  # the work folder went with it
+        three = "".join(rows.splitlines(keepends=True)[:3])
+        small = registry.create_all_from_upload("ok.jsonl", io.BytesIO(three.encode()), name="ok")
+        assert small[0].num_rows == 3  # the studio goes on working once there is room
