@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.client import ApiError
+from app.i18n import DEFAULT, LANGUAGES, t
 
+_MESSAGES_EN = LANGUAGES[DEFAULT].messages
 STATE_ICONS = {
     "queued": "○",
     "running": "●",
@@ -51,33 +53,51 @@ def fmt_float(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def fmt_duration(seconds: Any) -> str:
+def fmt_duration(seconds: Any, lang: str = DEFAULT) -> str:
     if not isinstance(seconds, (int, float)) or seconds < 0:
         return ""
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours}h {minutes:02d}m"
+        return t("time.hm", lang, h=hours, m=f"{minutes:02d}")
     if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+        return t("time.ms", lang, m=minutes, s=f"{secs:02d}")
+    return t("time.s", lang, s=secs)
 
 
-def state_label(state: Any) -> str:
+def state_text(state: Any, lang: str = DEFAULT) -> str:
+    """A job state in words (``running`` -> 运行中 in zh); an unknown state as it is."""
     state = str(state or "")
-    return f"{STATE_ICONS.get(state, '•')} {state}".strip()
+    return t(f"state.{state}", lang) if state in STATE_ICONS else state
 
 
-def error_markdown(exc: Exception) -> str:
-    """A readable Markdown block for a failed action (never a traceback)."""
+def state_label(state: Any, lang: str = DEFAULT) -> str:
+    state = str(state or "")
+    return f"{STATE_ICONS.get(state, '•')} {state_text(state, lang)}".strip()
+
+
+def error_markdown(exc: Exception, lang: str = DEFAULT) -> str:
+    """A readable Markdown block for a failed action (never a traceback). API messages stay in English (they are
+    the API's words); a line in ``lang`` says what kind of refusal it is."""
     if isinstance(exc, ApiError):
-        return "✗ " + exc.as_markdown()
-    return f"✗ **{type(exc).__name__}:** {html.escape(str(exc))}"
+        status = getattr(exc, "status_code", None)
+        key = f"error.status.{status}"
+        reason = t(key, lang) if key in _MESSAGES_EN else t("error.status.other", lang)
+        return t("error.api", lang, reason=reason, details=exc.as_markdown())
+    return t("common.error", lang, kind=type(exc).__name__, message=html.escape(str(exc)))
 
 
 def _escape(text: Any) -> str:
     return html.escape(str(text if text is not None else ""))
+
+
+ROLES = ("system", "user", "assistant", "tool", "text")
+
+
+def role_label(role: str, lang: str = DEFAULT) -> str:
+    """A conversation role in words; a role the studio does not know as it is."""
+    return t(f"role.{role}", lang) if role in ROLES else role
 
 
 def _turn_html(role: str, content: Any, label: str | None = None, extra: str = "") -> str:
@@ -98,11 +118,11 @@ def _calls_html(calls: Any) -> str:
     return "".join(lines)
 
 
-def conversation_html(rows: list[dict[str, Any]], *, title: str = "") -> str:
+def conversation_html(rows: list[dict[str, Any]], *, title: str = "", lang: str = DEFAULT) -> str:
     """Render preview rows as readable transcripts: ``{"messages": [...]}`` with tool calls and tool results,
     a preference row's chosen and rejected replies, a KTO row's label and a raw-text row's text."""
     if not rows:
-        return '<div class="ts-empty">No rows to preview.</div>'
+        return f'<div class="ts-empty">{_escape(t("preview.no_rows", lang))}</div>'
     parts = []
     if title:
         parts.append(f'<div class="ts-title">{_escape(title)}</div>')
@@ -116,20 +136,21 @@ def conversation_html(rows: list[dict[str, Any]], *, title: str = "") -> str:
                     continue
                 role = str(message.get("role", "?"))
                 chosen = pairs and number == len(messages) - 1
-                turns.append(_turn_html(role, message.get("content", ""), "chosen" if chosen else None,
+                label = t("preview.chosen", lang) if chosen else role_label(role, lang)
+                turns.append(_turn_html(role, message.get("content", ""), label,
                                         _calls_html(message.get("tool_calls"))))
             if pairs:
-                turns.append(_turn_html("rejected", row["rejected"].get("content", "")))
+                turns.append(_turn_html("rejected", row["rejected"].get("content", ""), t("preview.rejected", lang)))
         elif isinstance(row, dict) and isinstance(row.get("text"), str):
-            turns.append(_turn_html("text", row["text"]))
+            turns.append(_turn_html("text", row["text"], role_label("text", lang)))
         else:
             turns.append(f'<div class="ts-content">{_escape(row)}</div>')
-        head = f"Example {index}"
+        head = t("preview.example", lang, index=index)
         if isinstance(row, dict) and isinstance(row.get("label"), bool):
-            head += " · KTO label: " + ("desirable (true)" if row["label"] else "undesirable (false)")
+            head += " · " + t("preview.kto_good" if row["label"] else "preview.kto_bad", lang)
         if isinstance(row, dict) and isinstance(row.get("tools"), list):
-            names = ", ".join(str(t.get("name", "?")) for t in row["tools"] if isinstance(t, dict))
-            head += f" · tools: {names}"
+            names = ", ".join(str(tool.get("name", "?")) for tool in row["tools"] if isinstance(tool, dict))
+            head += " · " + t("preview.tools", lang, names=names)
         parts.append(f'<div class="ts-example"><div class="ts-index">{_escape(head)}</div>{"".join(turns)}</div>')
     return "".join(parts)
 

@@ -17,31 +17,31 @@ import os
 import gradio as gr
 
 from app.client import ApiError, TunesmithClient
+from app.i18n import gradio_i18n, localized, t
+from app.i18n.switch import build_switch, init_js, switch_js
 from app.pages import chat, datasets, evaluate, export, runs, train
 
 # Optional polish; pass it to gr.mount_gradio_app / launch (Gradio 6 takes css there, not in Blocks()).
 STUDIO_CSS = """
 #app-header h1 { margin-bottom: 0; }
+#lang-switch { flex-grow: 0; align-self: flex-start; }
 #app-header p { margin-top: 2px; color: var(--body-text-color-subdued); }
 .ts-hint p { font-size: 13px; color: var(--body-text-color-subdued); margin: 0; }
 """
 
 
-def header_markdown(client: TunesmithClient) -> str:
+def header_markdown(client: TunesmithClient, lang: str) -> str:
     try:
         health = client.health()
     except ApiError as exc:
-        return f"# Tunesmith\n⚠ The training API is not reachable ({exc}). Start it with `tunesmith serve`."
+        return "# Tunesmith\n" + t("app.api_down", lang, error=exc)
     device = str(health.get("device", "?"))
     gpus = health.get("gpus") or []
     if gpus:
         names = [str(g.get("name", g)) if isinstance(g, dict) else str(g) for g in gpus]
-        device += f" · {len(gpus)} GPU{'s' if len(gpus) != 1 else ''}: " + ", ".join(sorted(set(names)))
-    return (
-        "# Tunesmith\n"
-        f"Fine-tune language models in your browser · API {health.get('status', '?')} · "
-        f"v{health.get('version', '?')} · device {device}"
-    )
+        device += " · " + t("app.gpus", lang, count=len(gpus), names=", ".join(sorted(set(names))))
+    return "# Tunesmith\n" + t("app.tagline", lang, status=health.get("status", "?"),
+                                 version=health.get("version", "?"), device=device)
 
 
 def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
@@ -51,24 +51,47 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     client = TunesmithClient(api_url, token=token)
     with gr.Blocks(title="Tunesmith", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        header = gr.Markdown("# Tunesmith", elem_id="app-header")
+        with gr.Row(equal_height=False):
+            header = gr.Markdown("# Tunesmith", elem_id="app-header")
+            lang_switch = build_switch()
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("Datasets", id="datasets", elem_id="tab-datasets") as datasets_tab:
+            with gr.Tab(t("tab.datasets"), id="datasets", elem_id="tab-datasets") as datasets_tab:
                 datasets_page = datasets.build(client)
-            with gr.Tab("Train", id="train", elem_id="tab-train") as train_tab:
+            with gr.Tab(t("tab.train"), id="train", elem_id="tab-train") as train_tab:
                 train_page = train.build(client)
-            with gr.Tab("Runs", id="runs", elem_id="tab-runs") as runs_tab:
+            with gr.Tab(t("tab.runs"), id="runs", elem_id="tab-runs") as runs_tab:
                 runs_page = runs.build(client)
-            with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
+            with gr.Tab(t("tab.export"), id="export", elem_id="tab-export") as export_tab:
                 export_page = export.build(client)
-            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as evaluate_tab:
-                evaluate.build(client).refresh.on(evaluate_tab.select)
-            with gr.Tab("Chat", id="chat", elem_id="tab-chat") as chat_tab:
-                chat.build(client).refresh.on(chat_tab.select)
+            with gr.Tab(t("tab.evaluate"), id="evaluate", elem_id="tab-evaluate") as evaluate_tab:
+                evaluate_page = evaluate.build(client)
+                evaluate_page.refresh.on(evaluate_tab.select)
+            with gr.Tab(t("tab.chat"), id="chat", elem_id="tab-chat") as chat_tab:
+                chat_page = chat.build(client)
+                chat_page.refresh.on(chat_tab.select)
 
-        demo.load(lambda: header_markdown(client), outputs=header, show_progress="hidden")
+        show_header = localized(lambda lang: header_markdown(client, lang))
+        # Gradio labels the buttons of tabs not yet opened once, in the locale of the moment: label them again
+        # after each switch of locale.
+        tab_list = [datasets_tab, train_tab, runs_tab, export_tab, evaluate_tab, chat_tab]
+        tab_keys = ["tab.datasets", "tab.train", "tab.runs", "tab.export", "tab.evaluate", "tab.chat"]
+
+        def relabel_tabs():
+            return [gr.Tab(label=t(key)) for key in tab_keys]
+
+        # The page script picks the language (?lang=, remembered choice, browser) before anything is rendered.
+        loaded = demo.load(None, js=init_js(), outputs=lang_switch, show_progress="hidden")
+        loaded.then(show_header, outputs=header, show_progress="hidden")
+        loaded.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
         for page in (datasets_page, train_page, runs_page, export_page):
-            page.refresh.on(demo.load)
+            page.refresh.on(loaded.then)
+        # Switching flips the static strings in the browser at once; what the server wrote is written again.
+        switched = lang_switch.input(None, inputs=lang_switch, outputs=lang_switch, js=switch_js(),
+                                     show_progress="hidden")
+        switched.then(show_header, outputs=header, show_progress="hidden")
+        switched.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
+        for page in (datasets_page, train_page, runs_page, export_page, evaluate_page, chat_page):
+            page.refresh.on(switched.then)
         datasets_page.refresh.on(datasets_tab.select)
         train_page.refresh.on(train_tab.select)
         runs_page.refresh.on(runs_tab.select)
@@ -91,6 +114,9 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
             return gr.Tabs(selected="runs"), gr.Timer(active=True)
 
         train_page.open_run.click(open_runs, outputs=[tabs, runs_page.timer], show_progress="hidden")
+    # Gradio's frontend translates the static strings: hand it every catalog (built after the pages, which add
+    # formatted strings). mount_gradio_app(i18n=None) keeps this; launch() needs it passed again.
+    demo.i18n_instance = gradio_i18n()
     return demo
 
 
@@ -100,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     args = parser.parse_args(argv)
-    build_app(args.api_url, token=os.environ.get("TUNESMITH_TOKEN") or None).launch(server_name=args.host, server_port=args.port, css=STUDIO_CSS)
+    demo = build_app(args.api_url, token=os.environ.get("TUNESMITH_TOKEN") or None)
+    demo.launch(server_name=args.host, server_port=args.port, css=STUDIO_CSS, i18n=demo.i18n_instance)
 
 
 if __name__ == "__main__":

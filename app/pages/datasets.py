@@ -22,6 +22,7 @@ from app.format import (
     fmt_bytes,
     fmt_time,
 )
+from app.i18n import DEFAULT, localized, t
 from app.pages import Refresh
 from app.pages.dataset_render import (
     EMPTY_RENDER,
@@ -77,10 +78,10 @@ class DatasetsPage:
     refresh: Refresh
 
 
-def dataset_label(ds: Dataset) -> str:
+def dataset_label(ds: Dataset, lang: str = DEFAULT) -> str:
     rows = ds.get("num_rows")
-    extra = f" · {rows} rows" if rows is not None else ""
-    builtin = " · built-in" if ds.get("builtin") else ""
+    extra = " · " + t("datasets.rows", lang, rows=rows) if rows is not None else ""
+    builtin = " · " + t("datasets.builtin", lang) if ds.get("builtin") else ""
     return f"{ds.get('name', ds.get('id'))}{extra}{builtin}"
 
 

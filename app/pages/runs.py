@@ -14,7 +14,8 @@ import gradio as gr
 import pandas as pd
 
 from app.client import TERMINAL_STATES, ApiError, Job, MetricRow, TunesmithClient
-from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_label
+from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_label, state_text
+from app.i18n import DEFAULT, localized, t
 from app.pages import Refresh, compare
 
 TABLE_COLUMNS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
@@ -58,11 +59,11 @@ def _method_name(config: dict[str, Any]) -> str:
     return str(method or "")
 
 
-def job_label(job: Job) -> str:
+def job_label(job: Job, lang: str = DEFAULT) -> str:
     name = job.get("name") or ""
     created = fmt_time(job.get("created_at"))
     head = f"{name} · {job.get('id')}" if name else str(job.get("id"))
-    return f"{head} · {job.get('state')} · {created}"
+    return f"{head} · {state_text(job.get('state'), lang)} · {created}"
 
 
 def jobs_frame(jobs: list[Job]) -> pd.DataFrame:

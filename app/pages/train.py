@@ -11,15 +11,13 @@ import gradio as gr
 
 from app.client import ApiError, Model, TunesmithClient
 from app.form import (
-    METHOD_LABELS,
     METHODS,
     build_config,
-    field_meta,
-    method_description,
     section_fields,
     validate_config,
 )
 from app.format import error_markdown
+from app.i18n import localized, t
 from app.pages import Refresh, train_config
 from app.pages.datasets import dataset_label
 from app.pages.train_data import build_data_section, dataset_choice_updates
@@ -34,25 +32,6 @@ from backend.config.schema import (
     RunConfig,
 )
 
-PREFERENCE_HELP = (
-    "**Preference training** (stage dpo: preference datasets; kto: KTO or preference datasets). The reference model "
-    "is the base model: with LoRA/QLoRA the base with the adapter switched off, with full/freeze a frozen copy. "
-    "Batches are padded (packing is off)."
-)
-INTRO = """\
-Choose a base model and one or more datasets, pick a method and start. The form mirrors the run-config
-schema field by field; **Preview config** shows (and checks) the exact JSON sent to `POST /api/v1/jobs`.
-A started run keeps going when you close the browser: follow it in **Runs**. **Start from…** fills the form from a
-built-in preset or an earlier run; **Download config** saves it as YAML for `tunesmith train`, **Load config** reads
-one back.
-"""
-DISTRIBUTED_HELP = (
-    "**Distributed** (GPU machines): one process per GPU of the job by default (DDP when there are several). "
-    "DeepSpeed ZeRO needs the deepspeed package; FSDP2 shards the parameters. Several machines: run the same config "
-    "on each with its own rank."
-)
-
-
 @dataclass
 class TrainPage:
     model: gr.Dropdown
@@ -64,34 +43,39 @@ class TrainPage:
     start_from: gr.Dropdown
 
 
-def model_choices(models: list[Model]) -> tuple[list[tuple[str, str]], str | None]:
-    choices = [(f"{m['id']} (bundled)" if m.get("bundled") else m["id"], m["id"]) for m in models if m.get("id")]
+def model_choices(models: list[Model], lang: str) -> tuple[list[tuple[str, str]], str | None]:
+    choices = [(t("common.bundled", lang, id=m["id"]) if m.get("bundled") else m["id"], m["id"])
+               for m in models if m.get("id")]
     default = next((m["id"] for m in models if m.get("bundled")), choices[0][1] if choices else None)
     return choices, default
 
 
-def launch_preview_markdown(client: TunesmithClient, config: dict[str, Any]) -> str:
+def method_help(method: str) -> Any:
+    return t(f"method.{method}_help")
+
+
+def launch_preview_markdown(client: TunesmithClient, config: dict[str, Any], lang: str) -> str:
     """What the backend would launch for ``config`` (argv + accelerate/DeepSpeed files), or why it would refuse."""
     try:
         launch = client.preview_job(config)
     except ApiError as exc:
-        return "The API would refuse this run.\n\n" + error_markdown(exc)
-    parts = ["✓ Valid run config. Press **Start training** to submit it. It would launch:",
+        return t("train.api_refuses", lang) + "\n\n" + error_markdown(exc, lang)
+    parts = [t("train.preview_ok", lang),
              "```\n" + " \\\n    ".join(shlex.quote(a) for a in launch.get("argv") or []) + "\n```"]
     for name, text in (launch.get("files") or {}).items():
-        parts.append(f"`{name}` (written into the run directory):\n```\n{text}\n```")
+        parts.append(t("train.preview_file", lang, name=name) + f"\n```\n{text}\n```")
     return "\n\n".join(parts)
 
 
 def build(client: TunesmithClient) -> TrainPage:
-    gr.Markdown(INTRO)
+    gr.Markdown(t("train.intro"))
     config_row = train_config.build_row()
     fields: dict[str, gr.components.Component] = {}
 
     with gr.Row(equal_height=True):
         fields["base_model"] = gr.Dropdown(
-            label="Base model",
-            info=field_meta(RunConfig, "base_model").description,
+            label=t("train.base_model"),
+            info=t("train.base_model_help"),
             choices=[],
             allow_custom_value=True,
             elem_id="train-model",
@@ -99,8 +83,8 @@ def build(client: TunesmithClient) -> TrainPage:
         )
         refresh_models = gr.Button("↻", size="sm", scale=0, min_width=44, elem_id="train-refresh-models")
         fields["datasets"] = gr.Dropdown(
-            label="Datasets",
-            info=field_meta(RunConfig, "datasets").description + " Upload more in the Datasets tab.",
+            label=t("train.datasets"),
+            info=t("train.datasets_help"),
             choices=[],
             multiselect=True,
             elem_id="train-datasets",
@@ -114,13 +98,13 @@ def build(client: TunesmithClient) -> TrainPage:
 
     with gr.Row(equal_height=True):
         method = gr.Radio(
-            choices=[(METHOD_LABELS[m], m) for m in METHODS],
+            choices=[(t(f"method.{m}"), m) for m in METHODS],
             value="lora",
-            label="Method",
+            label=t("train.method"),
             elem_id="train-method",
             scale=2,
         )
-        method_help = gr.Markdown(method_description("lora"), elem_id="train-method-help")
+        method_help_md = gr.Markdown(method_help("lora"), elem_id="train-method-help")
     fields["method"] = method
 
     with gr.Group(visible=True, elem_id="train-lora-group") as lora_group:
@@ -128,7 +112,7 @@ def build(client: TunesmithClient) -> TrainPage:
             for name in ("rank", "alpha", "dropout"):
                 fields[f"method.{name}"] = schema_widget(LoraMethod, name, f"method.lora_{name}")
             fields["method.targets"] = schema_widget(LoraMethod, "targets", "method.lora_targets")
-        with gr.Accordion("LoRA variants", open=False, elem_id="train-lora-variants"):
+        with gr.Accordion(t("train.lora_variants"), open=False, elem_id="train-lora-variants"):
             with gr.Row():
                 for name in ("use_rslora", "use_dora", "init", "loraplus_lr_ratio"):
                     fields[f"method.{name}"] = schema_widget(LoraMethod, name, f"method.lora_{name}")
@@ -144,7 +128,7 @@ def build(client: TunesmithClient) -> TrainPage:
                 key = "method.trainable_layers" if name == "trainable_layers" else f"method.freeze_{name}"
                 fields[f"method.{name}"] = schema_widget(FreezeMethod, name, key)
 
-    gr.Markdown("#### Training")
+    gr.Markdown(t("train.section_training"))
     with gr.Row():
         for name in ("learning_rate", "num_epochs", "max_steps"):
             fields[name] = schema_widget(RunConfig, name, name)
@@ -155,7 +139,7 @@ def build(client: TunesmithClient) -> TrainPage:
         for name in ("stage", "compute_type", "logging_steps", "seed"):
             fields[name] = schema_widget(RunConfig, name, name)
 
-    with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
+    with gr.Accordion(t("train.advanced"), open=False, elem_id="train-advanced"):
         with gr.Row():
             for name in ("lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm"):
                 fields[name] = schema_widget(RunConfig, name, name)
@@ -172,13 +156,13 @@ def build(client: TunesmithClient) -> TrainPage:
             for name in ("packing", "batch_tokens", "chat_template", "train_on_prompt"):
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Group(visible=False, elem_id="train-preference-group") as preference_group:
-            gr.Markdown(PREFERENCE_HELP, elem_id="train-preference-help")
+            gr.Markdown(t("train.preference_help"), elem_id="train-preference-help")
             with gr.Row():
                 for name in PreferenceConfig.model_fields:
                     fields[f"preference.{name}"] = schema_widget(PreferenceConfig, name, f"pref_{name}")
-        with gr.Accordion("Distributed: GPUs, DeepSpeed ZeRO, FSDP, several machines", open=False,
+        with gr.Accordion(t("train.distributed"), open=False,
                           elem_id="train-distributed"):
-            gr.Markdown(DISTRIBUTED_HELP)
+            gr.Markdown(t("train.distributed_help"))
             names = section_fields(DistributedConfig)
             for row_names in (names[:4], names[4:7], names[7:]):
                 with gr.Row():
@@ -186,14 +170,14 @@ def build(client: TunesmithClient) -> TrainPage:
                         fields[f"distributed.{name}"] = schema_widget(DistributedConfig, name, f"dist_{name}")
 
     with gr.Row(equal_height=True):
-        run_name = gr.Textbox(label="Run name (optional)", placeholder="e.g. smol-lora-r8", elem_id="train-name", scale=3)
-        preview = gr.Button("Preview config & command", elem_id="train-preview", scale=1)
-        start = gr.Button("▶ Start training", variant="primary", elem_id="train-start", scale=1)
+        run_name = gr.Textbox(label=t("train.run_name"), placeholder=t("train.run_name_placeholder"), elem_id="train-name", scale=3)
+        preview = gr.Button(t("train.preview"), elem_id="train-preview", scale=1)
+        start = gr.Button(t("train.start"), variant="primary", elem_id="train-start", scale=1)
     status = gr.Markdown(elem_id="train-status")
-    open_run = gr.Button("Open this run in Runs →", visible=False, size="sm", elem_id="train-open-run")
+    open_run = gr.Button(t("train.open_run"), visible=False, size="sm", elem_id="train-open-run")
     config_view = gr.Code(
         language="json",
-        label="Config JSON (POST /api/v1/jobs)",
+        label=t("train.config_json"),
         visible=False,
         interactive=False,
         show_line_numbers=False,
@@ -209,77 +193,75 @@ def build(client: TunesmithClient) -> TrainPage:
 
     def on_method(name: str):
         return (
-            method_description(name),
+            method_help(name),
             gr.Group(visible=name in ("lora", "qlora")),
             gr.Group(visible=name == "qlora"),
             gr.Group(visible=name == "freeze"),
         )
 
-    def do_preview(*values: Any):
+    def do_preview(lang: str, *values: Any):
         config = collect(values)
         problems = validate_config(config)
         if problems:
-            message = "⚠ **The schema rejects this config:**\n\n" + "\n".join(f"- {p}" for p in problems)
+            message = t("train.schema_rejects", lang) + "\n\n" + "\n".join(f"- {p}" for p in problems)
         else:
-            message = launch_preview_markdown(client, config)
+            message = launch_preview_markdown(client, config, lang)
         return message, gr.Code(value=json.dumps(config, indent=2), visible=True)
 
-    def do_start(name: str, *values: Any):
+    def do_start(lang: str, name: str, *values: Any):
         config = collect(values)
         body = json.dumps(config, indent=2)
         try:
             job = client.create_job(config, name=(name or "").strip() or None)
         except ApiError as exc:
             return (
-                "The API refused the run.\n\n" + error_markdown(exc),
+                t("train.api_refused", lang) + "\n\n" + error_markdown(exc, lang),
                 gr.Code(value=body, visible=True),
                 gr.skip(),
                 gr.Button(visible=False),
             )
-        message = (
-            f"✓ Started run **{job.get('name') or job.get('id')}** — id `{job.get('id')}`, state "
-            f"`{job.get('state')}`. Follow it live in the **Runs** tab."
-        )
+        message = t("train.started", lang, name=job.get("name") or job.get("id"), id=job.get("id"),
+                    state=job.get("state"))
         return message, gr.Code(value=body, visible=True), job.get("id"), gr.Button(visible=True)
 
-    def refresh_choices(current_model: str | None, current_datasets: list[str] | None,
+    def refresh_choices(lang: str, current_model: str | None, current_datasets: list[str] | None,
                         current_val: list[str] | None, table: list[list] | None):
         warnings = []
         model_update: Any = gr.skip()
         datasets_update = val_update = names = table_update = gr.skip()
         try:
-            choices, default = model_choices(client.list_models())
+            choices, default = model_choices(client.list_models(), lang)
             ids = [c[1] for c in choices]
             value = current_model if current_model and (current_model in ids or "/" in current_model) else default
             model_update = gr.Dropdown(choices=choices, value=value)
         except ApiError as exc:
-            warnings.append(f"models: {exc}")
+            warnings.append(f"{t('common.models', lang)}: {exc}")
         try:
             items = client.list_datasets()
-            ds_choices = [(dataset_label(ds), ds["id"]) for ds in items if ds.get("id")]
+            ds_choices = [(dataset_label(ds, lang), ds["id"]) for ds in items if ds.get("id")]
             datasets_update, val_update, names, table_update = dataset_choice_updates(
                 ds_choices, current_datasets, current_val, table)
         except ApiError as exc:
-            warnings.append(f"datasets: {exc}")
+            warnings.append(f"{t('common.datasets', lang)}: {exc}")
         try:
-            sources = gr.Dropdown(choices=train_config.start_choices(client.list_presets(), client.list_jobs()),
+            sources = gr.Dropdown(choices=train_config.start_choices(client.list_presets(), client.list_jobs(), lang),
                                   value=None)
         except ApiError as exc:
             sources = gr.skip()
-            warnings.append(f"presets and runs: {exc}")
+            warnings.append(f"{t('common.presets_runs', lang)}: {exc}")
         if warnings:
-            gr.Warning("Could not refresh " + "; ".join(warnings))
+            gr.Warning(t("common.refresh_failed", lang, what="; ".join(warnings)))
         return model_update, datasets_update, val_update, names, table_update, sources
 
-    method.change(on_method, inputs=[method], outputs=[method_help, lora_group, qlora_group, freeze_group])
-    fields["base_model"].change(lambda model: train_config.model_hint(client, model), inputs=[fields["base_model"]],
+    method.change(on_method, inputs=[method], outputs=[method_help_md, lora_group, qlora_group, freeze_group])
+    fields["base_model"].change(localized(lambda lang, model: train_config.model_hint(client, model, lang)), inputs=[fields["base_model"]],
                                 outputs=[model_hint], show_progress="hidden")
     fields["stage"].change(lambda stage: gr.Group(visible=stage in PREFERENCE_STAGES), inputs=[fields["stage"]],
                            outputs=[preference_group])
-    preview.click(do_preview, inputs=inputs, outputs=[status, config_view])
-    start.click(do_start, inputs=[run_name, *inputs], outputs=[status, config_view, started_job, open_run])
+    preview.click(localized(do_preview), inputs=inputs, outputs=[status, config_view])
+    start.click(localized(do_start), inputs=[run_name, *inputs], outputs=[status, config_view, started_job, open_run])
     train_config.wire(client, config_row, fields, data.names, run_name, collect)
-    refresh = Refresh(refresh_choices, [fields["base_model"], fields["datasets"], data.val_datasets, data.mixture],
+    refresh = Refresh(localized(refresh_choices), [fields["base_model"], fields["datasets"], data.val_datasets, data.mixture],
                       [fields["base_model"], fields["datasets"], data.val_datasets, data.names, data.mixture,
                        config_row.start_from])
     refresh.on(refresh_models.click)

@@ -23,6 +23,7 @@ from app.client import ApiError, Dataset, Job, TunesmithClient
 from app.downloads import scratch_dir
 from app.form import SECTIONS, build_config, config_to_form, validate_config
 from app.format import error_markdown
+from app.i18n import localized, t
 from app.pages.datasets import dataset_label
 from app.pages.runs import job_label
 from app.pages.train_data import dataset_choice_updates
@@ -46,15 +47,15 @@ def build_row() -> ConfigRow:
     """The row above the form: "Start from…", "Load config (YAML)", "Download config (YAML)"."""
     with gr.Row(equal_height=True):
         start_from = gr.Dropdown(
-            label="Start from…", choices=[], value=None, elem_id="train-start-from", scale=4,
-            info="A built-in preset or a previous run (its exact settings): fills every field below.",
+            label=t("config.start_from"), choices=[], value=None, elem_id="train-start-from", scale=4,
+            info=t("config.start_from_help"),
         )
         with gr.Column(scale=1, min_width=200):
-            load = gr.UploadButton("Load config (YAML)", file_types=[".yaml", ".yml", ".json"], file_count="single",
+            load = gr.UploadButton(t("config.load"), file_types=[".yaml", ".yml", ".json"], file_count="single",
                                    type="filepath", size="sm", elem_id="train-config-load")
-            download = gr.Button("Download config (YAML)", size="sm", elem_id="train-config-download")
+            download = gr.Button(t("config.download"), size="sm", elem_id="train-config-download")
     status = gr.Markdown(elem_id="train-config-status")
-    file = gr.File(label="Config file (runs with `tunesmith train FILE`)", visible=False, interactive=False,
+    file = gr.File(label=t("config.file"), visible=False, interactive=False,
                    elem_id="train-config-file")
     return ConfigRow(start_from=start_from, load=load, download=download, file=file, status=status)
 
@@ -62,14 +63,15 @@ def build_row() -> ConfigRow:
 # -- pure helpers ------------------------------------------------------------------------------------------
 
 
-def start_choices(presets: list[dict[str, Any]], jobs: list[Job]) -> list[tuple[str, str]]:
+def start_choices(presets: list[dict[str, Any]], jobs: list[Job], lang: str) -> list[tuple[str, str]]:
     """Dropdown choices: the suggested settings for the chosen model, every preset (with its description), then
     every run, newest first."""
-    choices = [("✨ Suggested settings for the selected base model (its size, this machine's memory)", SUGGESTED)]
-    choices += [(f"Preset · {p['name']} — {p.get('description') or ''}".rstrip(" —"), PRESET + p["name"])
-               for p in presets if p.get("name")]
+    choices = [(t("config.suggested", lang), SUGGESTED)]
+    choices += [(t("config.preset_described", lang, name=p["name"], description=p["description"])
+                 if p.get("description") else t("config.preset", lang, name=p["name"]), PRESET + p["name"])
+                for p in presets if p.get("name")]
     jobs = sorted(jobs, key=lambda j: str(j.get("created_at") or ""), reverse=True)
-    return choices + [(f"Run · {job_label(j)}", RUN + j["id"]) for j in jobs if j.get("id")]
+    return choices + [(t("config.run", lang, label=job_label(j, lang)), RUN + j["id"]) for j in jobs if j.get("id")]
 
 
 def _drop(config: dict[str, Any], loc: Sequence[Any]) -> str | None:
@@ -93,7 +95,7 @@ def _drop(config: dict[str, Any], loc: Sequence[Any]) -> str | None:
     return str(head)
 
 
-def lenient_config(config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+def lenient_config(config: dict[str, Any], lang: str) -> tuple[dict[str, Any] | None, list[str]]:
     """A stored config with the values today's schema rejects left out (they take their defaults), and what
     was left out. None when it cannot be made valid that way (a whole-config rule, a missing model/dataset)."""
     config = copy.deepcopy(config)
@@ -108,12 +110,12 @@ def lenient_config(config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[
         if where is None:
             loc = ".".join(str(p) for p in err["loc"])
             return None, [*problems, f"{loc}: {err['msg']}" if loc else err["msg"]]
-        problems.append(f"{where}: {err['msg']} — not applied, the field keeps its default")
+        problems.append(t("config.dropped", lang, where=where, msg=err["msg"]))
     return None, problems
 
 
 def fit_to_studio(values: dict[str, Any], model_ids: Sequence[str],
-                  datasets: Sequence[Dataset]) -> tuple[dict[str, Any], list[str]]:
+                  datasets: Sequence[Dataset], lang: str) -> tuple[dict[str, Any], list[str]]:
     """Form values with datasets named as this studio registers them (ids; a name is looked up) and without
     what this studio lacks: an unknown dataset leaves the selection, an unknown base model keeps the form's
     current choice (its key is removed). Returns the values and one readable line per value not applied."""
@@ -131,14 +133,13 @@ def fit_to_studio(values: dict[str, Any], model_ids: Sequence[str],
         return found[0] if len(found) == 1 else None
 
     def missing(ref: str, where: str) -> str:
-        return (f"dataset {ref!r} is not registered in this studio (deleted, or from another studio): left out "
-                f"of {where}. Upload it in Datasets and pick it again.")
+        return t("config.dataset_missing", lang, ref=ref, where=where)
 
     rows = []
     for row in values.get("datasets.mixture") or []:
         ref = resolve(row[0])
         if ref is None:
-            problems.append(missing(row[0], "Datasets"))
+            problems.append(missing(row[0], t("train.datasets", lang)))
         else:
             rows.append([ref, ids[ref].get("name") or ref, *row[2:]])
     values["datasets.mixture"] = rows
@@ -147,14 +148,13 @@ def fit_to_studio(values: dict[str, Any], model_ids: Sequence[str],
     for ref in values.get("val_datasets") or []:
         resolved = resolve(ref)
         if resolved is None:
-            problems.append(missing(ref, "Validation datasets"))
+            problems.append(missing(ref, t("train.val_datasets", lang)))
         else:
             kept_val.append(resolved)
     values["val_datasets"] = kept_val
     model = values.get("base_model")
     if model and model not in model_ids and "/" not in model and "\\" not in model:
-        problems.append(f"base model {model!r} is not in this studio's model list: Base model keeps its current "
-                        "choice. Put the model under the models folder (see README) or pick another.")
+        problems.append(t("config.model_missing", lang, model=model))
         values.pop("base_model")
     return values, problems
 
@@ -204,13 +204,13 @@ def parse_config_file(path: str | Path) -> tuple[dict[str, Any] | None, list[str
     return (None, [f"{name}: {p}" for p in problems]) if problems else (config, [])
 
 
-def api_check(client: TunesmithClient, config: dict[str, Any]) -> str:
+def api_check(client: TunesmithClient, config: dict[str, Any], lang: str) -> str:
     """Whether the API (model, datasets, this machine) would take the run: POST /jobs/preview, creating nothing."""
     try:
         client.preview_job(config)
     except ApiError as exc:
-        return "The API would refuse this run as it stands:\n\n" + error_markdown(exc)
-    return "✓ The API accepts this config: **Preview** shows the command, **Start training** runs it."
+        return t("config.api_refuses", lang) + "\n\n" + error_markdown(exc, lang)
+    return t("config.api_accepts", lang)
 
 
 def _bullets(lines: list[str]) -> str:
@@ -231,23 +231,23 @@ class Filled:
     message: str
 
 
-def read_source(client: TunesmithClient, choice: str) -> tuple[dict[str, Any] | None, str]:
+def read_source(client: TunesmithClient, choice: str, lang: str) -> tuple[dict[str, Any] | None, str]:
     """The config of a "Start from…" choice and where it comes from, or None and why it cannot be read."""
     try:
         if choice.startswith(PRESET):
             name = choice[len(PRESET):]
             preset = next((p for p in client.list_presets() if p.get("name") == name), None)
             if preset is None:
-                return None, f"⚠ There is no preset {name!r} any more; pick another."
-            return preset.get("config") or {}, f"preset **{name}**"
+                return None, t("config.no_preset", lang, name=name)
+            return preset.get("config") or {}, t("config.from_preset", lang, name=name)
         job = client.get_job(choice.removeprefix(RUN))
     except ApiError as exc:
-        return None, "Could not read that configuration.\n\n" + error_markdown(exc)
-    return job.get("config") or {}, f"run **{job.get('name') or job.get('id')}** (`{job.get('id')}`)"
+        return None, t("config.unreadable", lang) + "\n\n" + error_markdown(exc, lang)
+    return job.get("config") or {}, t("config.from_run", lang, name=job.get("name") or job.get("id"), id=job.get("id"))
 
 
 def fill_form(client: TunesmithClient, config: dict[str, Any], origin: str, problems: list[str],
-              current: dict[str, Any]) -> Filled | str:
+              current: dict[str, Any], lang: str) -> Filled | str:
     """Form values for ``config`` (valid for the schema) fitted to this studio's models and datasets, with a
     message saying what could not be applied and whether the API takes the result (``current`` = the form now,
     for the fields kept). A string when this studio's lists cannot be read (nothing is applied then)."""
@@ -255,31 +255,31 @@ def fill_form(client: TunesmithClient, config: dict[str, Any], origin: str, prob
         model_ids = [m["id"] for m in client.list_models() if m.get("id")]
         datasets = client.list_datasets()
     except ApiError as exc:
-        return "Could not read this studio's models and datasets, so nothing was applied.\n\n" + error_markdown(exc)
-    values, missing = fit_to_studio(config_to_form(config), model_ids, datasets)
+        return t("config.lists_unreadable", lang) + "\n\n" + error_markdown(exc, lang)
+    values, missing = fit_to_studio(config_to_form(config), model_ids, datasets, lang)
     problems = [*problems, *missing]
-    choices = [(dataset_label(d), d["id"]) for d in datasets if d.get("id")]
+    choices = [(dataset_label(d, lang), d["id"]) for d in datasets if d.get("id")]
     names = {d["id"]: str(d.get("name") or d["id"]) for d in datasets if d.get("id")}
-    message = f"✓ Filled the form from {origin}."
+    message = t("config.filled", lang, origin=origin)
     if problems:
-        message = (f"⚠ Filled the form from {origin}, except {len(problems)} value{'s' if len(problems) != 1 else ''}"
-                   f" that could not be applied:\n\n{_bullets(problems)}")
-    message += "\n\n" + api_check(client, build_config({**current, **values}))
+        message = t("config.filled_except", lang, origin=origin, count=len(problems)) + "\n\n" + _bullets(problems)
+    message += "\n\n" + api_check(client, build_config({**current, **values}), lang)
     return Filled(values=values, choices=choices, names=names, message=message)
 
 
-def suggestion_summary(suggestion: dict[str, Any]) -> str:
+def suggestion_summary(suggestion: dict[str, Any], lang: str) -> str:
     """One line: size, device and the main suggested values."""
     settings = suggestion.get("settings") or {}
     method = settings.get("method") or {}
     name = str(method.get("name", "?"))
-    what = f"{ {'lora': 'LoRA', 'qlora': 'QLoRA 4-bit'}.get(name, name)} r {method.get('rank')}"
-    return (f"{what}, lr {settings.get('learning_rate'):g}, batch {settings.get('per_device_batch_size')} × "
-            f"{settings.get('gradient_accumulation_steps')}, cutoff {settings.get('cutoff_len')} on "
-            f"{suggestion.get('device')}")
+    return t("config.suggestion_summary", lang, method={"qlora": "QLoRA 4-bit"}.get(name, t(f"method.{name}", lang)
+             if name in ("lora", "qlora", "full", "freeze") else name), rank=method.get("rank"),
+             lr=f"{settings.get('learning_rate'):g}", batch=settings.get("per_device_batch_size"),
+             accum=settings.get("gradient_accumulation_steps"), cutoff=settings.get("cutoff_len"),
+             device=suggestion.get("device"))
 
 
-def model_hint(client: TunesmithClient, model: str | None) -> str:
+def model_hint(client: TunesmithClient, model: str | None, lang: str) -> str:
     """The line under "Base model": its size and what would suit it here (or nothing when it cannot be sized)."""
     if not model:
         return ""
@@ -287,22 +287,23 @@ def model_hint(client: TunesmithClient, model: str | None) -> str:
         suggestion = client.suggest_settings(model)
     except ApiError:
         return ""
-    return (f"ℹ {(suggestion.get('notes') or [''])[0]} Suggested here: {suggestion_summary(suggestion)}. "
-            "Pick **✨ Suggested settings** in *Start from…* to apply.")
+    return t("config.model_hint", lang, note=(suggestion.get("notes") or [""])[0],
+             summary=suggestion_summary(suggestion, lang))
 
 
-def suggested_config(client: TunesmithClient, current: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+def suggested_config(client: TunesmithClient, current: dict[str, Any],
+                     lang: str) -> tuple[dict[str, Any] | None, str]:
     """The form's config with the suggested settings for its base model laid over it, and where it comes from."""
     model = current.get("base_model")
     if not model:
-        return None, "⚠ Pick a base model first; the suggestion depends on its size."
+        return None, t("config.pick_model_first", lang)
     try:
         suggestion = client.suggest_settings(model)
     except ApiError as exc:
-        return None, "No suggestion for this model.\n\n" + error_markdown(exc)
+        return None, t("config.no_suggestion", lang) + "\n\n" + error_markdown(exc, lang)
     notes = " ".join(suggestion.get("notes") or [])
     return ({**current, **(suggestion.get("settings") or {})},
-            f"the settings suggested for **{suggestion.get('model', model)}** ({notes})")
+            t("config.from_suggestion", lang, model=suggestion.get("model", model), notes=notes))
 
 
 # -- wiring ------------------------------------------------------------------------------------------------
@@ -317,8 +318,8 @@ def wire(client: TunesmithClient, row: ConfigRow, fields: dict[str, Any], names:
     def unchanged(message: str):
         return (message, gr.skip(), gr.skip(), *[gr.skip()] * len(keys), gr.skip())
 
-    def apply(config: dict[str, Any], origin: str, problems: list[str], current: Sequence[Any]):
-        filled = fill_form(client, config, origin, problems, dict(zip(keys, current)))
+    def apply(lang: str, config: dict[str, Any], origin: str, problems: list[str], current: Sequence[Any]):
+        filled = fill_form(client, config, origin, problems, dict(zip(keys, current)), lang)
         if isinstance(filled, str):
             return unchanged(filled)
         values = filled.values
@@ -330,45 +331,43 @@ def wire(client: TunesmithClient, row: ConfigRow, fields: dict[str, Any], names:
         return (filled.message, gr.Dropdown(value=None), gr.File(visible=False, value=None),
                 *[widgets.get(k, gr.skip()) for k in keys], filled.names)
 
-    def on_start_from(choice: str | None, *current: Any):
+    def on_start_from(lang: str, choice: str | None, *current: Any):
         if not choice:
             return unchanged("")
         if choice == SUGGESTED:
-            config, origin = suggested_config(client, collect(current))
+            config, origin = suggested_config(client, collect(current), lang)
             if config is None:
                 return unchanged(origin)
-            return apply(config, origin, [], current)
-        config, origin = read_source(client, choice)
+            return apply(lang, config, origin, [], current)
+        config, origin = read_source(client, choice, lang)
         if config is None:
             return unchanged(origin)
-        config, problems = lenient_config(config)
+        config, problems = lenient_config(config, lang)
         if config is None:
-            return unchanged(f"✗ That configuration is not valid for this version of the studio, so nothing was "
-                             f"applied:\n\n{_bullets(problems)}")
-        return apply(config, origin, problems, current)
+            return unchanged(t("config.invalid_stored", lang) + "\n\n" + _bullets(problems))
+        return apply(lang, config, origin, problems, current)
 
-    def on_load(path: str | None, *current: Any):
+    def on_load(lang: str, path: str | None, *current: Any):
         if not path:
             return unchanged("")
         config, problems = parse_config_file(path)
         if config is None:
-            return unchanged("✗ **The config file was not applied** (the form is unchanged):\n\n" + _bullets(problems))
-        return apply(config, f"**{Path(path).name}**", [], current)
+            return unchanged(t("config.file_rejected", lang) + "\n\n" + _bullets(problems))
+        return apply(lang, config, t("config.from_file", lang, name=Path(path).name), [], current)
 
-    def on_download(name: str | None, id_names: dict[str, str], *current: Any):
+    def on_download(lang: str, name: str | None, id_names: dict[str, str], *current: Any):
         config = collect(current)
         problems = validate_config(config)
         if problems:
-            return ("⚠ **The schema rejects this config**, so no file was written:\n\n" + _bullets(problems),
+            return (t("config.download_rejected", lang) + "\n\n" + _bullets(problems),
                     gr.File(visible=False, value=None))
         filename = config_file_name(name, config)
         path = scratch_dir() / filename
         path.write_text(config_yaml(config, filename, id_names), encoding="utf-8")
-        message = (f"✓ `{filename}` holds exactly what **Start training** would send. Run it with "
-                   f"`tunesmith train {filename}`, or load it here later.")
+        message = t("config.downloaded", lang, filename=filename)
         return message, gr.File(value=str(path), visible=True)
 
     inputs = list(fields.values())
-    row.start_from.input(on_start_from, inputs=[row.start_from, *inputs], outputs=outputs)
-    row.load.upload(on_load, inputs=[row.load, *inputs], outputs=outputs)
-    row.download.click(on_download, inputs=[run_name, names, *inputs], outputs=[row.status, row.file])
+    row.start_from.input(localized(on_start_from), inputs=[row.start_from, *inputs], outputs=outputs)
+    row.load.upload(localized(on_load), inputs=[row.load, *inputs], outputs=outputs)
+    row.download.click(localized(on_download), inputs=[run_name, names, *inputs], outputs=[row.status, row.file])

@@ -9,17 +9,9 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from app.form import MIXTURE_HEADERS, field_meta, mixture_rows
+from app.form import mixture_rows
+from app.i18n import t
 from backend.config.schema import RunConfig
-
-MIXTURE_INTRO = """\
-**Weights** set each dataset's share of the training examples (e.g. 0.7 and 0.3, or 2 and 1). Leave every
-weight blank to use every row of each dataset once. With weights the mixture is as large as it can be without
-repeating a row, unless you set a **mixture size**. **Max samples** takes only the first N usable rows of that
-dataset. For the evaluation loss, hold out a share (*Validation share* under Advanced) **or** pick validation
-datasets here.
-"""
-
 
 @dataclass
 class DataSection:
@@ -31,23 +23,25 @@ class DataSection:
 
 def build_data_section(datasets: gr.Dropdown, widget: Callable[..., gr.components.Component]) -> DataSection:
     """Lay out the mixture accordion under the Datasets dropdown and keep the table in step with it."""
-    with gr.Accordion("Dataset mixture & validation", open=False, elem_id="train-mixture-group"):
-        gr.Markdown(MIXTURE_INTRO)
+    with gr.Accordion(t("train.mixture_group"), open=False, elem_id="train-mixture-group"):
+        gr.Markdown(t("train.mixture_intro"))
         mixture = gr.Dataframe(
             value=[],
-            headers=MIXTURE_HEADERS,
+            # Header cells are data to Gradio (its API description JSON-encodes them): the marker as text.
+            headers=[str(t(key)) for key in ("train.mixture_id", "train.mixture_dataset", "train.mixture_weight",
+                                             "train.mixture_max")],
             datatype=["str", "str", "number", "number"],
             type="array",
             static_columns=[0, 1],
             interactive=True,
-            label="Mixture (one row per chosen dataset)",
+            label=t("train.mixture"),
             elem_id="train-mixture",
         )
         with gr.Row():
             mixture_size = widget(RunConfig, "mixture_size", "mixture_size")
             val_datasets = gr.Dropdown(
-                label="Validation datasets",
-                info=field_meta(RunConfig, "val_datasets").description,
+                label=t("train.val_datasets"),
+                info=t("train.val_datasets_help"),
                 choices=[],
                 multiselect=True,
                 elem_id="train-val-datasets",

@@ -138,7 +138,7 @@ def test_a_stored_config_keeps_its_valid_values_and_names_the_rest():
     stored["method"]["rank"] = 0  # out of bounds
     stored["method"]["lora_magic"] = True
     stored["distributed"]["zero_stage"] = 5
-    config, problems = lenient_config(stored)
+    config, problems = lenient_config(stored, "en")
     assert config is not None and "galore_rank" not in config
     assert config["method"]["alpha"] == 16.0 and "rank" not in config["method"]
     joined = "\n".join(problems)
@@ -147,7 +147,7 @@ def test_a_stored_config_keeps_its_valid_values_and_names_the_rest():
     assert "not applied" in problems[0]
     assert stored["method"]["rank"] == 0  # the input is left alone
     broken = {**stored, "lr_scheduler": "constant", "warmup_ratio": 0.1}  # a whole-config rule
-    config, problems = lenient_config(broken)
+    config, problems = lenient_config(broken, "en")
     assert config is None and any("constant" in p for p in problems)
 
 
@@ -156,7 +156,7 @@ def test_unknown_datasets_and_models_are_left_out_and_named():
                                                                       {"id": "alpaca", "weight": 2}],
                              "val_datasets": ["ds_v_gone"]})
     datasets = [{"id": "ds_a", "name": "alpaca"}, {"id": "ds_b", "name": "chat"}]
-    fitted, problems = fit_to_studio(values, ["tiny-llama"], datasets)
+    fitted, problems = fit_to_studio(values, ["tiny-llama"], datasets, "en")
     assert fitted["datasets"] == ["ds_a"]  # found by its name
     assert fitted["datasets.mixture"] == [["ds_a", "alpaca", 2.0, None]]
     assert fitted["val_datasets"] == [] and "base_model" not in fitted
@@ -164,7 +164,7 @@ def test_unknown_datasets_and_models_are_left_out_and_named():
     assert "dataset 'ds_gone' is not registered" in problems[0] and "left out of Datasets" in problems[0]
     assert "'ds_v_gone'" in problems[1] and "Validation datasets" in problems[1]
     assert "base model 'gone-model'" in problems[2] and "keeps its current choice" in problems[2]
-    path_model, problems = fit_to_studio({**values, "base_model": "/data/llama"}, [], datasets)
+    path_model, problems = fit_to_studio({**values, "base_model": "/data/llama"}, [], datasets, "en")
     assert path_model["base_model"] == "/data/llama"  # a path: the API checks it
 
 
@@ -206,7 +206,7 @@ def test_start_choices_list_presets_then_runs_newest_first():
     presets = [{"name": "identity_lora", "description": "LoRA on identity."}, {"name": "bare", "description": ""}]
     jobs = [{"id": "job_1", "name": "old", "state": "succeeded", "created_at": "2025-01-01T00:00:00"},
             {"id": "job_2", "name": "new", "state": "failed", "created_at": "2025-02-01T00:00:00"}]
-    choices = start_choices(presets, jobs)
+    choices = start_choices(presets, jobs, "en")
     assert [v for _, v in choices] == [SUGGESTED, PRESET + "identity_lora", PRESET + "bare", RUN + "job_2",
                                        RUN + "job_1"]
     assert choices[1][0] == "Preset · identity_lora — LoRA on identity." and choices[2][0] == "Preset · bare"
@@ -217,10 +217,10 @@ def test_start_from_a_preset_and_a_run_through_the_api(client, tmp_path):
     from tests.tiny_model import build_tiny_model
 
     presets = {p["name"]: p for p in client.list_presets()}
-    config, origin = read_source(client, PRESET + "preference_dpo_lora")
+    config, origin = read_source(client, PRESET + "preference_dpo_lora", "en")
     assert config == presets["preference_dpo_lora"]["config"] and origin == "preset **preference_dpo_lora**"
     current = config_to_form({"base_model": "kept", "datasets": ["x"]})
-    filled = fill_form(client, config, origin, [], current)
+    filled = fill_form(client, config, origin, [], current, "en")
     assert isinstance(filled, Filled)
     by_name = {n: i for i, n in filled.names.items()}
     assert filled.values["datasets"] == [by_name["preference_demo"]] and filled.values["stage"] == "dpo"
@@ -230,9 +230,9 @@ def test_start_from_a_preset_and_a_run_through_the_api(client, tmp_path):
     model = str(build_tiny_model(tmp_path / "tiny-llama"))
     job = client.create_job({"base_model": model, "datasets": [{"id": by_name["identity"], "weight": 1}],
                              "method": "lora", "lora_rank": 4, "max_steps": 3, "save_steps": None}, name="to-clone")
-    config, origin = read_source(client, RUN + job["id"])
+    config, origin = read_source(client, RUN + job["id"], "en")
     assert origin == f"run **to-clone** (`{job['id']}`)"
-    filled = fill_form(client, config, origin, [], current)
+    filled = fill_form(client, config, origin, [], current, "en")
     assert filled.message.startswith("✓ Filled the form from run **to-clone**")
     assert "✓ The API accepts this config" in filled.message
     values = filled.values
@@ -241,11 +241,11 @@ def test_start_from_a_preset_and_a_run_through_the_api(client, tmp_path):
     clone = build_config({**current, **values})
     assert RunConfig.model_validate(clone) == RunConfig.model_validate(config)
     gone = {**config, "datasets": ["ds_deleted", by_name["identity"]]}
-    filled = fill_form(client, gone, origin, [], current)
+    filled = fill_form(client, gone, origin, [], current, "en")
     assert filled.values["datasets"] == [by_name["identity"]]
     assert filled.message.startswith(f"⚠ Filled the form from {origin}, except 1 value that could not be applied")
     assert "'ds_deleted' is not registered" in filled.message
-    missing, message = read_source(client, RUN + "job_nope")
+    missing, message = read_source(client, RUN + "job_nope", "en")
     assert missing is None and "no job with id 'job_nope'" in message
 
 
@@ -254,13 +254,13 @@ def test_suggested_settings_for_the_chosen_model_through_the_api(client, tmp_pat
 
     model = str(build_tiny_model(tmp_path / "tiny-llama"))
     current = build_config(config_to_form({"base_model": model, "datasets": ["x"], "method": "full", "max_steps": 7}))
-    config, origin = suggested_config(client, current)  # the form's config (as Start sends it) + the suggestion
+    config, origin = suggested_config(client, current, "en")  # the form's config (as Start sends it) + the suggestion
     run = RunConfig.model_validate(config)
     assert run.method.name == "lora" and run.cutoff_len == 512  # the tiny model's whole context (under 1024)
     assert run.max_steps == 7 and run.datasets == ["x"]  # what the suggestion does not cover is kept
     assert "the settings suggested for" in origin and "No GPU here" in origin
-    hint = model_hint(client, model)
+    hint = model_hint(client, model, "en")
     assert hint.startswith("ℹ ") and "LoRA r 8" in hint and "Suggested settings" in hint
-    assert model_hint(client, "/no/such/model") == ""
-    missing, message = suggested_config(client, {**current, "base_model": None})
+    assert model_hint(client, "/no/such/model", "en") == ""
+    missing, message = suggested_config(client, {**current, "base_model": None}, "en")
     assert missing is None and "Pick a base model first" in message

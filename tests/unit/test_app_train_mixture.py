@@ -68,7 +68,7 @@ def test_preview_of_a_weighted_mixture_through_the_api(client, tmp_path):
     config = build_config({"base_model": str(model_dir), "datasets": [identity], "method": "lora",
                            "val_datasets": [other], "datasets.mixture": [[identity, "identity", 1, 20]]})
     assert config["datasets"] == [{"id": identity, "weight": 1.0, "max_samples": 20}]
-    assert launch_preview_markdown(client, config).startswith("✓ Valid run config")
+    assert launch_preview_markdown(client, config, "en").startswith("✓ Valid run config")
     clash = {**config, "val_datasets": [identity]}
-    text = launch_preview_markdown(client, clash)
+    text = launch_preview_markdown(client, clash, "en")
     assert "would refuse" in text and "both a training and a validation dataset" in text
