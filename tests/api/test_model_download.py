@@ -2,6 +2,7 @@
 size shown before starting, progress, a flaky connection, cancel and resume, the model in the list and a run on
 it, and every refusal (offline, unreachable, gated, unknown, disk too small, already there) as a clean 4xx/5xx."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -95,14 +96,14 @@ def test_downloaded_model_joins_the_model_list_and_a_job_trains_on_it(client, se
     assert (Path(finished["run_dir"]) / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_cancel_keeps_the_partial_file_and_starting_again_resumes_it(api, settings, big_repo, monkeypatch):
+def test_cancel_keeps_the_partial_file_and_a_restarted_studio_resumes_it(api, settings, big_repo, monkeypatch):
     weights = (big_repo / "model.safetensors").read_bytes()
     with HubServer({"test-org/big": big_repo}, pause_after={"model.safetensors": 3 * MIB}, pause_s=3) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         job = api.post(URL, json={"repo_id": "test-org/big"}).json()
         deadline = time.monotonic() + 60
         while api.get(f"{URL}/{job['id']}").json()["bytes_done"] < 2 * MIB:
-            assert time.monotonic() < deadline, "the first chunk never arrived"
+            assert time.monotonic() < deadline, "the first megabytes never arrived"
             time.sleep(0.02)
         cancelled = api.post(f"{URL}/{job['id']}/cancel")
         assert cancelled.status_code == 200
@@ -111,14 +112,23 @@ def test_cancel_keeps_the_partial_file_and_starting_again_resumes_it(api, settin
         assert api.post(f"{URL}/{job['id']}/cancel").status_code == 409
         assert "test-org--big" not in [m["id"] for m in api.get("/api/v1/models").json()["data"]]
 
-        plan = api.get(f"{URL}/plan", params={"repo_id": "test-org/big"}).json()
-        partial = plan["present_bytes"] - len((big_repo / "config.json").read_bytes())
-        assert 2 * MIB <= partial <= 3 * MIB
-        again = api.post(URL, json={"repo_id": "test-org/big"}).json()
-        assert wait_download(api, again["id"])["state"] == "succeeded"
+        # a new studio process (a restart) still lists the unfinished download and resumes it
+        with TestClient(create_app(settings, start_runner=False)) as restarted:
+            listed = restarted.get(URL).json()["data"]
+            assert [(d["id"], d["state"]) for d in listed] == [(job["id"], "interrupted")]
+            partial = listed[0]["bytes_done"] - len((big_repo / "config.json").read_bytes())
+            assert 2 * MIB <= partial <= 3 * MIB
+            assert restarted.get(f"{URL}/plan", params={"repo_id": "test-org/big"}).json()["present_bytes"] == (
+                listed[0]["bytes_done"])
+            again = restarted.post(URL, json={"repo_id": "test-org/big"}).json()
+            assert wait_download(restarted, again["id"])["state"] == "succeeded"
+            assert [d["state"] for d in restarted.get(URL).json()["data"]] == ["succeeded"]
         ranges = [r for m, p, r in hub.requests if m == "GET" and p.endswith("model.safetensors")]
     assert ranges == [None, f"bytes={partial}-"]  # only the missing part was fetched again
-    assert (settings.models_dir / "test-org--big" / "model.safetensors").read_bytes() == weights
+    target = settings.models_dir / "test-org--big"
+    assert (target / "model.safetensors").read_bytes() == weights
+    record = json.loads((target / ".tunesmith-download.json").read_text())
+    assert record["plan"]["commit"] == hub.commits["test-org/big"] and record["endpoint"] == hub.url
 
 
 def test_gated_models_need_the_server_side_token(api, tiny_model_dir, monkeypatch):

@@ -60,7 +60,7 @@ class DownloadPublic(BaseModel):
     revision: str
     commit: str
     model_id: str
-    state: str = Field(description="running | succeeded | failed | cancelled")
+    state: str = Field(description="running | succeeded | failed | cancelled | interrupted (the studio restarted)")
     bytes_done: int
     bytes_total: int
     progress: float = Field(description="0..1")
@@ -112,7 +112,8 @@ def start_download(body: DownloadCreate, downloads: DownloadsDep) -> DownloadPub
 
 @router.get("", response_model=DownloadsPublic)
 def list_downloads(downloads: DownloadsDep) -> DownloadsPublic:
-    """The downloads since the studio started, newest first."""
+    """The downloads since the studio started, and unfinished ones from before a restart (state interrupted:
+    POST the same repo_id to resume), newest first."""
     data = [_public(downloads, job) for job in downloads.list()]
     return DownloadsPublic(data=data, count=len(data))
 
