@@ -127,6 +127,10 @@ def cmd_studio(args: argparse.Namespace) -> int:
     if problem:  # before the minute of model preparation, not after
         print(problem, file=sys.stderr, flush=True)
         return 2
+    from backend.home_access import home_write_problem
+
+    if home_write_problem(settings):  # served read-only as it is: nothing to create or prepare (create_app says so)
+        return cmd_serve(args)
     settings.ensure_dirs()
     if not args.skip_model:
         prepare_bundled_model(settings)

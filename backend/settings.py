@@ -37,10 +37,14 @@ class Settings:
     token: str | None = field(default=None, repr=False)
     # Names (besides loopback) the studio is reached by: trusted as Host and Origin; "*" = any Host.
     allowed_hosts: tuple[str, ...] = ()
+    # Set at startup when the home folder cannot be written (backend/home_access.py): why, and where the
+    # read-only snapshot of the database lives. None = a normal, writable home.
+    read_only_reason: str | None = None
+    db_file: Path | None = None
 
     @property
     def db_path(self) -> Path:
-        return self.home / "tunesmith.db"
+        return self.db_file or self.home / "tunesmith.db"
 
     @property
     def runs_dir(self) -> Path:

@@ -13,6 +13,7 @@ from backend.api.routes import configs, model_downloads, presets
 from backend.api.security import install_security
 from backend.chat.manager import ChatManager
 from backend.datasets.registry import DatasetRegistry
+from backend.home_access import home_write_problem, read_only_settings
 from backend.jobs.evaluations import EvaluationService
 from backend.jobs.runner import JobRunner, SpawnFn, spawn_training
 from backend.jobs.service import JobService
@@ -27,7 +28,12 @@ log = logging.getLogger("tunesmith.api")
 def create_app(settings: Settings | None = None, *, start_runner: bool = True,
                spawn: SpawnFn = spawn_training, register_builtins: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
-    settings.ensure_dirs()
+    if problem := home_write_problem(settings):  # serve what is there; writes answer 503 (backend/api/security.py)
+        settings = read_only_settings(settings, problem)
+        start_runner = register_builtins = False
+        log.warning("%s: serving it read-only (browsing works; uploads, jobs and other changes answer 503)", problem)
+    else:
+        settings.ensure_dirs()
     registry = DatasetRegistry(settings)
     store = JobStore(settings.db_path)
     runner = JobRunner(store, max_concurrent=settings.max_concurrent_jobs, max_cpu_jobs=settings.max_cpu_jobs,

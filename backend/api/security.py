@@ -23,6 +23,7 @@ taken relative to the ASGI ``root_path``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 
 from backend.api.login import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, login_endpoint
-from backend.errors import BadRequest, Forbidden, StudioError, TooLarge, Unauthorized
+from backend.errors import BadRequest, Forbidden, StudioError, TooLarge, Unauthorized, Unavailable
 from backend.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -49,6 +50,10 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 API_PREFIXES = ("/api/", "/v1/", "/openapi.json", "/docs", "/redoc")
 OPEN_PATHS = frozenset({"/api/v1/health", LOGIN_PATH})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POST routes that compute an answer and store nothing: they keep working on a read-only home.
+STORES_NOTHING = frozenset({"/api/v1/jobs/preview", "/api/v1/configs/normalize", "/api/v1/configs/from-llamafactory"})
+# A write refused by the file system (a home that went read-only while serving, a folder of another user).
+UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields beside the file
 
 
@@ -61,12 +66,14 @@ class SecurityPolicy:
     public_hosts: frozenset[str]
     max_json_bytes: int
     max_upload_bytes: int
+    read_only_reason: str | None = None  # the home cannot be written: API writes answer 503 with this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityPolicy:
         return cls(token=settings.token or None,
                    public_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
-                   max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes)
+                   max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes,
+                   read_only_reason=settings.read_only_reason)
 
     def host_allowed(self, name: str) -> bool:
         return name in LOOPBACK_HOSTS or name in self.public_hosts or "*" in self.public_hosts
@@ -168,7 +175,16 @@ def refusal(scope: Scope, policy: SecurityPolicy) -> StudioError | None:
         return Unauthorized("this studio needs its access token.", loc=("header", "authorization"),
                             hint="Send 'Authorization: Bearer <token>' (the TUNESMITH_TOKEN the server was "
                                  "started with), or sign in at /login in a browser.")
+    writes = scope.get("method") in STATE_CHANGING and is_api_path(path) and path not in STORES_NOTHING
+    if policy.read_only_reason and writes:
+        return read_only_error(policy.read_only_reason)
     return None
+
+
+def read_only_error(reason: str) -> Unavailable:
+    return Unavailable(f"{reason}: nothing was changed (the studio can only be browsed until it can write there).",
+                       hint="Make the folder writable (or point TUNESMITH_HOME at a writable one) and restart "
+                            "the studio; everything already there can still be browsed and downloaded.")
 
 
 def body_limit(scope: Scope, policy: SecurityPolicy) -> int:
@@ -278,6 +294,11 @@ class StudioGuard:
             if started:
                 raise
             await send_error(send, exc.error, [(b"connection", b"close")])
+        except OSError as exc:
+            if started or exc.errno not in UNWRITABLE:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            await send_error(send, read_only_error(f"the studio could not write{where}: {exc.strerror}"))
 
 
 def install_security(app: Any, settings: Settings) -> SecurityPolicy:

@@ -103,14 +103,16 @@ class DatasetRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.datasets_dir = settings.datasets_dir
-        self.datasets_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.read_only_reason:  # a read-only home is served as it is (backend/home_access.py)
+            self.datasets_dir.mkdir(parents=True, exist_ok=True)
         self._db_path = settings.db_path
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(_SCHEMA)
             if "mapping" not in {row[1] for row in conn.execute("PRAGMA table_info(datasets)")}:
                 conn.execute("ALTER TABLE datasets ADD COLUMN mapping TEXT NOT NULL DEFAULT '{}'")  # older homes
-        self._sweep_leftovers()
+        if not settings.read_only_reason:
+            self._sweep_leftovers()
 
     # ---- queries -------------------------------------------------------------------------------------
     def list(self) -> list[DatasetRecord]:

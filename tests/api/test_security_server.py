@@ -28,8 +28,8 @@ TOKEN = "server-test-token-0123456789abcdef"
 @contextmanager
 def serve(tmp_path: Path, env_extra: dict[str, str], timeout_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
     """The studio on a free loopback port with ``env_extra``; yields (base URL, process) once health answers."""
-    env = dict(os.environ, TUNESMITH_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1",
-               GRADIO_ANALYTICS_ENABLED="False", **env_extra)
+    env = {**os.environ, "TUNESMITH_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
     port, log_path = free_port(), tmp_path / "studio.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port",
