@@ -8,7 +8,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DpoLoss = Literal["sigmoid", "ipo", "hinge", "sigmoid_norm", "apo_zero"]
+DpoLoss = Literal["sigmoid", "ipo", "hinge", "sigmoid_norm", "apo_zero", "orpo", "simpo"]
+REFERENCE_FREE_LOSSES = ("orpo", "simpo")  # no reference model is loaded or consulted
+DEFAULT_BETA = 0.1  # DPO, KTO (trl, LLaMA-Factory)
+SIMPO_DEFAULT_BETA = 2.0  # SimPO paper: beta 2.0-2.5, gamma / beta = 0.5
 
 
 class StrictModel(BaseModel):
@@ -85,25 +88,40 @@ Method = Annotated[Union[FullMethod, FreezeMethod, LoraMethod, QLoraMethod], Fie
 class PreferenceConfig(StrictModel):
     """Preference training (stages dpo and kto): how far the model may move from the reference model, which
     loss, and the weights. The reference is the base model itself: with LoRA/QLoRA the base with the adapter
-    switched off, with full/freeze a frozen copy. Stages sft and pt ignore these settings."""
+    switched off, with full/freeze a frozen copy; the losses orpo and simpo need none (none is loaded). Stages sft
+    and pt ignore these settings."""
 
-    beta: float = Field(
-        0.1, gt=0.0, le=100.0,
+    beta: float | None = Field(
+        None, gt=0.0, le=100.0,
         description="β: how strongly the trained model is held to the reference model (higher = stays closer; "
-        "LLaMA-Factory's pref_beta, 0.1 there and in trl). For the ipo loss it is IPO's regularization τ.",
+        "LLaMA-Factory's pref_beta). Default 0.1 (trl, LLaMA-Factory); for the ipo loss it is IPO's regularization "
+        "τ; for simpo the reward scale (default 2.0, the SimPO paper's). The orpo loss has no β: see orpo_lambda.",
     )
     loss: DpoLoss = Field(
         "sigmoid",
         description="Stage dpo's loss: sigmoid = the DPO paper's; ipo = IPO (squared, on per-token averaged "
         "log-ratios; less prone to overfitting clear-cut pairs); hinge = SLiC's hinge; sigmoid_norm = DPO on per-token "
         "averaged log-ratios (no bias toward long replies); apo_zero = APO-zero (raise the chosen and lower the "
-        "rejected reply in absolute terms, for chosen replies better than the model's own). Stage kto always uses "
-        "the KTO loss. ORPO/SimPO are not offered: trl 1.16 keeps them in trl.experimental.",
+        "rejected reply in absolute terms, for chosen replies better than the model's own); orpo = ORPO (SFT loss "
+        "on the chosen reply plus orpo_lambda x an odds-ratio term; no reference model); simpo = SimPO (length-"
+        "normalized log-probabilities with a target margin simpo_gamma; no reference model). Stage kto always uses "
+        "the KTO loss.",
     )
     sft_weight: float = Field(
         0.0, ge=0.0, le=100.0,
         description="Stage dpo: add this weight times the SFT loss on the chosen reply (its mean token NLL) to "
-        "the preference loss, so the chosen replies stay likely (LLaMA-Factory's pref_ftx, RPO; e.g. 1.0). 0 = off.",
+        "the preference loss, so the chosen replies stay likely (LLaMA-Factory's pref_ftx, RPO; with simpo: "
+        "CPO-SimPO's α; e.g. 1.0). 0 = off. Not with orpo, whose loss already holds the SFT term.",
+    )
+    orpo_lambda: float = Field(
+        0.1, gt=0.0, le=100.0,
+        description="Loss orpo: λ, the weight of the odds-ratio term next to the SFT loss (the ORPO paper's 0.1; "
+        "LLaMA-Factory passes it as pref_beta).",
+    )
+    simpo_gamma: float = Field(
+        1.0, ge=0.0, le=100.0,
+        description="Loss simpo: γ, the target reward margin between the chosen and the rejected reply (the SimPO "
+        "paper's γ / β = 0.5 with β = 2.0; LLaMA-Factory's simpo_gamma).",
     )
     desirable_weight: float = Field(
         1.0, gt=0.0, le=100.0,
@@ -114,3 +132,14 @@ class PreferenceConfig(StrictModel):
         1.0, gt=0.0, le=100.0,
         description="Stage kto: weight of the loss on undesirable examples (label false, or a pair's rejected reply).",
     )
+
+    @property
+    def reference_free(self) -> bool:
+        """orpo and simpo compare the policy's own log-probabilities: no reference model."""
+        return self.loss in REFERENCE_FREE_LOSSES
+
+    @property
+    def effective_beta(self) -> float:
+        if self.beta is not None:
+            return self.beta
+        return SIMPO_DEFAULT_BETA if self.loss == "simpo" else DEFAULT_BETA

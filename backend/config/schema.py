@@ -48,7 +48,7 @@ ChatTemplate = Literal["auto", "chatml", "qwen2", "llama3", "mistral", "gemma", 
 
 _FLAT_PREFIXES = {"lora_": "", "qlora_": "", "freeze_": ""}
 # LLaMA-Factory's flat preference arguments, accepted and folded into ``preference``
-_FLAT_PREFERENCE = {"pref_beta": "beta", "pref_loss": "loss", "pref_ftx": "sft_weight",
+_FLAT_PREFERENCE = {"pref_beta": "beta", "pref_loss": "loss", "pref_ftx": "sft_weight", "simpo_gamma": "simpo_gamma",
                     "kto_chosen_weight": "desirable_weight", "kto_rejected_weight": "undesirable_weight"}
 
 
@@ -98,12 +98,14 @@ class RunConfig(_Strict):
         "sft",
         description="sft = supervised chat fine-tuning (loss on the answers); pt = continued pretraining on raw text "
         "(every message is plain text, documents joined with EOS and packed into cutoff_len blocks, loss on all "
-        "tokens); dpo = Direct Preference Optimization on preference datasets (chosen/rejected reply pairs); kto = "
+        "tokens); dpo = Direct Preference Optimization on preference datasets (chosen/rejected reply pairs; also its "
+        "reference-free relatives ORPO and SimPO, see preference.loss); kto = "
         "Kahneman-Tversky Optimization on KTO datasets (replies labelled desirable or not) or preference datasets "
         "(each pair gives a desirable chosen and an undesirable rejected reply). dpo/kto settings: preference.",
     )
     preference: PreferenceConfig = Field(
-        default_factory=PreferenceConfig, description="β, loss and weights of the preference stages dpo and kto."
+        default_factory=PreferenceConfig,
+        description="β, loss (DPO variants, ORPO, SimPO) and weights of the preference stages dpo and kto.",
     )
 
     learning_rate: float | None = Field(
@@ -206,6 +208,8 @@ class RunConfig(_Strict):
         data = dict(data)
         method = data.get("method", "lora")
         preference = {key: data.pop(flat) for flat, key in _FLAT_PREFERENCE.items() if flat in data}
+        if preference.get("loss") == "orpo" and "beta" in preference:  # LLaMA-Factory's ORPO reads pref_beta as λ
+            preference["orpo_lambda"] = preference.pop("beta")
         if preference:
             nested = data.get("preference") or {}
             data["preference"] = {**preference, **nested} if isinstance(nested, dict) else nested
@@ -304,14 +308,14 @@ class RunConfig(_Strict):
             raise ValueError(f"batch_tokens fills packed micro-batches and stage {stage!r} pads its batches (trl has "
                              "no padding-free preference training); clear batch_tokens and set per_device_batch_size")
         self.packing = False  # documented on the field: preference batches are padded
-        if isinstance(self.method, LoraMethod) and self.method.init == "pissa":
+        if isinstance(self.method, LoraMethod) and self.method.init == "pissa" and not pref.reference_free:
             raise ValueError(f"method.init 'pissa' changes the base weights, and stage {stage!r} uses the base with the "
                              "adapter switched off as its reference model; use init 'default' or 'gaussian'")
         if stage == "kto":
             if self.per_device_batch_size < 2:
                 raise ValueError("stage 'kto' estimates its KL term from the other examples of a micro-batch, so "
                                  "per_device_batch_size must be at least 2")
-            for name, default in (("loss", "sigmoid"), ("sft_weight", 0.0)):
+            for name, default in (("loss", "sigmoid"), ("sft_weight", 0.0), ("orpo_lambda", 0.1), ("simpo_gamma", 1.0)):
                 if getattr(pref, name) != default:
                     raise ValueError(f"preference.{name} applies to stage 'dpo' only (kto always uses the KTO loss); "
                                      f"reset it to {default!r} or use stage 'dpo'")
@@ -319,6 +323,7 @@ class RunConfig(_Strict):
             for name in ("desirable_weight", "undesirable_weight"):
                 if getattr(pref, name) != 1.0:
                     raise ValueError(f"preference.{name} applies to stage 'kto' only; reset it to 1 or use stage 'kto'")
+            _check_dpo_loss_settings(pref)
 
     @property
     def effective_learning_rate(self) -> float:
@@ -328,6 +333,20 @@ class RunConfig(_Strict):
         if self.stage in PREFERENCE_STAGES:
             return 5e-6 if lora else 1e-6
         return 2e-4 if lora else 2e-5
+
+
+def _check_dpo_loss_settings(pref: PreferenceConfig) -> None:
+    """Each loss's own settings only with that loss, so none is silently ignored."""
+    for name, loss, default in (("orpo_lambda", "orpo", 0.1), ("simpo_gamma", "simpo", 1.0)):
+        if getattr(pref, name) != default and pref.loss != loss:
+            raise ValueError(f"preference.{name} applies to the {loss} loss only and the loss is {pref.loss!r}; set "
+                             f"preference.loss to {loss!r} or reset {name} to {default}")
+    if pref.loss == "orpo" and pref.beta is not None:
+        raise ValueError("the orpo loss has no β (no reference model); its weight is preference.orpo_lambda: move "
+                         f"the value {pref.beta} there and clear preference.beta")
+    if pref.loss == "orpo" and pref.sft_weight > 0:
+        raise ValueError("the orpo loss already holds the SFT loss on the chosen reply; set preference.sft_weight to 0 "
+                         "(raise orpo_lambda to weigh the preference term more)")
 
 
 class DatasetRef(_Strict):

@@ -86,7 +86,7 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
     ctx = StageContext(run=run, run_dir=run_dir, model=loaded.model, tokenizer=tokenizer, peft_config=peft_config,
                        precision=precision, train_dataset=train_set, eval_dataset=eval_set,
                        checkpointing=loaded.checkpointing, liger=loaded.liger, attention=loaded.attention,
-                       packed_groups=bool(batch_tokens))
+                       packed_groups=bool(batch_tokens), facts=facts)
     trainer = stage.build_trainer(ctx)
     hooks = finish_trainer(trainer, ctx)
     watch_distributed_state(trainer, config, facts, write_engine_facts, run_dir)  # FSDP on CPU; the live state

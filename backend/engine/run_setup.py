@@ -34,8 +34,18 @@ def resolve_compute(config: RunConfig, facts: dict):
     if config.optimizer.endswith("_8bit"):
         check_8bit_optimizer_available(config.optimizer)
     if config.stage in PREFERENCE_STAGES:
-        print(f"stage {config.stage}: padded batches (packing is off), beta {config.preference.beta}", flush=True)
+        pref = config.preference
+        print(f"stage {config.stage}: padded batches (packing is off), loss "
+              f"{pref.loss if config.stage == 'dpo' else 'kto'}, "
+              + (f"no reference model, {describe_reference_free(pref)}" if pref.reference_free
+                 else f"beta {pref.effective_beta}"), flush=True)
     return precision, attention
+
+
+def describe_reference_free(pref) -> str:
+    if pref.loss == "orpo":
+        return f"lambda {pref.orpo_lambda}"
+    return f"beta {pref.effective_beta}, gamma {pref.simpo_gamma}, sft_weight {pref.sft_weight}"
 
 
 def check_8bit_optimizer_available(optimizer: str) -> None:

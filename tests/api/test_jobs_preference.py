@@ -72,7 +72,8 @@ def test_kto_takes_kto_and_preference_data_but_not_chat(client):
     ({"stage": "dpo", "lora_init": "pissa"}, "adapter switched off as its reference model"),
     ({"stage": "kto", "preference": {"sft_weight": 1.0}}, "preference.sft_weight applies to stage 'dpo' only"),
     ({"stage": "dpo", "kto_chosen_weight": 2.0}, "preference.desirable_weight applies to stage 'kto' only"),
-    ({"stage": "dpo", "preference": {"loss": "orpo"}}, "sigmoid"),
+    ({"stage": "dpo", "preference": {"loss": "orpo", "beta": 0.2}}, "its weight is preference.orpo_lambda"),
+    ({"stage": "dpo", "preference": {"simpo_gamma": 0.8}}, "applies to the simpo loss only"),
 ])
 def test_refused_preference_combinations(client, fields, needle):
     resp = preview(client, datasets=[builtin(client, "preference_demo")], **fields)

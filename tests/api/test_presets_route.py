@@ -27,7 +27,7 @@ def test_presets_lists_every_preset_file_with_its_header_and_config(api):
 
 def test_one_preset_by_name_or_a_404_that_lists_them(api):
     one = api.get("/api/v1/presets/identity_lora").json()
-    assert one["config"]["datasets"] == ["identity"] and one["config"]["lora_rank"] == 8
+    assert one["config"]["datasets"] == ["identity"] and one["config"]["method"]["rank"] == 8
     for name in ("nope", "..%2Fschema", ".hidden"):
         reply = api.get(f"/api/v1/presets/{name}")
         assert reply.status_code == 404, name

@@ -101,3 +101,39 @@ def test_bad_mixtures_name_the_field_and_say_how_to_fix(extra, loc, needle):
         RunConfig.model_validate({"base_model": "m", "datasets": ["d"], **extra})
     found = {".".join(map(str, e["loc"])): e["msg"] for e in err.value.errors()}
     assert loc in found and needle in found[loc], found
+
+
+def test_orpo_and_simpo_have_their_own_settings_and_paper_defaults():
+    simpo = RunConfig(base_model="m", datasets=["d"], stage="dpo", preference={"loss": "simpo"}).preference
+    assert (simpo.reference_free, simpo.effective_beta, simpo.simpo_gamma) == (True, 2.0, 1.0)
+    orpo = RunConfig(base_model="m", datasets=["d"], stage="dpo", preference={"loss": "orpo"}).preference
+    assert (orpo.reference_free, orpo.orpo_lambda) == (True, 0.1)
+    dpo = RunConfig(base_model="m", datasets=["d"], stage="dpo").preference
+    assert (dpo.reference_free, dpo.effective_beta) == (False, 0.1)
+    # LLaMA-Factory's flat names: pref_loss, simpo_gamma, and pref_beta as ORPO's λ
+    flat = RunConfig.model_validate({"base_model": "m", "datasets": ["d"], "stage": "dpo", "pref_loss": "simpo",
+                                     "pref_beta": 2.5, "simpo_gamma": 1.2, "pref_ftx": 0.5}).preference
+    assert (flat.loss, flat.beta, flat.simpo_gamma, flat.sft_weight) == ("simpo", 2.5, 1.2, 0.5)
+    lf_orpo = RunConfig.model_validate({"base_model": "m", "datasets": ["d"], "stage": "dpo", "pref_loss": "orpo",
+                                        "pref_beta": 0.2}).preference
+    assert (lf_orpo.orpo_lambda, lf_orpo.beta) == (0.2, None)
+
+
+@pytest.mark.parametrize(("preference", "stage", "needle"), [
+    ({"loss": "orpo", "beta": 0.2}, "dpo", "orpo_lambda"),
+    ({"loss": "orpo", "sft_weight": 1.0}, "dpo", "already holds the SFT loss"),
+    ({"simpo_gamma": 0.8}, "dpo", "set preference.loss to 'simpo'"),
+    ({"loss": "simpo", "orpo_lambda": 0.3}, "dpo", "set preference.loss to 'orpo'"),
+    ({"loss": "orpo"}, "kto", "applies to stage 'dpo' only"),
+])
+def test_reference_free_settings_out_of_place_are_rejected(preference, stage, needle):
+    with pytest.raises(ValidationError, match=needle):
+        RunConfig(base_model="m", datasets=["d"], stage=stage, per_device_batch_size=2, preference=preference)
+
+
+def test_pissa_is_fine_without_a_reference_model():
+    config = RunConfig(base_model="m", datasets=["d"], stage="dpo", method={"name": "lora", "init": "pissa"},
+                       preference={"loss": "simpo"})
+    assert config.method.init == "pissa"
+    with pytest.raises(ValidationError, match="reference model"):
+        RunConfig(base_model="m", datasets=["d"], stage="dpo", method={"name": "lora", "init": "pissa"})

@@ -1,5 +1,6 @@
 """Stage ``dpo``: Direct Preference Optimization (and its loss variants) on chosen/rejected pairs, with trl's
-DPOTrainer taking our token ids (:mod:`backend.engine.preference`) as they are.
+DPOTrainer taking our token ids (:mod:`backend.engine.preference`) as they are. The reference-free losses orpo and
+simpo train with other trainers: :mod:`backend.engine.stages.reference_free`.
 
 The reference model: LoRA/QLoRA -> the same model with the adapter switched off (trl does that when
 ``ref_model`` is None); full/freeze -> a frozen copy of the base model, loaded from its directory in the compute
@@ -27,7 +28,9 @@ def load_reference_model(ctx: StageContext):
     from backend.engine import model as model_io
 
     if ctx.peft_config is not None:
+        ctx.facts["reference_model"] = "base with the adapter switched off"
         return None
+    ctx.facts["reference_model"] = "frozen copy of the base model"
     reference = model_io.load_model(ctx.run.model_path, ctx.precision.dtype, attn_implementation=ctx.attention)
     reference.requires_grad_(False)
     return reference.eval()
@@ -36,7 +39,7 @@ def load_reference_model(ctx: StageContext):
 def preference_args(ctx: StageContext) -> dict:
     """Settings the preference stages share."""
     config = ctx.run.config
-    return {"per_device_train_batch_size": config.per_device_batch_size, "beta": config.preference.beta,
+    return {"per_device_train_batch_size": config.per_device_batch_size, "beta": config.preference.effective_beta,
             "max_length": None,  # the stage already truncated every example to cutoff_len
             "use_liger_kernel": ctx.liger}
 
@@ -45,6 +48,10 @@ def build_trainer(ctx: StageContext):
     from trl import DPOConfig, DPOTrainer
 
     pref = ctx.run.config.preference
+    if pref.reference_free:  # orpo, simpo: other trainers, no reference model
+        from backend.engine.stages import reference_free
+
+        return reference_free.build_trainer(ctx)
     losses = {"loss_type": [pref.loss], "loss_weights": [1.0]}
     if pref.sft_weight > 0:  # RPO / LLaMA-Factory's pref_ftx: NLL of the chosen reply, weighted
         losses = {"loss_type": [pref.loss, "sft"], "loss_weights": [1.0, pref.sft_weight]}

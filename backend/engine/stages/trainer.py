@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class StageContext:
     liger: bool = False
     attention: str = "sdpa"
     packed_groups: bool = False  # every train row already is one token-budget micro-batch (backend.engine.batching)
+    facts: dict = field(default_factory=dict)  # what the stage resolved, for engine.json and result.json
 
 
 @dataclass
@@ -56,11 +57,11 @@ def wsd_decay_steps(num_training_steps: int) -> int:
 
 
 def training_args(config_cls, ctx: StageContext, **extra):
-    """``config_cls`` (trl's SFTConfig, DPOConfig, KTOConfig, RewardConfig...) with the run's shared settings plus
-    the stage's ``extra``. The one place run settings become trainer arguments."""
+    """``config_cls`` (trl's SFTConfig, DPOConfig, KTOConfig, RewardConfig...) with the run's shared settings,
+    updated by the stage's ``extra``. The one place run settings become trainer arguments."""
     config = ctx.run.config
     has_eval = ctx.eval_dataset is not None
-    return config_cls(
+    settings = dict(
         output_dir=str(ctx.run_dir / rundir.CHECKPOINTS_DIR),
         per_device_eval_batch_size=config.per_device_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -91,8 +92,8 @@ def training_args(config_cls, ctx: StageContext, **extra):
         use_cpu=not has_cuda(),
         **ctx.precision.trainer_flags,
         **_checkpointing_flag(config_cls, ctx.checkpointing),
-        **extra,
     )
+    return config_cls(**{**settings, **extra})
 
 
 def _checkpointing_flag(config_cls, enabled: bool) -> dict:
