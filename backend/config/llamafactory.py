@@ -23,6 +23,11 @@ from backend.config.schema import ChatTemplate, Scheduler, Stage
 from backend.errors import Invalid
 
 MAX_YAML_BYTES = 256 * 1024
+LF_KIND = "LLaMA-Factory training YAML"
+LF_ONLY_KEYS = {"model_name_or_path", "finetuning_type", "dataset", "template", "per_device_train_batch_size",
+                "num_train_epochs", "lr_scheduler_type", "quantization_bit", "lora_target", "output_dir", "do_train"}
+TUNESMITH_ONLY_KEYS = {"base_model", "datasets", "method", "num_epochs", "per_device_batch_size", "lr_scheduler",
+                       "compute_type", "preference", "distributed"}
 
 # LF's defaults (its FinetuningArguments/DataArguments and HF TrainingArguments) where ours differ
 LF_DEFAULTS: dict[str, Any] = {
@@ -91,23 +96,39 @@ class LlamaFactoryMapping:
         self.warnings.append(ConfigWarning(key, msg))
 
 
-def parse_llamafactory_yaml(text: str) -> dict[str, Any]:
-    """The YAML's top-level mapping, or :class:`Invalid` saying which line is wrong."""
-    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
-        raise Invalid(f"the YAML is {len(text.encode('utf-8'))} bytes; a LLaMA-Factory training YAML is a few "
-                      f"hundred (limit {MAX_YAML_BYTES})", loc=("body", "yaml"))
+def parse_config_yaml(text: str, kind: str = LF_KIND) -> dict[str, Any]:
+    """The YAML's top-level mapping, or :class:`Invalid` saying which line is wrong. Anchors and aliases are
+    refused: no config needs them, and a few nested aliases expand to gigabytes (a "billion laughs")."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_YAML_BYTES:
+        raise Invalid(f"the YAML is {size} bytes; a {kind} is a few hundred (limit {MAX_YAML_BYTES})",
+                      loc=("body", "yaml"))
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise Invalid(f"the YAML uses an alias (*name) at line {line}; write the value out instead",
+                              loc=("body", "yaml"))
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise Invalid(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}", loc=("body", "yaml"),
-                      hint="fix that line (LLaMA-Factory's examples/train_lora/*.yaml show the shape)") from None
+                      hint="fix that line and load the file again") from None
     if not isinstance(data, dict):
         held = "nothing" if data is None else f"a {type(data).__name__}"
-        raise Invalid(f"the YAML holds {held}; a LLaMA-Factory training YAML is a mapping of argument names to "
-                      "values (model_name_or_path: ..., stage: sft, ...)", loc=("body", "yaml"))
+        raise Invalid(f"the YAML holds {held}; a {kind} is a mapping of names to values", loc=("body", "yaml"))
     return {str(k): v for k, v in data.items()}
+
+
+def parse_llamafactory_yaml(text: str) -> dict[str, Any]:
+    return parse_config_yaml(text, LF_KIND)
+
+
+def is_llamafactory_config(data: Mapping[str, Any]) -> bool:
+    """True when ``data`` uses LLaMA-Factory's argument names rather than a Tunesmith run config's (the two share
+    flat names such as ``lora_rank`` and ``learning_rate``, so only the names each alone uses decide)."""
+    return bool(data.keys() & LF_ONLY_KEYS) and not data.keys() & TUNESMITH_ONLY_KEYS
 
 
 def map_llamafactory_args(args: Mapping[str, Any]) -> LlamaFactoryMapping:

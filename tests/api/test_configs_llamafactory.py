@@ -167,3 +167,23 @@ def test_bad_input_is_a_4xx_in_the_one_error_shape(studio, body, kind, status, w
 def test_a_huge_body_is_413(studio):
     reply = studio.post(URL, content="# " + "x" * 400_000, headers={"content-type": "text/yaml"})
     assert reply.status_code == 413
+
+
+def test_from_yaml_tells_a_tunesmith_config_from_a_llamafactory_one(studio):
+    lf = studio.post("/api/v1/configs/from-yaml", content=(FIXTURES / "train_lora_sft.yaml").read_text()).json()
+    assert lf["format"] == "llamafactory" and lf["config"]["method"]["rank"] == 16
+    assert lf["config"]["base_model"] == MODEL_ID
+    preset = Path(__file__).resolve().parents[2] / "backend" / "config" / "presets" / "identity_lora.yaml"
+    ours = studio.post("/api/v1/configs/from-yaml", json={"yaml": preset.read_text()}).json()
+    assert ours["format"] == "tunesmith" and ours["config"]["datasets"] == [ids(studio)["identity"]]
+    # the preset's bundled model is not in this test studio: left out, named
+    assert [w["key"] for w in ours["warnings"]] == ["base_model"]
+    flat = studio.post("/api/v1/configs/from-yaml", content="datasets: [identity]\nlora_rank: 4\n").json()
+    assert flat["format"] == "tunesmith" and flat["config"]["method"]["rank"] == 4
+
+
+def test_yaml_aliases_are_refused_before_they_can_expand(studio):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\ndataset: *b\n"
+    for url in ("/api/v1/configs/from-yaml", URL):
+        reply = studio.post(url, content=bomb)
+        assert reply.status_code == 422 and "alias (*name) at line 2" in reply.json()["message"]

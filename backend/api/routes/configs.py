@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,7 +21,9 @@ from backend.api.deps import RegistryDep, SettingsDep
 from backend.api.studio_errors_route import StudioErrorRoute
 from backend.config.llamafactory import (
     MAX_YAML_BYTES,
+    is_llamafactory_config,
     map_llamafactory_args,
+    parse_config_yaml,
     parse_llamafactory_yaml,
 )
 from backend.config.normalize import NormalizedConfig, ResolvedDataset, normalize_config
@@ -79,8 +81,17 @@ class ConfigPublic(BaseModel):
     warnings: list[ConfigWarningPublic] = Field(description="One entry per value not applied.")
 
 
+class ConfigImportPublic(ConfigPublic):
+    format: Literal["tunesmith", "llamafactory"] = Field(description="Which kind of file it was read as.")
+
+
 class LlamaFactoryYaml(BaseModel):
     yaml: str = Field(..., max_length=MAX_YAML_BYTES, description="The text of a LLaMA-Factory training YAML.")
+
+
+YAML_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": LlamaFactoryYaml.model_json_schema()},
+    "text/yaml": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}}}
 
 
 def _public(normalized: NormalizedConfig, extra_warnings: list | None = None) -> ConfigPublic:
@@ -122,12 +133,7 @@ async def _yaml_text(request: Request) -> str:
     return text
 
 
-@router.post(
-    "/from-llamafactory", response_model=ConfigPublic,
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": LlamaFactoryYaml.model_json_schema()},
-        "text/yaml": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}}},
-)
+@router.post("/from-llamafactory", response_model=ConfigPublic, openapi_extra=YAML_BODY)
 async def from_llamafactory(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigPublic:
     """A LLaMA-Factory training YAML (``llamafactory-cli train FILE``) as a Tunesmith run config: LF's keys mapped
     to ours (stage, finetuning_type + quantization_bit, lora_*, dataset, template, cutoff_len, the training
@@ -138,3 +144,19 @@ async def from_llamafactory(request: Request, settings: SettingsDep, registry: R
     mapping = map_llamafactory_args(args)
     normalized = await run_in_threadpool(normalize_config, mapping.config, StudioCatalog(settings, registry))
     return _public(normalized, mapping.warnings)
+
+
+@router.post("/from-yaml", response_model=ConfigImportPublic, openapi_extra=YAML_BODY)
+async def from_yaml(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigImportPublic:
+    """A YAML file as Load config on the Train page gets it: a Tunesmith run config (what Download config wrote,
+    a preset) or a LLaMA-Factory training YAML, told apart by the names only each uses (base_model/datasets/method
+    vs model_name_or_path/dataset/finetuning_type...), then as /configs/normalize or /configs/from-llamafactory
+    answer. ``format`` says which. Creates nothing."""
+    data = parse_config_yaml(await _yaml_text(request), "run config YAML")
+    refs = StudioCatalog(settings, registry)
+    if is_llamafactory_config(data):
+        mapping = map_llamafactory_args(data)
+        normalized = await run_in_threadpool(normalize_config, mapping.config, refs)
+        return ConfigImportPublic(**_public(normalized, mapping.warnings).model_dump(), format="llamafactory")
+    normalized = await run_in_threadpool(normalize_config, data, refs)
+    return ConfigImportPublic(**_public(normalized).model_dump(), format="tunesmith")
