@@ -80,7 +80,7 @@ MAPPED = {
     "weight_decay", "max_grad_norm", "neftune_noise_alpha", "seed", "logging_steps", "save_steps",
     "save_total_limit", "max_steps", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "optim", "bf16", "fp16",
     "pure_bf16", "pref_beta", "pref_loss", "pref_ftx", "kto_chosen_weight", "kto_rejected_weight", "simpo_gamma",
-    "orpo_lambda", "flash_attn", "enable_liger_kernel", "disable_gradient_checkpointing", "deepspeed",
+    "flash_attn", "enable_liger_kernel", "disable_gradient_checkpointing", "deepspeed",
 }
 
 
@@ -377,8 +377,7 @@ def _map_preference(lf: Mapping[str, Any], out: LlamaFactoryMapping) -> None:
     fields = PreferenceConfig.model_fields
     names = {"pref_beta": ("beta", ("dpo", "kto")), "pref_loss": ("loss", ("dpo",)),
              "pref_ftx": ("sft_weight", ("dpo",)), "kto_chosen_weight": ("desirable_weight", ("kto",)),
-             "kto_rejected_weight": ("undesirable_weight", ("kto",)), "simpo_gamma": ("simpo_gamma", ("dpo",)),
-             "orpo_lambda": ("orpo_lambda", ("dpo",))}
+             "kto_rejected_weight": ("undesirable_weight", ("kto",)), "simpo_gamma": ("simpo_gamma", ("dpo",))}
     preference: dict[str, Any] = {}
     for key, (ours, stages) in names.items():
         if key not in lf:
@@ -394,6 +393,8 @@ def _map_preference(lf: Mapping[str, Any], out: LlamaFactoryMapping) -> None:
                           f"{', '.join(get_args(DpoLoss))}); nothing was imported", loc=("body", "yaml", key))
         else:
             preference[ours] = value
+    if preference.get("loss") == "orpo" and "beta" in preference:  # LF's ORPO reads pref_beta as its λ
+        preference["orpo_lambda"] = preference.pop("beta")
     if preference:
         out.config["preference"] = preference
 

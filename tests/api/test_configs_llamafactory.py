@@ -187,3 +187,14 @@ def test_yaml_aliases_are_refused_before_they_can_expand(studio):
     for url in ("/api/v1/configs/from-yaml", URL):
         reply = studio.post(url, content=bomb)
         assert reply.status_code == 422 and "alias (*name) at line 2" in reply.json()["message"]
+
+
+def test_orpo_and_simpo_dpo_yamls_import_as_the_reference_free_losses(studio):
+    text = (FIXTURES / "train_lora_dpo.yaml").read_text().replace("pref_ftx: 0.5\n", "")
+    orpo = studio.post(URL, content=text.replace("pref_loss: sigmoid", "pref_loss: orpo")).json()
+    assert orpo["config"]["preference"]["loss"] == "orpo" and orpo["config"]["preference"]["orpo_lambda"] == 0.2
+    simpo = studio.post(URL, content=text.replace("pref_loss: sigmoid", "pref_loss: simpo")).json()
+    assert (simpo["config"]["preference"]["loss"], simpo["config"]["preference"]["beta"]) == ("simpo", 0.2)
+    for body in (orpo, simpo):
+        RunConfig.model_validate(body["config"])
+        assert not {"preference", "preference.beta"} & keys(body)

@@ -69,6 +69,10 @@ def test_preference_keys_follow_the_stage():
     assert dpo.config["preference"] == {"beta": 0.2, "loss": "sigmoid", "sft_weight": 0.5}
     kto = mapped((FIXTURES / "train_lora_kto.yaml").read_text())
     assert kto.config["preference"] == {"beta": 0.1, "desirable_weight": 1.2, "undesirable_weight": 1.0}
+    orpo = mapped("stage: dpo\npref_loss: orpo\npref_beta: 0.2\n")  # LF's ORPO reads pref_beta as its lambda
+    assert orpo.config["preference"] == {"loss": "orpo", "orpo_lambda": 0.2}
+    simpo = mapped("stage: dpo\npref_loss: simpo\npref_beta: 2.5\nsimpo_gamma: 0.8\n")
+    assert simpo.config["preference"] == {"loss": "simpo", "beta": 2.5, "simpo_gamma": 0.8}
     sft = mapped("stage: sft\npref_beta: 0.3\nkto_chosen_weight: 2\n")
     assert "preference" not in sft.config
     assert "applies to stage dpo or kto" in warned(sft)["pref_beta"]
