@@ -27,7 +27,7 @@ import shutil
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from backend.errors import (
@@ -101,7 +101,14 @@ def model_id_for(repo_id: str) -> str:
 
 
 def select_files(files: list[HubFile]) -> list[HubFile]:
-    """The files a training run needs: configs, tokenizer, safetensors weights (``*.bin`` only without them)."""
+    """The files a training run needs: configs, tokenizer, safetensors weights (``*.bin`` only without them).
+    A listed path that would land outside the model folder (``../x``, ``/etc/x``) refuses the whole download."""
+    for f in files:
+        parts = PurePosixPath(f.path).parts
+        if not parts or f.path.startswith("/") or "\\" in f.path or ".." in parts or f.size < 0:
+            raise Invalid(f"the hub lists a file {f.path!r} that would be written outside the model folder; "
+                          "nothing was downloaded", loc=("body", "repo_id"),
+                          hint="check HF_ENDPOINT: the hub and its mirrors never list such paths")
     visible = [f for f in files if not f.path.startswith(SKIPPED_DIRS) and "/." not in f.path]
 
     def matching(patterns: tuple[str, ...]) -> list[HubFile]:

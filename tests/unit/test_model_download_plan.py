@@ -43,3 +43,9 @@ def test_revision_defaults_to_main_and_is_checked():
     with pytest.raises(Unavailable, match="modelscope"):
         check_request("org/model", None, "modelscope")
     assert model_id_for("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB--SmolLM2-135M-Instruct"
+
+
+@pytest.mark.parametrize("path", ["../evil.json", "a/../../evil.safetensors", "/etc/passwd.json", "a\\..\\b.json"])
+def test_a_listed_path_outside_the_model_folder_refuses_the_download(path):
+    with pytest.raises(Invalid, match="outside the model folder"):
+        names(["config.json", "model.safetensors", path])
