@@ -198,10 +198,12 @@ def too_large(limit: int, multipart: bool) -> TooLarge:
     from backend.datasets.uploads import human_bytes
 
     if multipart:
-        return TooLarge(f"the upload is larger than the {human_bytes(limit - FORM_OVERHEAD)} limit.", loc=("body",),
+        return TooLarge(f"the upload is larger than the {human_bytes(limit - FORM_OVERHEAD)} limit "
+                        "(TUNESMITH_MAX_UPLOAD_BYTES).", loc=("body",),
                         hint="Split the file, or raise the limit with TUNESMITH_MAX_UPLOAD_BYTES when starting "
                              "the server.")
-    return TooLarge(f"the request body is larger than the {human_bytes(limit)} limit for JSON bodies.",
+    return TooLarge(f"the request body is larger than the {human_bytes(limit)} limit for JSON bodies "
+                    "(TUNESMITH_MAX_JSON_BYTES).",
                     loc=("body",), hint="Send less, or raise TUNESMITH_MAX_JSON_BYTES when starting the server.")
 
 
@@ -301,8 +303,51 @@ class StudioGuard:
             await send_error(send, read_only_error(f"the studio could not write{where}: {exc.strerror}"))
 
 
+GUARD_ANSWERS = {
+    "400": "The Host header names a host this studio does not serve, or the body cannot be read.",
+    "401": "The access token is missing or wrong (only when the studio runs with TUNESMITH_TOKEN).",
+    "403": "A browser page of another origin tried to change something; nothing was done.",
+    "413": "The body is larger than TUNESMITH_MAX_JSON_BYTES (JSON) or TUNESMITH_MAX_UPLOAD_BYTES (uploads).",
+    "503": "The studio's state folder cannot be written: it serves read-only.",
+}
+
+
+def guard_statuses(path: str, method: str, operation: dict) -> list[str]:
+    """The statuses the guard itself may answer for one OpenAPI operation."""
+    statuses = ["400"]
+    if path not in OPEN_PATHS:
+        statuses.append("401")
+    if method.upper() in STATE_CHANGING:
+        statuses.append("403")
+        if path not in STORES_NOTHING:
+            statuses.append("503")
+    if "requestBody" in operation:
+        statuses.append("413")
+    return statuses
+
+
+def document_guard_answers(app: Any) -> None:
+    """Add the guard's answers to every operation of the app's OpenAPI document (they come before any route)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        for path, operations in spec.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for status in guard_statuses(path, method, operation):
+                    responses.setdefault(status, {"description": GUARD_ANSWERS[status]})
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi
+
+
 def install_security(app: Any, settings: Settings) -> SecurityPolicy:
-    """Wrap ``app`` (a Starlette/FastAPI app) in the guard; returns the policy it enforces."""
+    """Wrap ``app`` (a Starlette/FastAPI app) in the guard and document its answers; returns its policy."""
     policy = SecurityPolicy.from_settings(settings)
     app.add_middleware(StudioGuard, policy=policy)
+    document_guard_answers(app)
     return policy

@@ -195,3 +195,13 @@ def test_openapi_json_at_the_root_is_the_apis(open_studio):
     root = open_studio.get("/openapi.json").json()
     assert root["info"]["title"] == "Tunesmith API" and "/api/v1/jobs" in root["paths"]
     assert open_studio.get("/api/v1/openapi.json").json() == root
+
+
+def test_openapi_documents_the_guards_answers(open_studio):
+    paths = open_studio.get("/openapi.json").json()["paths"]
+    upload = paths["/api/v1/datasets"]["post"]["responses"]
+    assert {"400", "401", "403", "413", "503"} <= set(upload)
+    listing = paths["/api/v1/datasets"]["get"]["responses"]
+    assert {"400", "401"} <= set(listing) and "403" not in listing and "413" not in listing
+    assert "401" not in paths["/api/v1/health"]["get"]["responses"]
+    assert "503" not in paths["/api/v1/jobs/preview"]["post"]["responses"]
