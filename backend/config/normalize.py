@@ -75,6 +75,7 @@ class NormalizedConfig:
     datasets: list[ResolvedDataset] = field(default_factory=list)
     val_datasets: list[ResolvedDataset] = field(default_factory=list)
     warnings: list[ConfigWarning] = field(default_factory=list)
+    missing_base_model: str | None = None  # given, but not in this studio (a hub id may be downloadable)
 
 
 def normalize_config(raw: dict[str, Any], refs: StudioRefs) -> NormalizedConfig:
@@ -83,6 +84,7 @@ def normalize_config(raw: dict[str, Any], refs: StudioRefs) -> NormalizedConfig:
         raise Invalid(f"a run config is a mapping of field names to values, not {type(raw).__name__}", loc=("body",))
     config = copy.deepcopy(raw)
     warnings: list[ConfigWarning] = []
+    given_model = config.get("base_model")
     model_known = _resolve_model(config, refs, warnings)
     train = _resolve_dataset_list(config, "datasets", refs, warnings)
     val = _resolve_dataset_list(config, "val_datasets", refs, warnings)
@@ -95,7 +97,8 @@ def normalize_config(raw: dict[str, Any], refs: StudioRefs) -> NormalizedConfig:
     if not train:
         dumped.pop("datasets")
     return NormalizedConfig(config=dumped, effective_learning_rate=validated.effective_learning_rate,
-                            datasets=train, val_datasets=val, warnings=warnings)
+                            datasets=train, val_datasets=val, warnings=warnings,
+                            missing_base_model=None if model_known or not given_model else str(given_model))
 
 
 def _resolve_model(config: dict[str, Any], refs: StudioRefs, warnings: list[ConfigWarning]) -> bool:

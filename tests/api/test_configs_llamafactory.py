@@ -85,7 +85,7 @@ def keys(body) -> set[str]:
 def test_lora_sft_yaml_imports_with_model_and_datasets_resolved(studio):
     body = imported(studio, "train_lora_sft.yaml", as_json=True)
     c, names = body["config"], ids(studio)
-    assert c["base_model"] == MODEL_ID
+    assert c["base_model"] == MODEL_ID and body["missing_base_model"] is None
     assert c["datasets"] == [names["identity"], names["alpaca_en_demo"]]
     assert [(d["ref"], d["name"]) for d in body["datasets"]] == [("identity", "identity"),
                                                                    ("alpaca_en_demo", "alpaca_en_demo")]
@@ -136,6 +136,7 @@ def test_unknown_model_and_dataset_are_left_out_with_a_warning(studio):
     text = text.replace("identity,alpaca_en_demo", "identity,my_private_set")
     body = studio.post(URL, json={"yaml": text}).json()
     assert "base_model" not in body["config"]
+    assert body["missing_base_model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
     assert body["config"]["datasets"] == [ids(studio)["identity"]]
     messages = {w["key"]: w["msg"] for w in body["warnings"]}
     assert "'meta-llama/Meta-Llama-3-8B-Instruct' is not in this studio's model list" in messages["base_model"]

@@ -24,7 +24,7 @@ def test_an_empty_config_is_every_default_without_model_or_datasets(studio):
     assert "base_model" not in body["config"] and "datasets" not in body["config"]
     defaults = RunConfig(base_model="m", datasets=["d"]).model_dump(mode="json")
     assert body["config"] == {k: v for k, v in defaults.items() if k not in ("base_model", "datasets")}
-    assert body["effective_learning_rate"] == 2e-4 and body["warnings"] == []
+    assert body["effective_learning_rate"] == 2e-4 and body["warnings"] == [] and body["missing_base_model"] is None
 
 
 def test_flat_legacy_form_is_folded_and_names_become_ids(studio):
@@ -58,6 +58,7 @@ def test_mixture_entries_keep_weights_and_unknown_datasets_leave_with_a_warning(
 def test_unknown_model_is_left_out_and_the_rest_kept(studio):
     body = studio.post(URL, json={"base_model": "Qwen/Qwen2.5-7B", "datasets": ["identity"]}).json()
     assert "base_model" not in body["config"] and body["config"]["datasets"] == [dataset_id(studio, "identity")]
+    assert body["missing_base_model"] == "Qwen/Qwen2.5-7B"
     assert body["warnings"][0]["key"] == "base_model" and "Qwen/Qwen2.5-7B" in body["warnings"][0]["msg"]
 
 

@@ -79,6 +79,9 @@ class ConfigPublic(BaseModel):
     datasets: list[DatasetResolved] = Field(description="Each training dataset kept, as given and as registered.")
     val_datasets: list[DatasetResolved] = Field(description="Each validation dataset kept.")
     warnings: list[ConfigWarningPublic] = Field(description="One entry per value not applied.")
+    missing_base_model: str | None = Field(
+        None, description="The base model as given when this studio does not have it (then absent from config); a "
+        "hub id (org/name) can be fetched with POST /api/v1/models/download.")
 
 
 class ConfigImportPublic(ConfigPublic):
@@ -101,7 +104,8 @@ def _public(normalized: NormalizedConfig, extra_warnings: list | None = None) ->
     warnings = [*(extra_warnings or []), *normalized.warnings]
     return ConfigPublic(config=normalized.config, effective_learning_rate=normalized.effective_learning_rate,
                         datasets=resolved(normalized.datasets), val_datasets=resolved(normalized.val_datasets),
-                        warnings=[ConfigWarningPublic(**w.as_dict()) for w in warnings])
+                        warnings=[ConfigWarningPublic(**w.as_dict()) for w in warnings],
+                        missing_base_model=normalized.missing_base_model)
 
 
 @router.post("/normalize", response_model=ConfigPublic)
