@@ -20,13 +20,12 @@ from backend import catalog
 from backend.api.deps import RegistryDep, SettingsDep
 from backend.api.studio_errors_route import StudioErrorRoute
 from backend.config.llamafactory import (
-    MAX_YAML_BYTES,
     is_llamafactory_config,
     map_llamafactory_args,
-    parse_config_yaml,
     parse_llamafactory_yaml,
 )
 from backend.config.normalize import NormalizedConfig, ResolvedDataset, normalize_config
+from backend.config.yaml_input import MAX_YAML_BYTES, parse_config_yaml
 from backend.datasets.registry import DatasetRegistry
 from backend.errors import BadRequest, Invalid, TooLarge
 from backend.settings import Settings
@@ -156,7 +155,7 @@ async def from_yaml(request: Request, settings: SettingsDep, registry: RegistryD
     a preset) or a LLaMA-Factory training YAML, told apart by the names only each uses (base_model/datasets/method
     vs model_name_or_path/dataset/finetuning_type...), then as /configs/normalize or /configs/from-llamafactory
     answer. ``format`` says which. Creates nothing."""
-    data = parse_config_yaml(await _yaml_text(request), "run config YAML")
+    data = parse_config_yaml(await _yaml_text(request))
     refs = StudioCatalog(settings, registry)
     if is_llamafactory_config(data):
         mapping = map_llamafactory_args(data)
