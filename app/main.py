@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        # This UI acts on the API with the server's token and has no sign-in of its own: local use only.
+        parser.error(f"--host {args.host}: the standalone UI only serves loopback; to share the studio, run "
+                     "`tunesmith serve --host ...` with TUNESMITH_TOKEN set (see 'Running it for a team').")
     demo = build_app(args.api_url, token=os.environ.get("TUNESMITH_TOKEN") or None)
     demo.launch(server_name=args.host, server_port=args.port, css=STUDIO_CSS, i18n=demo.i18n_instance)
 

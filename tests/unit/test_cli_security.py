@@ -57,3 +57,9 @@ def test_served_names():
     assert served_names("Studio.Lan") == ("studio.lan",)
     wildcard = served_names("0.0.0.0")
     assert "127.0.0.1" in wildcard and len(wildcard) >= 2  # this machine's name and interface addresses
+
+
+def test_standalone_ui_refuses_a_public_host():
+    result = subprocess.run([sys.executable, "-m", "app.main", "--host", "0.0.0.0"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "only serves loopback" in result.stderr
