@@ -237,6 +237,9 @@ class ModelDownloads:
         except OSError as exc:
             job.state, job.error = "failed", f"cannot write the model files: {exc}"
             job.hint = "free disk space or fix the models folder's permissions, then start the download again"
+        except Exception as exc:  # noqa: BLE001 - a thread that dies silently would leave the job "running" forever
+            job.state, job.error = "failed", f"the download stopped: {type(exc).__name__}: {exc}"
+            job.hint = "start the download again to resume; if it fails the same way, report it with this message"
         finally:
             job.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
