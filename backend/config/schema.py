@@ -41,8 +41,9 @@ ComputeType = Literal["auto", "bf16", "fp16", "fp32", "pure_bf16"]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "warmup_stable_decay"]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor"]
 Attention = Literal["auto", "flash_attention_2", "tunesmith_varlen", "sdpa", "eager"]
-Stage = Literal["sft", "pt", "dpo", "kto"]
-PREFERENCE_STAGES = ("dpo", "kto")
+Stage = Literal["sft", "pt", "dpo", "kto", "rm"]
+PREFERENCE_STAGES = ("dpo", "kto")  # the stages the preference settings are for
+PADDED_STAGES = ("dpo", "kto", "rm")  # pairs or labelled replies in padded batches: packing is off
 Switch = Literal["auto", "on", "off"]
 ChatTemplate = Literal["auto", "chatml", "qwen2", "llama3", "mistral", "gemma", "alpaca"]
 
@@ -101,7 +102,9 @@ class RunConfig(_Strict):
         "tokens); dpo = Direct Preference Optimization on preference datasets (chosen/rejected reply pairs; also its "
         "reference-free relatives ORPO and SimPO, see preference.loss); kto = "
         "Kahneman-Tversky Optimization on KTO datasets (replies labelled desirable or not) or preference datasets "
-        "(each pair gives a desirable chosen and an undesirable rejected reply). dpo/kto settings: preference.",
+        "(each pair gives a desirable chosen and an undesirable rejected reply); rm = a reward model (a score head on the "
+        "base) trained to rank the chosen reply of preference pairs above the rejected one. dpo/kto settings: "
+        "preference.",
     )
     preference: PreferenceConfig = Field(
         default_factory=PreferenceConfig,
@@ -110,7 +113,8 @@ class RunConfig(_Strict):
 
     learning_rate: float | None = Field(
         None, gt=0, le=1.0, description="Peak learning rate. Default: 2e-4 for LoRA/QLoRA, 2e-5 for full/freeze; "
-        "stages dpo/kto: 5e-6 for LoRA/QLoRA (LLaMA-Factory's DPO/KTO examples), 1e-6 for full/freeze (trl's default)."
+        "stages dpo/kto: 5e-6 for LoRA/QLoRA (LLaMA-Factory's DPO/KTO examples), 1e-6 for full/freeze (trl's default); "
+        "stage rm: 1e-4 for LoRA/QLoRA (LLaMA-Factory's reward-model example), 1e-5 for full/freeze."
     )
     num_epochs: float = Field(3.0, gt=0, le=1000, description="Passes over the data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Stop after this many optimizer steps.")
@@ -152,7 +156,7 @@ class RunConfig(_Strict):
     packing: bool = Field(
         True,
         description="Padding-free batches: the batch's examples are concatenated into one row with per-example "
-        "position ids, so no compute is spent on padding and no token attends across examples. Stages dpo/kto "
+        "position ids, so no compute is spent on padding and no token attends across examples. Stages dpo/kto/rm "
         "always pad (trl 1.16 has no padding-free preference batches): packing is turned off for them.",
     )
     batch_tokens: int | None = Field(
@@ -300,14 +304,19 @@ class RunConfig(_Strict):
         return self
 
     def _check_preference_stage(self) -> None:
-        """dpo/kto: pad instead of packing, refuse settings that would silently do nothing or go wrong."""
-        if self.stage not in PREFERENCE_STAGES:
+        """dpo/kto/rm: pad instead of packing, refuse settings that would silently do nothing or go wrong."""
+        if self.stage not in PADDED_STAGES:
             return
         pref, stage = self.preference, self.stage
         if self.batch_tokens is not None:
             raise ValueError(f"batch_tokens fills packed micro-batches and stage {stage!r} pads its batches (trl has "
                              "no padding-free preference training); clear batch_tokens and set per_device_batch_size")
         self.packing = False  # documented on the field: preference batches are padded
+        if stage == "rm":
+            if pref != PreferenceConfig():
+                raise ValueError("preference settings apply to stages 'dpo' and 'kto'; stage 'rm' trains a reward "
+                                 "model with its own loss: clear preference")
+            return
         if isinstance(self.method, LoraMethod) and self.method.init == "pissa" and not pref.reference_free:
             raise ValueError(f"method.init 'pissa' changes the base weights, and stage {stage!r} uses the base with the "
                              "adapter switched off as its reference model; use init 'default' or 'gaussian'")
@@ -332,6 +341,8 @@ class RunConfig(_Strict):
         lora = self.method.name in ("lora", "qlora")
         if self.stage in PREFERENCE_STAGES:
             return 5e-6 if lora else 1e-6
+        if self.stage == "rm":  # LLaMA-Factory's reward-model example (LoRA); full: a tenth, as for sft
+            return 1e-4 if lora else 1e-5
         return 2e-4 if lora else 2e-5
 
 

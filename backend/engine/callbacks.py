@@ -11,8 +11,9 @@ from transformers import TrainerCallback
 
 from backend.fsio import append_jsonl
 
-# what trl's DPO/KTO trainers log besides the loss (stages dpo, kto): implicit rewards beta * log(pi / pi_ref)
-REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+# what trl's DPO/KTO trainers log besides the loss (stages dpo, kto): implicit rewards beta * log(pi / pi_ref);
+# then what its RewardTrainer logs (stage rm): the share of pairs ranked right and r(chosen) - r(rejected)
+REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "accuracy", "margin")
 
 
 def _finite_or_none(value) -> float | None:
@@ -25,7 +26,8 @@ def _finite_or_none(value) -> float | None:
 class EventsCallback(TrainerCallback):
     """Writes ``{"step","total_steps","epoch","loss","lr","grad_norm","tokens_per_s","eta_s","time"}`` rows
     (eval rows: ``{"step","total_steps","epoch","eval_loss","time"}``), plus the ``REWARD_KEYS`` (eval rows:
-    ``eval_rewards/...``) that preference training logs. Only the main process writes."""
+    ``eval_rewards/...``, ``eval_accuracy``...) that preference and reward-model training log. Only the main
+    process writes."""
 
     def __init__(self, events_path: Path):
         self.events_path = Path(events_path)
@@ -92,7 +94,8 @@ class EventsCallback(TrainerCallback):
             return f"{head} eval_loss {row['eval_loss']}"
         lr = f"{row['lr']:.2e}" if row["lr"] is not None else "-"
         rewards = "".join(f" reward {label} {row[key]:.4g}" for key, label in
-                          (("rewards/margins", "margin"), ("rewards/accuracies", "accuracy")) if row.get(key) is not None)
+                          (("rewards/margins", "margin"), ("rewards/accuracies", "accuracy"), ("margin", "margin"),
+                           ("accuracy", "accuracy")) if row.get(key) is not None)
         return (
             f"{head} loss {row['loss']} lr {lr} grad_norm {row['grad_norm']}{rewards} "
             f"{row['tokens_per_s']:.0f} tok/s eta {row['eta_s']}s"

@@ -81,7 +81,7 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
     plan = run_setup.plan_memory(run, precision, stage, train_set, facts)
     train_set, batch_tokens = run_setup.group_batches(config, plan, train_set, facts)
 
-    loaded = run_setup.load_base_model(run, precision, attention, plan, facts)
+    loaded = run_setup.load_base_model(run, precision, attention, plan, facts, stage.load_model)
     peft_config = methods.apply_method(loaded.model, config.method, loaded.checkpointing)
     ctx = StageContext(run=run, run_dir=run_dir, model=loaded.model, tokenizer=tokenizer, peft_config=peft_config,
                        precision=precision, train_dataset=train_set, eval_dataset=eval_set,

@@ -33,6 +33,9 @@ def resolve_compute(config: RunConfig, facts: dict):
         methods.check_qlora_available()
     if config.optimizer.endswith("_8bit"):
         check_8bit_optimizer_available(config.optimizer)
+    if config.stage == "rm":
+        print("stage rm: padded batches (packing is off), a reward model: score head, loss -log sigmoid(r(chosen) - "
+              "r(rejected))", flush=True)
     if config.stage in PREFERENCE_STAGES:
         pref = config.preference
         print(f"stage {config.stage}: padded batches (packing is off), loss "
@@ -101,8 +104,9 @@ def group_batches(config: RunConfig, plan, train_dataset, facts: dict):
     return train_dataset, batch_tokens
 
 
-def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: dict) -> LoadedModel:
-    """The base model (+ 4/8-bit quantization for QLoRA) with gradient checkpointing and Liger decided."""
+def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: dict, load_model) -> LoadedModel:
+    """The base model (+ 4/8-bit quantization for QLoRA), loaded by the stage's ``load_model`` (its head), with
+    gradient checkpointing and Liger decided."""
     import torch
 
     from backend.engine import methods, model as model_io, quantization
@@ -115,7 +119,7 @@ def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: di
     # full/freeze keep fp32 master weights (autocast does the bf16/fp16 math) unless pure_bf16; LoRA bases load in
     # the compute dtype
     weights_dtype = precision.dtype if config.method.name in ("lora", "qlora") or precision.pure else torch.float32
-    model = model_io.load_model(run.model_path, weights_dtype, attn_implementation=attention, **load_kwargs)
+    model = load_model(run.model_path, weights_dtype, attn_implementation=attention, **load_kwargs)
     attention = getattr(model.config, "_attn_implementation", None) or attention
     if config.method.name == "qlora":
         facts["quantization"] = quantization.quantization_facts(model)  # from the loaded layers: really 4/8-bit

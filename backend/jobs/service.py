@@ -47,6 +47,8 @@ STAGE_KINDS = {
     "kto": ({"kto", "preference"}, ("stage 'kto' needs replies labelled desirable or not (a KTO dataset) or "
                                     "chosen/rejected pairs (a preference dataset, e.g. the built-in preference_demo); "
                                     "upload one or use stage 'sft'")),
+    "rm": ({"preference"}, ("stage 'rm' trains a reward model on chosen/rejected pairs; upload a preference dataset "
+                            "(e.g. the built-in preference_demo)")),
 }
 
 

@@ -116,3 +116,16 @@ def test_runs_page_shows_the_latest_reward_margin_and_accuracy():
     assert "reward margin <b>0.421</b>" in text and "reward accuracy <b>0.75</b>" in text
     assert list(loss_frame(rows)["loss"].dropna()) == [0.69, 0.52, 0.5]  # the loss curve plots as for sft
     assert "reward" not in status_html({"id": "job_y", "state": "running"}, [{"step": 1, "loss": 2.0}])
+
+
+def test_rm_takes_preference_pairs_only_and_no_preference_settings(client):
+    pairs, kto = builtin(client, "preference_demo"), upload(client, KTO_ROWS, "labelled")
+    resp = preview(client, datasets=[pairs], stage="rm")
+    assert resp.status_code == 200, resp.text
+    loc, msg = problem(preview(client, datasets=[pairs, kto], stage="rm"))
+    assert loc == ["body", "datasets", 1] and "is kto data; stage 'rm' trains a reward model on chosen/rejected" in msg
+    chat = upload(client, ALPACA_ROWS, "numbers")
+    loc, msg = problem(preview(client, datasets=[pairs], val_datasets=[chat], stage="rm"))
+    assert loc == ["body", "val_datasets", 0] and "preference_demo" in msg
+    resp = preview(client, datasets=[pairs], stage="rm", preference={"beta": 0.2})
+    assert resp.status_code == 422 and "stage 'rm' trains a reward model with its own loss" in resp.text

@@ -3,7 +3,8 @@
 - ``build_examples(run, tokenizer, stats) -> (train, eval)``: the run's mixture of rows as the stage's
   examples (token ids), counted into ``stats``;
 - ``build_trainer(ctx) -> Trainer``: the stage's trl trainer from a :class:`StageContext`;
-- ``sequence_lengths(dataset) -> (lengths, sequences per example)``: what the memory plan needs.
+- ``sequence_lengths(dataset) -> (lengths, sequences per example)``: what the memory plan needs;
+- ``load_model(model_path, dtype, **kwargs)``: the base model with the stage's head (a causal LM but for rm).
 
 ==========  ======================================================  ===================================
 stage       examples                                                trainer
@@ -12,6 +13,7 @@ sft         conversations, loss on assistant turns                  trl SFTTrain
 pt          raw text packed into cutoff_len blocks                  trl SFTTrainer (stage sft's)
 dpo         prompt + chosen/rejected reply ids                      trl DPOTrainer
 kto         prompt + reply ids labelled desirable or not            trl KTOTrainer
+rm          prompt + chosen/rejected reply ids (dpo's)              trl RewardTrainer (a score head)
 ==========  ======================================================  ===================================
 
 The recipe (:mod:`backend.engine.recipe`) picks the stage and finishes its trainer the same way for every
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 from backend.config.schema import ResolvedRun
 from backend.engine.data import DataStats
 from backend.engine.failures import DataError
-from backend.engine.stages import dpo, kto, pt, sft
+from backend.engine.stages import dpo, kto, pt, rm, sft
 from backend.engine.stages.trainer import StageContext
 
 __all__ = ["STAGES", "Stage", "StageContext", "build_datasets", "build_examples", "get_stage"]
@@ -38,8 +40,10 @@ class Stage(Protocol):
 
     def sequence_lengths(self, dataset) -> tuple[list[int], int]: ...
 
+    def load_model(self, model_path, dtype, **kwargs) -> Any: ...
 
-STAGES: dict[str, Stage] = {"sft": sft, "pt": pt, "dpo": dpo, "kto": kto}
+
+STAGES: dict[str, Stage] = {"sft": sft, "pt": pt, "dpo": dpo, "kto": kto, "rm": rm}
 
 
 def get_stage(name: str) -> Stage:

@@ -11,9 +11,9 @@ from backend.config.schema import ResolvedRun
 from backend.engine.data import DataStats, Mixture, read_mixture
 from backend.engine.failures import DataError
 from backend.engine.rows import Row, document_text
-from backend.engine.stages.sft import build_trainer, sequence_lengths
+from backend.engine.stages.sft import build_trainer, load_model, sequence_lengths
 
-__all__ = ["build_examples", "build_trainer", "pretraining_blocks", "sequence_lengths"]
+__all__ = ["build_examples", "build_trainer", "load_model", "pretraining_blocks", "sequence_lengths"]
 
 
 def build_examples(run: ResolvedRun, tokenizer, stats: DataStats) -> tuple[list[dict], list[dict]]:
