@@ -205,6 +205,8 @@ MESSAGES: dict[str, str] = {
     "field.beta": "Preference β",
     "field.loss": "DPO loss",
     "field.sft_weight": "SFT loss weight (dpo)",
+    "field.orpo_lambda": "ORPO λ (loss orpo)",
+    "field.simpo_gamma": "SimPO γ (loss simpo)",
     "field.desirable_weight": "Desirable weight (kto)",
     "field.undesirable_weight": "Undesirable weight (kto)",
     "field.backend": "Distributed backend",
@@ -219,9 +221,10 @@ MESSAGES: dict[str, str] = {
     "field.main_process_port": "Rendezvous port",
     # -- field help (for people; the schema's descriptions stay the API's reference) ---------------------------
     "help.stage": "sft: learn to answer (loss on the replies). pt: continued pretraining on raw text. dpo: learn "
-                  "from pairs of a better and a worse reply. kto: learn from replies marked good or bad.",
+                  "from pairs of a better and a worse reply. kto: learn from replies marked good or bad. rm: a reward "
+                  "model that scores replies, learned from pairs.",
     "help.learning_rate": "How big each update step is. Empty = a safe default: 2e-4 for LoRA/QLoRA, 2e-5 for "
-                          "full/freeze; dpo/kto: 5e-6 and 1e-6.",
+                          "full/freeze; dpo/kto: 5e-6 and 1e-6; rm: 1e-4 and 1e-5.",
     "help.num_epochs": "How many times to go through the data (ignored when Max steps is set).",
     "help.max_steps": "Stop after this many updates.",
     "help.per_device_batch_size": "Examples per forward pass on each device.",
@@ -271,12 +274,14 @@ MESSAGES: dict[str, str] = {
     "help.trainable_layers": "How many of the last layers to train.",
     "help.trainable_modules": "Only these parts of those layers (e.g. mlp); empty = the whole layers.",
     "help.extra_modules": "Modules outside the layers that train too, e.g. embed_tokens, lm_head, norm.",
-    "help.beta": "How closely the model stays to the reference model (higher = closer); 0.1 is usual.",
+    "help.beta": "How closely the model stays to the reference model (higher = closer). Empty = 0.1; simpo: 2.0.",
     "help.loss": "dpo's loss: sigmoid (the DPO paper), ipo, hinge, sigmoid_norm (no bias toward long replies) or "
-                 "apo_zero.",
+                 "apo_zero; orpo and simpo need no reference model.",
     "help.sft_weight": "dpo: also learn the chosen reply with this weight (keeps it likely). 0 = off.",
     "help.desirable_weight": "kto: weight of the good examples; raise it when bad ones outnumber them.",
     "help.undesirable_weight": "kto: weight of the bad examples.",
+    "help.orpo_lambda": "orpo: weight of the preference term next to the SFT loss; 0.1 is the paper's.",
+    "help.simpo_gamma": "simpo: the margin the chosen reply should win by; 1.0 with β 2.0 is the paper's.",
     "help.backend": "auto = DDP when the run has several processes. deepspeed = ZeRO sharding; fsdp = PyTorch "
                     "FSDP2 (both need a CUDA GPU).",
     "help.zero_stage": "What ZeRO shards: 1 optimizer state, 2 also gradients, 3 also the parameters; 0 = nothing.",
@@ -290,7 +295,7 @@ MESSAGES: dict[str, str] = {
     "help.main_process_port": "Port the machines meet on. Empty = 29500.",
     # -- placeholders ------------------------------------------------------------------------------------------
     "ph.none": "none",
-    "ph.learning_rate": "auto: 2e-4 LoRA/QLoRA, 2e-5 full/freeze; dpo/kto: 5e-6, 1e-6",
+    "ph.learning_rate": "auto: 2e-4 LoRA/QLoRA, 2e-5 full/freeze; dpo/kto: 5e-6, 1e-6; rm: 1e-4, 1e-5",
     "ph.max_steps": "none: train for the full epochs",
     "ph.max_samples": "all",
     "ph.mixture_size": "largest without repeats",
