@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import Any
 
 import gradio as gr
 
 from app.client import ApiError, TunesmithClient
 from app.i18n import gradio_i18n, localized, t
 from app.i18n.switch import build_switch, init_js, switch_js
-from app.pages import chat, datasets, evaluate, export, runs, train
+from app.pages import chat, datasets, evaluate, export, runs, targets, train
 
 # Optional polish; pass it to gr.mount_gradio_app / launch (Gradio 6 takes css there, not in Blocks()).
 STUDIO_CSS = """
@@ -114,10 +115,24 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
             return gr.Tabs(selected="runs"), gr.Timer(active=True)
 
         train_page.open_run.click(open_runs, outputs=[tabs, runs_page.timer], show_progress="hidden")
+        wire_run_shortcuts(tabs, runs_page, {"chat": chat_page, "evaluate": evaluate_page, "export": export_page})
     # Gradio's frontend translates the static strings: hand it every catalog (built after the pages, which add
     # formatted strings). mount_gradio_app(i18n=None) keeps this; launch() needs it passed again.
     demo.i18n_instance = gradio_i18n()
     return demo
+
+
+def wire_run_shortcuts(tabs: gr.Tabs, runs_page: runs.RunsPage, pages: dict[str, Any]) -> None:
+    """Runs' "Chat with it" / "Evaluate it" / "Export it": open that tab with the selected run picked (the page's
+    list is re-read with the run as its current choice, so it is there even if the list was stale)."""
+    for tab_id, page in pages.items():
+        wanted = gr.State(None)
+        as_choice = (lambda job_id: targets.target_value("job", job_id)) if tab_id != "export" else (lambda j: j)
+        runs_page.shortcuts[tab_id].click(
+            lambda job_id, tab=tab_id, encode=as_choice: (gr.Tabs(selected=tab), encode(job_id)),
+            inputs=[runs_page.job], outputs=[tabs, wanted], show_progress="hidden",
+        ).then(page.refresh.fn, inputs=[wanted, *list(page.refresh.inputs)[1:]], outputs=list(page.refresh.outputs),
+               show_progress="hidden")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -141,7 +141,7 @@ def request_lang(request: gr.Request | None) -> str:
 def localized(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A Gradio handler for ``fn(lang, *inputs)``: Gradio passes the request, ``fn`` gets its language.
     Generators stay generators (Gradio streams them)."""
-    if inspect.isgeneratorfunction(fn):
+    if inspect.isgeneratorfunction(getattr(fn, "func", fn)):  # a partial of a generator function streams too
         def stream(request: gr.Request, *inputs: Any):
             yield from fn(request_lang(request), *inputs)
         handler: Callable[..., Any] = stream
@@ -149,6 +149,7 @@ def localized(fn: Callable[..., Any]) -> Callable[..., Any]:
         def handler(request: gr.Request, *inputs: Any):
             return fn(request_lang(request), *inputs)
     # Not functools.wraps: Gradio finds the request parameter in the wrapper's own signature and annotations.
-    handler.__name__ = handler.__qualname__ = getattr(fn, "__name__", "handler")
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "handler")  # partial
+    handler.__name__ = handler.__qualname__ = name
     handler.__doc__ = fn.__doc__
     return handler

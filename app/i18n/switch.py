@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.i18n import COOKIE, DEFAULT, LANGUAGES
+from app.i18n import COOKIE, DEFAULT, LANGUAGES, text
 
 
 def gradio_core_module() -> str:
@@ -88,3 +88,18 @@ def build_switch() -> gr.Radio:
         min_width=240,
         scale=0,
     )
+
+
+CANCELLED = "__cancelled__"
+
+
+def confirm_js(key: str) -> str:
+    """A ``js=`` for a one-input event that asks the catalog's question ``key`` (in the page's language) first;
+    the handler gets :data:`CANCELLED` instead of the input when the user says no."""
+    questions = {code: text(key, code) for code in LANGUAGES}
+    return f"""(value) => {{
+    const QUESTIONS = {json.dumps(questions, ensure_ascii=False)};
+    const lang = (document.documentElement.lang || 'en').toLowerCase().split('-')[0];
+    return window.confirm((QUESTIONS[lang] || QUESTIONS[{json.dumps(DEFAULT)}]).replace('{{value}}', value || ''))
+      ? value : {json.dumps(CANCELLED)};
+  }}"""

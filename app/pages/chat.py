@@ -7,22 +7,16 @@ keeps the last used model loaded in a worker process, so only the first reply fo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from app.client import ApiError, Job, Model, TunesmithClient
 from app.format import error_markdown
+from app.i18n import DEFAULT, localized, t
 from app.pages import Refresh
-
-MODEL_PREFIX, JOB_PREFIX = "model:", "job:"
-
-INTRO = """\
-Chat with a **base model** or a **finished run**. A LoRA run answers with its adapter on top of the base
-model (or its merged model, once you merged it in Export); a full/freeze run answers with its trained model.
-The first reply of a model loads it, which can take a while; later replies reuse it and appear as they are
-written. A conversation longer than the model's context keeps its newest messages.
-"""
+from app.pages import targets
 
 
 @dataclass
@@ -31,28 +25,15 @@ class ChatPage:
     refresh: Refresh
 
 
-def target_choices(models: list[Model], jobs: list[Job]) -> list[tuple[str, str]]:
+def target_choices(models: list[Model], jobs: list[Job], lang: str = DEFAULT) -> list[tuple[str, str]]:
     """Dropdown ``(label, value)`` pairs: base models first, then succeeded runs, newest first."""
-    choices = [(f"Base model · {m['id']}", MODEL_PREFIX + m["id"]) for m in models if m.get("id")]
-    done = [j for j in jobs if j.get("state") == "succeeded" and j.get("id")]
-    done.sort(key=lambda j: str(j.get("finished_at") or j.get("created_at") or ""), reverse=True)
-    for job in done:
-        config = job.get("config") or {}
-        method = config.get("method")
-        method = method.get("name") if isinstance(method, dict) else method
-        name = job.get("name") or job["id"]
-        output = "merged" if job.get("has_merged") else job.get("output") or "?"
-        choices.append((f"Run · {name} · {job['id']} · {method} → {output}", JOB_PREFIX + job["id"]))
-    return choices
+    return targets.target_choices(models, jobs, lang)
 
 
 def parse_target(value: str | None) -> dict[str, str]:
     """``{"model": id}`` or ``{"job_id": id}`` for a dropdown value; ``{}`` when nothing is picked."""
-    if value and value.startswith(MODEL_PREFIX):
-        return {"model": value.removeprefix(MODEL_PREFIX)}
-    if value and value.startswith(JOB_PREFIX):
-        return {"job_id": value.removeprefix(JOB_PREFIX)}
-    return {}
+    picked = targets.parse_target(value)
+    return targets.api_reference(picked) if picked else {}
 
 
 def message_text(content: Any) -> str:
@@ -75,18 +56,17 @@ def api_messages(history: list[dict] | None, system: str | None) -> list[dict[st
     return messages + [m for m in plain_history(history) if m["role"] in ("user", "assistant")]
 
 
-def stats_markdown(reply: dict) -> str:
+def stats_markdown(reply: dict, lang: str = DEFAULT) -> str:
     tokens, seconds = int(reply.get("tokens") or 0), float(reply.get("seconds") or 0.0)
-    rate = f" ({tokens / seconds:.1f} tokens/s)" if seconds > 0 else ""
+    rate = t("chat.rate", lang, rate=f"{tokens / seconds:.1f}") if seconds > 0 else ""
     label = (reply.get("target") or {}).get("label", "?")
     trimmed = int(reply.get("trimmed_turns") or 0)
-    note = (f"\n\n⚠ The conversation is longer than the model's context: the oldest {trimmed} message(s) were left "
-            "out of the prompt (the system prompt and your last message always stay)." if trimmed else "")
-    return f"{tokens} tokens in {seconds:.2f} s{rate} · `{label}`{note}"
+    note = "\n\n" + t("chat.trimmed", lang, count=trimmed) if trimmed else ""
+    return t("chat.stats", lang, tokens=tokens, seconds=f"{seconds:.2f}", rate=rate, label=label) + note
 
 
 def answer_turn(client: TunesmithClient, history: list[dict], target_value: str | None, system_prompt: str | None,
-                max_new_tokens: float, temperature: float, top_p: float):
+                max_new_tokens: float, temperature: float, top_p: float, lang: str = DEFAULT):
     """Stream the answer to the pending user message: yields ``(chatbot, textbox, status)`` updates.
 
     The reply grows in the conversation as the model writes it. On failure the pending message (and any
@@ -100,80 +80,111 @@ def answer_turn(client: TunesmithClient, history: list[dict], target_value: str 
     pending = history[-1]["content"]
     target_ref = parse_target(target_value)
     if not target_ref:
-        yield history[:-1], pending, "⚠ Pick a base model or a finished run first."
+        yield history[:-1], pending, t("chat.pick_target", lang)
         return
     messages = api_messages(history, system_prompt)
     reply = {"role": "assistant", "content": ""}
     final: dict = {}
+    writer = target_value.split(":", 1)[1] if target_value else "?"
     try:
         for event in client.chat_stream(messages, **target_ref, max_new_tokens=int(max_new_tokens),
                                         temperature=float(temperature), top_p=float(top_p)):
             if "delta" in event:
                 reply["content"] += str(event["delta"])
-                yield history + [dict(reply)], gr.skip(), "✍ writing…"
+                yield history + [dict(reply)], gr.skip(), t("chat.writing", lang, label=writer)
             else:
                 final = event
     except ApiError as exc:
-        yield history[:-1], pending, "The model did not answer.\n\n" + error_markdown(exc)
+        yield history[:-1], pending, t("chat.no_answer", lang) + "\n\n" + error_markdown(exc, lang)
         return
     reply["content"] = str(final.get("text", reply["content"].strip()))
-    yield history + [reply], gr.skip(), stats_markdown(final)
+    yield history + [reply], gr.skip(), stats_markdown(final, lang)
+
+
+def _layout() -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    gr.Markdown(t("chat.intro"))
+    with gr.Row(equal_height=True):
+        c["target"] = gr.Dropdown(label=t("chat.target"), choices=[], value=None, elem_id="chat-target", scale=5)
+        c["refresh"] = gr.Button(t("chat.refresh"), size="sm", scale=0, min_width=100, elem_id="chat-refresh")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            c["chatbot"] = gr.Chatbot(label=t("chat.conversation"), height=460, elem_id="chatbot",
+                                      feedback_options=None, buttons=["copy", "copy_all"],
+                                      placeholder=t("chat.placeholder"))
+            with gr.Row(equal_height=True):
+                c["text"] = gr.Textbox(label=t("chat.input"), show_label=False, placeholder=t("chat.input"), scale=5,
+                                       elem_id="chat-input", autofocus=True)
+                c["send"] = gr.Button(t("chat.send"), variant="primary", scale=0, min_width=90, elem_id="chat-send")
+                c["stop"] = gr.Button(t("chat.stop"), variant="stop", scale=0, min_width=90, visible=False,
+                                      elem_id="chat-stop")
+                c["clear"] = gr.Button(t("chat.clear"), scale=0, min_width=90, elem_id="chat-clear")
+            c["status"] = gr.Markdown(elem_id="chat-status")
+        with gr.Column(scale=1, variant="panel"):
+            c["system"] = gr.Textbox(label=t("chat.system"), lines=3, placeholder=t("chat.system_ph"),
+                                     elem_id="chat-system")
+            c["max_tokens"] = gr.Slider(1, 2048, value=128, step=1, label=t("chat.max_tokens"),
+                                        elem_id="chat-max-tokens")
+            c["temperature"] = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label=t("chat.temperature"),
+                                         info=t("chat.temperature_help"), elem_id="chat-temperature")
+            c["top_p"] = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label=t("chat.top_p"), elem_id="chat-top-p")
+    return c
 
 
 def build(client: TunesmithClient) -> ChatPage:
-    gr.Markdown(INTRO)
-    with gr.Row(equal_height=True):
-        target = gr.Dropdown(label="Chat with", choices=[], value=None, elem_id="chat-target", scale=5)
-        refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=100, elem_id="chat-refresh")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="chatbot", feedback_options=None,
-                                 buttons=["copy", "copy_all"], placeholder="Pick a model, then say something.")
-            with gr.Row(equal_height=True):
-                text = gr.Textbox(show_label=False, placeholder="Your message (Enter sends)", scale=5,
-                                  elem_id="chat-input", autofocus=True)
-                send = gr.Button("Send", variant="primary", scale=0, min_width=90, elem_id="chat-send")
-                clear = gr.Button("Clear", scale=0, min_width=90, elem_id="chat-clear")
-            status = gr.Markdown(elem_id="chat-status")
-        with gr.Column(scale=1, variant="panel"):
-            system = gr.Textbox(label="System prompt", lines=3, placeholder="Optional, e.g. You are a concise assistant.",
-                                elem_id="chat-system")
-            max_tokens = gr.Slider(1, 2048, value=128, step=1, label="Max new tokens", elem_id="chat-max-tokens")
-            temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature",
-                                    info="0 = greedy (always the most likely token)", elem_id="chat-temperature")
-            top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p", elem_id="chat-top-p")
-
-    def refresh_targets(current: str | None):
-        try:
-            models, jobs = client.list_models(), client.list_jobs()
-        except ApiError as exc:
-            gr.Warning(f"Could not list models and runs: {exc}")
-            return gr.skip()
-        choices = target_choices(models, jobs)
-        values = [value for _label, value in choices]
-        return gr.Dropdown(choices=choices, value=current if current in values else (values[0] if values else None))
-
-    def add_user_message(history: list[dict], message: str):
-        if not message or not message.strip():
-            return gr.skip(), gr.skip()
-        return plain_history(history) + [{"role": "user", "content": message.strip()}], ""
-
-    def reply(history: list[dict], target_value: str | None, system_prompt: str, max_new: float, temp: float,
-              p: float):
-        yield from answer_turn(client, history, target_value, system_prompt, max_new, temp, p)
-
-    def on_target(target_value: str | None):
-        ref = parse_target(target_value)
-        if not ref:
-            return ""
-        return "Next reply comes from this target; its first reply loads the model."
-
-    inputs = [chatbot, target, system, max_tokens, temperature, top_p]
+    c = _layout()
+    chatbot, text, send, stop = c["chatbot"], c["text"], c["send"], c["stop"]
+    inputs = [chatbot, c["target"], c["system"], c["max_tokens"], c["temperature"], c["top_p"]]
+    replying = [text, send, stop]
     for trigger in (send.click, text.submit):
-        trigger(add_user_message, inputs=[chatbot, text], outputs=[chatbot, text], show_progress="hidden").then(
-            reply, inputs=inputs, outputs=[chatbot, text, status], show_progress="minimal")
-    clear.click(lambda: ([], "", ""), outputs=[chatbot, text, status], show_progress="hidden")
-    target.input(on_target, inputs=[target], outputs=[status], show_progress="hidden")
-    refresh = Refresh(refresh_targets, [target], [target])
-    refresh.on(refresh_btn.click)
-    return ChatPage(target=target, refresh=refresh)
+        # While a reply streams the box and Send are locked (a message sent then would be overwritten by the
+        # reply's next update) and Stop is offered; both ways out unlock them.
+        reply_event = trigger(localized(add_user_message), inputs=[chatbot, text], outputs=[chatbot, *replying],
+                              show_progress="hidden").then(
+            localized(partial(stream_reply, client)), inputs=inputs,
+            outputs=[chatbot, text, c["status"]], show_progress="minimal")
+        reply_event.then(localized(unlock), outputs=replying, show_progress="hidden")
+        stop.click(localized(unlock), outputs=replying, cancels=[reply_event], show_progress="hidden").then(
+            localized(lambda lang: t("chat.stopped", lang)), outputs=[c["status"]], show_progress="hidden")
+    c["clear"].click(lambda: ([], "", ""), outputs=[chatbot, text, c["status"]], show_progress="hidden")
+    c["target"].input(localized(on_target), inputs=[c["target"]], outputs=[c["status"]], show_progress="hidden")
+    refresh = Refresh(localized(partial(refresh_targets, client)), [c["target"]], [c["target"]])
+    refresh.on(c["refresh"].click)
+    return ChatPage(target=c["target"], refresh=refresh)
+
+
+# -- handlers: plain functions of (client, lang, inputs...) -----------------------------------------------
+
+
+def refresh_targets(client: TunesmithClient, lang: str, current: str | None):
+    try:
+        models, jobs = client.list_models(), client.list_jobs()
+    except ApiError as exc:
+        gr.Warning(t("chat.list_failed", lang, error=exc))
+        return gr.skip()
+    choices = target_choices(models, jobs, lang)
+    values = [value for _label, value in choices]
+    return gr.Dropdown(choices=choices, value=current if current in values else (values[0] if values else None))
+
+
+def add_user_message(lang: str, history: list[dict], message: str):
+    """Put the message into the conversation and lock the input while the reply streams."""
+    if not message or not message.strip():
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return (plain_history(history) + [{"role": "user", "content": message.strip()}],
+            gr.Textbox(value="", interactive=False, placeholder=t("chat.input_busy", lang)),
+            gr.Button(interactive=False), gr.Button(visible=True))
+
+
+def stream_reply(client: TunesmithClient, lang: str, *values: Any):
+    yield from answer_turn(client, *values, lang=lang)
+
+
+def unlock(lang: str):
+    return (gr.Textbox(interactive=True, placeholder=t("chat.input", lang)), gr.Button(interactive=True),
+            gr.Button(visible=False))
+
+
+def on_target(lang: str, target_value: str | None) -> str:
+    picked = targets.parse_target(target_value)
+    return t("chat.next_target", lang, label=picked[1]) if picked else ""

@@ -13,10 +13,11 @@ import gradio as gr
 import pandas as pd
 
 from app.client import ApiError, Job, MetricRow, TunesmithClient
-from app.format import error_markdown, fmt_duration, fmt_float
+from app.format import error_markdown, fmt_duration, fmt_float, state_text
+from app.i18n import DEFAULT, localized, t
 from backend.config.schema import RunConfig
 
-COMPARE_COLUMNS = ["run", "state", "method", "lr", "epochs", "final loss", "eval loss", "tokens/s", "runtime"]
+COMPARE_KEYS = ["run", "state", "method", "lr", "epochs", "final_loss", "eval_loss", "tokens_s", "runtime"]
 FRAME_COLUMNS = ["step", "loss", "run"]
 MAX_RUNS = 12
 
@@ -79,16 +80,20 @@ def runtime_seconds(job: Job, now: datetime | None = None) -> float | None:
     return max((end - start).total_seconds(), 0.0)
 
 
-def _learning_rate(config: dict[str, Any]) -> str:
+def compare_columns(lang: str) -> list[str]:
+    return [t(f"compare.col_{key}", lang) for key in COMPARE_KEYS]
+
+
+def _learning_rate(config: dict[str, Any], lang: str) -> str:
     if isinstance(config.get("learning_rate"), (int, float)):
         return fmt_float(config["learning_rate"], 3)
     try:  # the schema knows the default for the method and stage
-        return f"{fmt_float(RunConfig.model_validate(config).effective_learning_rate, 3)} (default)"
+        return t("compare.lr_default", lang, lr=fmt_float(RunConfig.model_validate(config).effective_learning_rate, 3))
     except ValueError:
-        return "default"
+        return t("compare.default", lang)
 
 
-def compare_row(job: Job, rows: list[MetricRow], now: datetime | None = None) -> list[str]:
+def compare_row(job: Job, rows: list[MetricRow], now: datetime | None = None, lang: str = DEFAULT) -> list[str]:
     """One table row: run, state, method (and stage), peak lr, epochs trained, final train and eval loss, mean
     tokens/s over the logged steps, runtime."""
     config = job.get("config") or {}
@@ -101,61 +106,63 @@ def compare_row(job: Job, rows: list[MetricRow], now: datetime | None = None) ->
     speeds = [v for _, v in _points(rows, "tokens_per_s")]
     return [
         run_label(job),
-        str(job.get("state") or ""),
+        state_text(job.get("state"), lang),
         method_name,
-        _learning_rate(config),
-        fmt_float(epochs, 3) if epochs is not None else f"{fmt_float(config.get('num_epochs'), 3)} (planned)",
+        _learning_rate(config, lang),
+        fmt_float(epochs, 3) if epochs is not None else t("compare.planned", lang,
+                                                           epochs=fmt_float(config.get("num_epochs"), 3)),
         fmt_float(loss[-1][1]) if loss else "",
         fmt_float(eval_loss[-1][1]) if eval_loss else "",
         f"{sum(speeds) / len(speeds):.0f}" if speeds else "",
-        fmt_duration(runtime_seconds(job, now)),
+        fmt_duration(runtime_seconds(job, now), lang),
     ]
 
 
-def compare_table(runs: list[tuple[Job, list[MetricRow]]], now: datetime | None = None) -> pd.DataFrame:
-    return pd.DataFrame([compare_row(job, rows, now) for job, rows in runs], columns=COMPARE_COLUMNS)
+def compare_table(runs: list[tuple[Job, list[MetricRow]]], now: datetime | None = None,
+                  lang: str = DEFAULT) -> pd.DataFrame:
+    return pd.DataFrame([compare_row(job, rows, now, lang) for job, rows in runs], columns=compare_columns(lang))
 
 
 def build(client: TunesmithClient) -> CompareSection:
     """Lay out the section (inside the Runs tab); the Runs list refresh keeps ``select``'s choices current."""
-    gr.Markdown("Pick several runs to overlay their loss curves (one colour per run) and compare their settings "
-                "and results. **↻** re-reads runs that are still training.")
+    gr.Markdown(t("compare.intro"))
     with gr.Row(equal_height=True):
-        select = gr.Dropdown(label="Runs to compare", choices=[], value=[], multiselect=True,
+        select = gr.Dropdown(label=t("compare.select"), choices=[], value=[], multiselect=True,
                              max_choices=MAX_RUNS, elem_id="runs-compare-select", scale=5)
         reload = gr.Button("↻", size="sm", scale=0, min_width=44, elem_id="runs-compare-refresh")
     with gr.Row(equal_height=False):
-        loss_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title="step", y_title="train loss",
-                                title="Train loss", height=300, elem_id="compare-loss-plot")
-        eval_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title="step", y_title="eval loss",
-                                title="Eval loss", height=300, elem_id="compare-eval-plot")
-    table = gr.Dataframe(value=compare_table([]), headers=COMPARE_COLUMNS, interactive=False, show_label=False,
-                         elem_id="compare-table")
+        loss_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("plot.step"),
+                                y_title=t("plot.train_loss"), title=t("plot.train_loss_title"), height=300,
+                                elem_id="compare-loss-plot")
+        eval_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("plot.step"),
+                                y_title=t("plot.eval_loss"), title=t("plot.eval_loss_title"), height=300,
+                                elem_id="compare-eval-plot")
+    table = gr.Dataframe(value=compare_table([]), interactive=False, show_label=False, elem_id="compare-table")
     note = gr.Markdown(elem_id="compare-note")
 
-    def show(job_ids: list[str] | None):
+    def show(lang: str, job_ids: list[str] | None):
         job_ids = list(job_ids or [])
         if not job_ids:
-            return None, None, compare_table([]), ""
+            return None, None, compare_table([], lang=lang), ""
         runs: list[tuple[Job, list[MetricRow]]] = []
         failed = []
         for job_id in job_ids:
             try:
                 runs.append((client.get_job(job_id), client.job_metrics(job_id)))
             except ApiError as exc:
-                failed.append(f"`{job_id}`: {error_markdown(exc)}")
+                failed.append(f"`{job_id}`: {error_markdown(exc, lang)}")
         train, evals = compare_frames([(run_label(job), rows) for job, rows in runs])
         notes = []
         if runs and train is None:
-            notes.append("None of these runs has logged a loss yet.")
+            notes.append(t("compare.no_loss", lang))
         if train is not None and evals is None:
-            notes.append("No eval loss: these runs had no validation data (Validation share or datasets on Train).")
+            notes.append(t("compare.no_eval", lang))
         if failed:
-            notes.append("Could not read " + "; ".join(failed))
-        return train, evals, compare_table(runs), "\n\n".join(notes)
+            notes.append(t("compare.unreadable", lang, runs="; ".join(failed)))
+        return train, evals, compare_table(runs, lang=lang), "\n\n".join(notes)
 
     # Clear the plots first so their legends are laid out afresh for the new set of runs (see runs.loss_frame).
     for trigger in (select.change, reload.click):
         trigger(lambda: (None, None), outputs=[loss_plot, eval_plot], show_progress="hidden").then(
-            show, inputs=[select], outputs=[loss_plot, eval_plot, table, note], show_progress="hidden")
+            localized(show), inputs=[select], outputs=[loss_plot, eval_plot, table, note], show_progress="hidden")
     return CompareSection(select=select)

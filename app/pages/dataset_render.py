@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import html
 
-EMPTY_RENDER = ('<div class="ts-empty">Pick a dataset and a base model, then press Render to see the samples '
-                "through the model's chat template.</div>")
+from app.i18n import DEFAULT, t
+
+
+def empty_render(lang: str = DEFAULT) -> str:
+    return f'<div class="ts-empty">{html.escape(t("render.empty", lang))}</div>'
+
+
+EMPTY_RENDER = empty_render()
 
 
 RENDER_CSS = """
@@ -29,87 +35,85 @@ RENDER_CSS = """
 """
 
 
-def _segment_html(segment: dict) -> str:
+def _segment_html(segment: dict, lang: str) -> str:
     """One run of tokens: escaped, newlines shown as ↵ and kept as line breaks."""
     text = html.escape(str(segment.get("text", "")))
     text = text.replace("\n", '<span class="ts-nl">↵</span>\n')
     trained = bool(segment.get("trained"))
     classes = "ts-trained" if trained else "ts-masked"
-    title = "trained: carries loss" if trained else "masked: no loss"
+    title = t("render.trained_title" if trained else "render.masked_title", lang)
     if segment.get("cut"):
         classes += " ts-cut"
-        title = "beyond cutoff_len: cut off, never seen in training"
+        title = t("render.cut_title", lang)
     return f'<span class="{classes}" title="{title}">{text}</span>'
 
 
-def render_samples_html(result: dict) -> str:
+def render_samples_html(result: dict, lang: str = DEFAULT) -> str:
     """The preview's samples as token runs: trained ones highlighted, masked ones dimmed, cut ones struck."""
     samples = result.get("samples") or []
     if not samples:
-        return '<div class="ts-empty">No samples to show.</div>'
+        return f'<div class="ts-empty">{html.escape(t("render.no_samples", lang))}</div>'
     template = (result.get("tokenizer") or {}).get("chat_template")
-    source = ("the model's own chat template" if template == "own"
-              else "a ChatML fallback (this tokenizer has no chat template)")
-    parts = [f'<div class="ts-legend"><span>Rendered with {html.escape(source)}:</span>'
-             '<span class="ts-trained">&nbsp;trained (loss)&nbsp;</span>'
-             '<span class="ts-masked">masked (no loss)</span>'
-             '<span class="ts-cut">&nbsp;cut (beyond cutoff)&nbsp;</span></div>']
+    source = t("render.own_template" if template == "own" else "render.fallback_template", lang)
+    parts = [f'<div class="ts-legend"><span>{html.escape(t("render.rendered_with", lang, source=source))}</span>'
+             f'<span class="ts-trained">&nbsp;{html.escape(t("render.legend_trained", lang))}&nbsp;</span>'
+             f'<span class="ts-masked">{html.escape(t("render.legend_masked", lang))}</span>'
+             f'<span class="ts-cut">&nbsp;{html.escape(t("render.legend_cut", lang))}&nbsp;</span></div>']
     for index, sample in enumerate(samples, start=1):
-        head = (f"Sample {index} · {sample.get('num_tokens', '?')} tokens · "
-                f"{sample.get('num_trained', '?')} trained")
+        head = t("render.sample_head", lang, index=index, tokens=sample.get("num_tokens", "?"),
+                 trained=sample.get("num_trained", "?"))
         if sample.get("truncated"):
-            head += " · truncated"
-        body = "".join(_segment_html(seg) for seg in sample.get("segments") or [] if isinstance(seg, dict))
+            head += " · " + t("render.truncated", lang)
+        body = "".join(_segment_html(seg, lang) for seg in sample.get("segments") or [] if isinstance(seg, dict))
         parts.append(f'<div class="ts-sample"><div class="ts-sample-head">{html.escape(head)}</div>'
                      f'<div class="ts-tokens">{body}</div></div>')
     return "".join(parts)
 
 
-def length_histogram_html(lengths: dict, cutoff_len: int) -> str:
-    """Bars of the token-length histogram (red: over the cutoff) with a dashed line at the cutoff."""
+def length_histogram_html(lengths: dict, cutoff_len: int, lang: str = DEFAULT) -> str:
+    """Bars of the token-length histogram (red: over the cutoff) with a dashed line at the cutoff. The axis
+    starts at 0 at the lowest (a length is never negative)."""
     bins = [b for b in lengths.get("histogram") or [] if isinstance(b, dict)]
     if not bins:
-        return '<div class="ts-empty">No lengths to show.</div>'
+        return f'<div class="ts-empty">{html.escape(t("render.no_lengths", lang))}</div>'
     peak = max(b.get("count", 0) for b in bins) or 1
-    lo, hi = bins[0]["from"], bins[-1]["to"]
+    lo, hi = max(0, bins[0]["from"]), bins[-1]["to"]
     bars = "".join(
         f'<div class="ts-bar{" ts-over" if b.get("over_cutoff") else ""}" '
         f'style="height:{b["count"] / peak * 100 if b["count"] else 0:.1f}%" '
-        f'title="{b["from"]}–{b["to"] - 1} tokens: {b["count"]} sample{"s" if b["count"] != 1 else ""}"></div>'
+        f'title="{html.escape(t("render.bin_title", lang, lo=max(0, b["from"]), hi=b["to"] - 1, count=b["count"]))}">'
+        "</div>"
         for b in bins)
     edge = cutoff_len + 1
     if lo < edge < hi:
         left = (edge - lo) / (hi - lo) * 100
-        bars += f'<div class="ts-cutline" style="left:{left:.2f}%"><span>cutoff {cutoff_len}</span></div>'
+        label = html.escape(t("render.cutoff", lang, cutoff=cutoff_len))
+        bars += f'<div class="ts-cutline" style="left:{left:.2f}%"><span>{label}</span></div>'
         note = ""
     elif edge >= hi:
-        note = f" · cutoff {cutoff_len} is above the longest sample"
+        note = " · " + t("render.cutoff_above", lang, cutoff=cutoff_len)
     else:
-        note = f" · cutoff {cutoff_len} is below the shortest sample"
-    return (f'<div class="ts-hist" title="token lengths; tallest bar = {peak} samples">{bars}</div>'
-            f'<div class="ts-axis"><span>{lo}</span><span>tokens per sample (tallest bar: {peak}){note}</span>'
-            f"<span>{hi}</span></div>")
+        note = " · " + t("render.cutoff_below", lang, cutoff=cutoff_len)
+    axis = html.escape(t("render.axis", lang, peak=peak) + note)
+    return (f'<div class="ts-hist" title="{html.escape(t("render.hist_title", lang, peak=peak))}">{bars}</div>'
+            f'<div class="ts-axis"><span>{lo}</span><span>{axis}</span><span>{hi}</span></div>')
 
 
-def truncation_markdown(result: dict, cutoff_len: int) -> str:
+def truncation_markdown(result: dict, cutoff_len: int, lang: str = DEFAULT) -> str:
     """The line under the histogram: how many samples exceed the cutoff, plus the length summary."""
     lengths = result.get("lengths") or {}
     count, over = lengths.get("count", 0), lengths.get("truncated", 0)
     share = lengths.get("truncated_share", over / count if count else 0.0)
-    lines = [f"**{over} of {count} samples ({share:.1%}) exceed the cutoff of {cutoff_len} tokens and would be "
-             "truncated.**",
-             f"Tokens per sample: min {lengths.get('min')}, median {lengths.get('p50')}, p95 {lengths.get('p95')}, "
-             f"max {lengths.get('max')}, mean {lengths.get('mean')}."]
+    lines = [t("render.over_cutoff", lang, over=over, total=count, share=f"{share:.1%}", cutoff=cutoff_len),
+             t("render.length_summary", lang, min=lengths.get("min"), p50=lengths.get("p50"), p95=lengths.get("p95"),
+               max=lengths.get("max"), mean=lengths.get("mean"))]
     rows = result.get("rows") or {}
     if rows.get("capped"):
-        lines.append(f"Statistics over the first {rows.get('counted')} of {rows.get('total')} rows.")
+        lines.append(t("render.capped", lang, counted=rows.get("counted"), total=rows.get("total")))
     aside = rows.get("set_aside") or 0
     if aside:
-        lines.append(f"{aside} KTO row{'s' if aside != 1 else ''} labelled false (undesirable) "
-                     f"{'are' if aside != 1 else 'is'} set aside: supervised training learns only from the "
-                     "desirable ones.")
+        lines.append(t("render.set_aside", lang, count=aside))
     dropped = lengths.get("no_trainable_tokens") or 0
     if dropped:
-        lines.append(f"⚠ {dropped} sample{'s have' if dropped != 1 else ' has'} no trained token within the cutoff "
-                     "and would be dropped by training.")
+        lines.append(t("render.no_trained_tokens", lang, count=dropped))
     return "  \n".join(lines)

@@ -16,32 +16,26 @@ from typing import Any
 
 from app.client import ApiError, Dataset, ImportResult, TunesmithClient, UploadedDataset
 from app.format import error_markdown, fmt_bytes
+from app.i18n import DEFAULT, t
 from backend.datasets.columns import TAG_KEYS
 
 FORMATS = ["auto", "alpaca", "messages", "sharegpt", "preference", "kto", "text"]
 
-ADVANCED_HELP = """\
-Leave these alone unless detection picks the wrong format or your fields have other names. **Format** forces
-how every record is read. **Column mapping** is a JSON object in LLaMA-Factory's terms: `prompt`, `query`,
-`response`, `history`, `system` (alpaca), `messages` (the conversation column), `chosen`/`rejected`,
-`kto_tag`, `tools`, `text`, plus role tags (`role_tag`, `content_tag`, `user_tag`, `assistant_tag`,
-`system_tag`, `function_tag`, `observation_tag`). Example: `{"prompt": "question", "response": "answer"}`
-or `{"messages": "dialog", "role_tag": "speaker", "user_tag": "customer"}`. It applies to every file of a zip.
-"""
 COLUMNS_PLACEHOLDER = '{"prompt": "question", "response": "answer"}'
 
-def parse_columns(text: str | None) -> dict[str, Any] | None:
+
+def parse_columns(text: str | None, lang: str = DEFAULT) -> dict[str, Any] | None:
     """The column mapping typed in the UI (None when blank); ValueError saying what is wrong otherwise."""
     if not (text or "").strip():
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"the column mapping is not valid JSON: {err.msg} at line {err.lineno}, column "
-                         f"{err.colno}. Write it like {COLUMNS_PLACEHOLDER}.") from None
+        raise ValueError(t("upload.columns_not_json", lang, msg=err.msg, line=err.lineno, column=err.colno,
+                           example=COLUMNS_PLACEHOLDER)) from None
     if not isinstance(value, dict):
-        raise ValueError(f"the column mapping must be a JSON object like {COLUMNS_PLACEHOLDER}, not "
-                         f"{type(value).__name__}.")
+        raise ValueError(t("upload.columns_not_object", lang, example=COLUMNS_PLACEHOLDER,
+                           kind=type(value).__name__))
     return value or None
 
 
@@ -70,24 +64,26 @@ class UploadProgress:
     """``on_progress`` for the client: bytes sent as a fraction (at most every 1% or 0.25 s), then, once all
     are sent, "validating". ``report`` is a gr.Progress (called as report(fraction, desc=...))."""
 
-    def __init__(self, report: Callable[..., Any], filename: str, clock: Callable[[], float] = time.monotonic):
-        self.report, self.filename, self.clock = report, filename, clock
+    def __init__(self, report: Callable[..., Any], filename: str, clock: Callable[[], float] = time.monotonic,
+                 lang: str = DEFAULT):
+        self.report, self.filename, self.clock, self.lang = report, filename, clock, lang
         self.last_fraction, self.last_time, self.validating = -1.0, float("-inf"), False
 
     def start(self) -> None:
-        self.report(0.0, desc=f"Sending {self.filename} to the API")
+        self.report(0.0, desc=t("upload.sending", self.lang, file=self.filename))
 
     def __call__(self, sent: int, total: int) -> None:
         if sent >= total:
             if not self.validating:
                 self.validating = True
-                self.report(1.0, desc=f"Sent {fmt_bytes(total)}; validating and registering {self.filename}…")
+                self.report(1.0, desc=t("upload.validating", self.lang, size=fmt_bytes(total), file=self.filename))
             return
         fraction, now = sent / total, self.clock()
         if fraction - self.last_fraction < 0.01 and now - self.last_time < 0.25:
             return
         self.last_fraction, self.last_time = fraction, now
-        self.report(fraction, desc=f"Sending {self.filename} to the API: {fmt_bytes(sent)} of {fmt_bytes(total)}")
+        self.report(fraction, desc=t("upload.sending_bytes", self.lang, file=self.filename, sent=fmt_bytes(sent),
+                                     total=fmt_bytes(total)))
 
 
 def _cell(text: object) -> str:
@@ -95,46 +91,44 @@ def _cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _warning_lines(ds: Dataset) -> str:
+def _warning_lines(ds: Dataset, lang: str) -> str:
     warnings = ds.get("warnings") or []
     if not warnings:
         return ""
     count = ds.get("warning_count") or len(warnings)
     lines = [f"- {w.get('location', '')}{' ' + w['field'] if w.get('field') else ''}: {w.get('message', '')}"
              for w in warnings if isinstance(w, dict)]
-    return f"\n\n⚠ {count} warning{'s' if count != 1 else ''}:\n" + "\n".join(lines)
+    return "\n\n" + t("upload.warnings", lang, count=count) + "\n" + "\n".join(lines)
 
 
-def upload_markdown(ds: UploadedDataset, dedup: bool = False) -> str:
+def upload_markdown(ds: UploadedDataset, dedup: bool = False, lang: str = DEFAULT) -> str:
     """What an upload registered: one dataset in a sentence, several (a zip) as a table."""
     created = ds.get("datasets") or [ds]
     if len(created) > 1:
-        header = "| name | format | rows | size |" + (" duplicates dropped |" if dedup else "")
+        header = t("upload.table_head", lang) + (t("upload.table_dups", lang) if dedup else "")
         rows = "\n".join(f"| `{_cell(d.get('name'))}` | {_cell(d.get('format', ''))} | {d.get('num_rows', '')} | "
                          f"{fmt_bytes(d.get('size_bytes'))} |" + (f" {d.get('duplicates_dropped', 0)} |" if dedup else "")
                          for d in created)
-        warned = [f"**{d.get('name')}**{_warning_lines(d)}" for d in created if d.get("warnings")]
-        return (f"✓ Registered **{len(created)} datasets**, one per file of the zip:\n\n{header}\n"
+        warned = [f"**{d.get('name')}**{_warning_lines(d, lang)}" for d in created if d.get("warnings")]
+        return (t("upload.registered_many", lang, count=len(created)) + f"\n\n{header}\n"
                 + "|---|---|---:|---:|" + ("---:|" if dedup else "") + "\n" + rows
                 + ("\n\n" + "\n\n".join(warned) if warned else ""))
-    message = (
-        f"✓ Registered **{ds.get('name')}** — format `{ds.get('format')}`, {ds.get('num_rows')} rows, "
-        f"{fmt_bytes(ds.get('size_bytes'))}.  \nid: `{ds.get('id')}`"
-    )
+    message = t("upload.registered", lang, name=ds.get("name"), format=ds.get("format"), rows=ds.get("num_rows"),
+                size=fmt_bytes(ds.get("size_bytes")), id=ds.get("id"))
     dropped = ds.get("duplicates_dropped", 0)
     if dedup:
-        message += f"  \n{dropped} duplicate row{'s' if dropped != 1 else ''} dropped."
-    return message + _warning_lines(ds)
+        message += "  \n" + t("upload.dups_dropped", lang, count=dropped)
+    return message + _warning_lines(ds, lang)
 
 
-def import_markdown(result: ImportResult, max_names: int = 8) -> str:
+def import_markdown(result: ImportResult, max_names: int = 8, lang: str = DEFAULT) -> str:
     """What an import did: a table of imported datasets (name, format, rows) and one of skipped entries,
     grouped by reason (LLaMA-Factory's own dataset_info.json lists dozens of hub datasets)."""
     imported, skipped = result.get("imported") or [], result.get("skipped") or []
-    parts = [f"**Imported {len(imported)} dataset{'s' if len(imported) != 1 else ''}**"
-             + (f", **skipped {len(skipped)} entr{'ies' if len(skipped) != 1 else 'y'}**." if skipped else ".")]
+    parts = [t("import.imported", lang, count=len(imported))
+             + (t("import.skipped", lang, count=len(skipped)) if skipped else ".")]
     if imported:
-        parts.append("| ✓ imported | format | rows |\n|---|---|---:|\n" + "\n".join(
+        parts.append(t("import.table_head", lang) + "\n|---|---|---:|\n" + "\n".join(
             f"| `{_cell(ds.get('name'))}` | {_cell(ds.get('format', ''))} | {ds.get('num_rows', '')} |"
             for ds in imported))
     if skipped:
@@ -144,33 +138,33 @@ def import_markdown(result: ImportResult, max_names: int = 8) -> str:
         lines = []
         for reason, names in sorted(by_reason.items(), key=lambda item: len(item[1])):
             shown = ", ".join("`" + n.replace("`", "'") + "`" for n in names[:max_names])
-            more = f" and {len(names) - max_names} more" if len(names) > max_names else ""
+            more = t("import.more", lang, count=len(names) - max_names) if len(names) > max_names else ""
             lines.append(f"- {shown}{more}: {' '.join(reason.split())}")
-        parts.append("**⚠ Skipped**\n\n" + "\n".join(lines))
+        parts.append(t("import.skipped_head", lang) + "\n\n" + "\n".join(lines))
     return "\n\n".join(parts)
 
 
 def upload_file(client: TunesmithClient, path: str, name: str | None, dedup: bool, fmt: str | None,
-                columns_text: str | None, report: Callable[..., Any]) -> tuple[str, str | None]:
+                columns_text: str | None, report: Callable[..., Any], lang: str = DEFAULT) -> tuple[str, str | None]:
     """Upload ``path`` (a LLaMA-Factory zip goes to the import route) with progress on ``report``:
     (Markdown of what happened, id of a dataset to select or None when nothing was registered)."""
     filename = Path(path).name
     try:
-        columns, tags = split_mapping(parse_columns(columns_text))
+        columns, tags = split_mapping(parse_columns(columns_text, lang))
     except ValueError as err:
-        return f"⚠ Nothing was uploaded: {err}", None
-    progress = UploadProgress(report, filename)
+        return t("upload.nothing_uploaded", lang, error=err), None
+    progress = UploadProgress(report, filename, lang=lang)
     progress.start()
     try:
         if filename.lower().endswith(".zip") and is_llamafactory_zip(path):
             result = client.import_llamafactory_zip(path, on_progress=progress)
             imported = result.get("imported") or []
-            return ("`dataset_info.json` found: imported as a LLaMA-Factory data folder.\n\n"
-                    + import_markdown(result)), (imported[0].get("id") if imported else None)
+            return (t("upload.lf_folder", lang) + "\n\n" + import_markdown(result, lang=lang)), (
+                imported[0].get("id") if imported else None)
         ds = client.upload_dataset(path, name, dedup=dedup, format=fmt, columns=columns, tags=tags,
                                    on_progress=progress)
     except ApiError as exc:
         refused = exc.status_code is not None and 400 <= exc.status_code < 500
-        return (f"Upload of `{filename}` failed{'; nothing was registered' if refused else ''}.\n\n"
-                + error_markdown(exc)), None
-    return upload_markdown(ds, dedup), ds.get("id")
+        key = "upload.failed_nothing_kept" if refused else "upload.failed"
+        return t(key, lang, file=filename) + "\n\n" + error_markdown(exc, lang), None
+    return upload_markdown(ds, dedup, lang), ds.get("id")

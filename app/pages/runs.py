@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -15,12 +16,16 @@ import pandas as pd
 
 from app.client import TERMINAL_STATES, ApiError, Job, MetricRow, TunesmithClient
 from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_label, state_text
-from app.i18n import DEFAULT, localized, t
+from app.i18n import DEFAULT, LANGUAGES, localized, t, text
+from app.i18n.switch import CANCELLED, confirm_js
 from app.pages import Refresh, compare
 
-TABLE_COLUMNS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
+TABLE_KEYS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
 PLOT_COLUMNS = ["step", "loss", "series"]
-SERIES_TRAIN, SERIES_EVAL = "train loss", "eval loss"
+SERIES_KEYS = ("plot.train_loss", "plot.eval_loss")  # the curve names, in the viewer's language
+# One colour per curve whatever the language its name is in.
+SERIES_COLOURS = {text(key, code): colour for key, colour in zip(SERIES_KEYS, ("#2563eb", "#f97316"))
+                  for code in LANGUAGES}
 POLL_SECONDS = 2.0
 LOG_TAIL = 200
 
@@ -45,13 +50,6 @@ STATUS_CSS = """
 """
 
 
-@dataclass
-class RunsPage:
-    job: gr.Dropdown
-    timer: gr.Timer
-    refresh: Refresh
-
-
 def _method_name(config: dict[str, Any]) -> str:
     method = config.get("method")
     if isinstance(method, dict):
@@ -66,7 +64,7 @@ def job_label(job: Job, lang: str = DEFAULT) -> str:
     return f"{head} · {state_text(job.get('state'), lang)} · {created}"
 
 
-def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
+def jobs_frame(jobs: list[Job], lang: str = DEFAULT) -> pd.DataFrame:
     rows = []
     for job in jobs:
         config = job.get("config") or {}
@@ -76,7 +74,7 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
             [
                 job.get("id", ""),
                 job.get("name") or "",
-                state_label(job.get("state")),
+                state_label(job.get("state"), lang),
                 f"{100 * progress:.0f}%" if isinstance(progress, (int, float)) else "",
                 f"{job.get('step') or 0}/{total}" if total else str(job.get("step") or ""),
                 fmt_float(job.get("latest_loss")),
@@ -85,10 +83,10 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
                 fmt_time(job.get("created_at")),
             ]
         )
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return pd.DataFrame(rows, columns=[t(f"runs.col_{key}", lang) for key in TABLE_KEYS])
 
 
-def loss_frame(rows: list[MetricRow]) -> pd.DataFrame | None:
+def loss_frame(rows: list[MetricRow], lang: str = DEFAULT) -> pd.DataFrame | None:
     """Long-format frame for gr.LinePlot, one line per series (train loss, eval loss); None without data.
 
     How gr.LinePlot (Gradio 6) behaves, and why this looks the way it does: a plot is laid out (axis
@@ -98,24 +96,25 @@ def loss_frame(rows: list[MetricRow]) -> pd.DataFrame | None:
     frame has numeric columns, and a series with no points yet gets blank (NaN) points so it is in the
     legend from the start and is drawn once its data arrives.
     """
+    series_train, series_eval = (t(key, lang) for key in SERIES_KEYS)
     points = []
     for row in rows:
         step = row.get("step")
         if not isinstance(step, (int, float)):
             continue
         if isinstance(row.get("loss"), (int, float)):
-            points.append((step, float(row["loss"]), SERIES_TRAIN))
+            points.append((step, float(row["loss"]), series_train))
         if isinstance(row.get("eval_loss"), (int, float)):
-            points.append((step, float(row["eval_loss"]), SERIES_EVAL))
+            points.append((step, float(row["eval_loss"]), series_eval))
     if not points:
         return None
     first = int(min(p[0] for p in points))
     present = {series for _, _, series in points}
-    for series in (SERIES_TRAIN, SERIES_EVAL):
+    for series in (series_train, series_eval):
         if series not in present:
             points.append((first, float("nan"), series))
     frame = pd.DataFrame(points, columns=PLOT_COLUMNS).astype({"step": "int64", "loss": "float64", "series": "string"})
-    order = frame["series"].map({SERIES_TRAIN: 0, SERIES_EVAL: 1})
+    order = frame["series"].map({series_train: 0, series_eval: 1})
     return frame.assign(_order=order).sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(
         drop=True
     )
@@ -133,244 +132,267 @@ def merge_metrics(cached: list[MetricRow], new: list[MetricRow]) -> list[MetricR
     return sorted(merged.values(), key=lambda r: (r.get("step") or 0, key(r)[1]))
 
 
-def stop_message(client: TunesmithClient, job_id: str | None) -> str:
+def stop_message(client: TunesmithClient, job_id: str | None, lang: str = DEFAULT) -> str:
     """Ask the API to stop the run at its next step and save it; the message says what happens next."""
+    if job_id == CANCELLED:
+        return t("runs.cancelled_nothing", lang)
     if not job_id:
-        return "⚠ Select a running run to stop."
+        return t("runs.select_to_stop", lang)
     try:
         client.stop_job(job_id)
     except ApiError as exc:
-        return "Stop refused.\n\n" + error_markdown(exc)
-    return (f"Stop requested for `{job_id}`: training ends after the current step and the adapter/model trained so "
-            "far is saved; the run then shows as succeeded.")
+        return t("runs.stop_refused", lang) + "\n\n" + error_markdown(exc, lang)
+    return t("runs.stop_requested", lang, id=job_id)
 
 
-def engine_summary(engine: dict | None) -> str:
+def cancel_message(client: TunesmithClient, job_id: str | None, lang: str = DEFAULT) -> str:
+    if job_id == CANCELLED:
+        return t("runs.cancelled_nothing", lang)
+    if not job_id:
+        return t("runs.select_to_cancel", lang)
+    try:
+        job_info = client.cancel_job(job_id)
+    except ApiError as exc:
+        if exc.status_code == 409:
+            return t("runs.already_finished", lang, id=job_id, message=exc.message)
+        return t("runs.cancel_failed", lang) + "\n\n" + error_markdown(exc, lang)
+    return t("runs.cancel_requested", lang, id=job_id, state=state_text(job_info.get("state"), lang))
+
+
+def resume_message(client: TunesmithClient, job_id: str | None, lang: str = DEFAULT) -> str:
+    if not job_id:
+        return t("runs.select_to_resume", lang)
+    try:
+        job_info = client.resume_job(job_id)
+    except ApiError as exc:
+        return t("runs.resume_refused", lang) + "\n\n" + error_markdown(exc, lang)
+    return t("runs.resumed", lang, id=job_id, state=state_text(job_info.get("state"), lang))
+
+
+def engine_summary(engine: dict | None, lang: str = DEFAULT) -> str:
     """One line of what the engine really runs with (its engine.json), e.g. 'bf16 · sdpa · checkpointing off'."""
     if not engine:
         return ""
     parts = [str(engine.get("precision") or "")]
     if engine.get("attn_implementation"):
-        parts.append(f"attention {engine['attn_implementation']}")
+        parts.append(t("runs.attention", lang, name=engine["attn_implementation"]))
     if "gradient_checkpointing" in engine:
-        parts.append(f"checkpointing {'on' if engine['gradient_checkpointing'] else 'off'}")
+        parts.append(t("runs.checkpointing_on" if engine["gradient_checkpointing"] else "runs.checkpointing_off",
+                       lang))
     if engine.get("liger_kernel"):
-        parts.append("Liger kernels")
+        parts.append(t("runs.liger", lang))
     if engine.get("batch_tokens"):
-        parts.append(f"{engine['batch_tokens']} tokens per micro-batch")
+        parts.append(t("runs.batch_tokens", lang, tokens=engine["batch_tokens"]))
     return " · ".join(p for p in parts if p)
 
 
-def status_html(job: Job, rows: list[MetricRow]) -> str:
+def status_facts(job: Job, rows: list[MetricRow], lang: str) -> list[tuple[str, str]]:
+    """(label, value) pairs of the status card. Each metric is the newest row that has it, so an eval row
+    (which has no lr or speed) does not blank the others; a run with no step yet says what it is doing."""
     state = str(job.get("state", ""))
-    esc = html.escape
-    progress = job.get("progress") or 0.0
-    if state == "succeeded":
-        progress = 1.0
-    total = job.get("total_steps")
-    step = job.get("step") or 0
-    last = rows[-1] if rows else {}
+    total, step = job.get("total_steps"), job.get("step") or 0
 
     def latest(key: str) -> Any:
         return next((r.get(key) for r in reversed(rows) if r.get(key) is not None), None)
 
-    facts = [("step", f"{step}/{total}" if total else str(step))]
-    for label, value in (
+    facts = [(t("runs.fact_step", lang), f"{step}/{total}" if total else str(step))]
+    if state == "running" and not rows and not step:
+        facts.append((t("runs.fact_phase", lang), t("runs.phase_loading", lang)))
+    stopped = job.get("stopped_early_at_step")
+    for key, value in (
         ("loss", fmt_float(job.get("latest_loss"))),
-        ("eval loss", fmt_float(latest("eval_loss"))),
-        ("reward margin", fmt_float(latest("rewards/margins"), 3)),  # stages dpo/kto
-        ("reward accuracy", fmt_float(latest("rewards/accuracies"), 3)),
-        ("lr", fmt_float(last.get("lr"), 3)),
-        ("epoch", fmt_float(last.get("epoch"), 3)),
-        ("tokens/s", fmt_float(last.get("tokens_per_s"), 4)),
-        ("ETA", fmt_duration(last.get("eta_s")) if state == "running" else ""),
+        ("eval_loss", fmt_float(latest("eval_loss"))),
+        ("reward_margin", fmt_float(latest("rewards/margins"), 3)),  # stages dpo/kto
+        ("reward_accuracy", fmt_float(latest("rewards/accuracies"), 3)),
+        ("lr", fmt_float(latest("lr"), 3)),
+        ("epoch", fmt_float(latest("epoch"), 3)),
+        ("tokens_s", fmt_float(latest("tokens_per_s"), 4)),
+        ("eta", fmt_duration(latest("eta_s"), lang) if state == "running" else ""),
         ("started", fmt_time(job.get("started_at"))),
         ("finished", fmt_time(job.get("finished_at"))),
         ("output", str(job.get("output") or "")),
-        ("engine", engine_summary(job.get("engine"))),
+        ("engine", engine_summary(job.get("engine"), lang)),
         ("queued", str(job.get("waiting_for") or "") if state == "queued" else ""),
-        ("stopped early", f"at step {job['stopped_early_at_step']}" if job.get("stopped_early_at_step") else ""),
-        ("stop", "requested, saving at the next step" if job.get("stop_requested") else ""),
+        ("stopped_early", t("runs.at_step", lang, step=stopped) if stopped else ""),
+        ("stop", t("runs.stop_pending", lang) if job.get("stop_requested") else ""),
     ):
         if value:
-            facts.append((label, value))
+            facts.append((t(f"runs.fact_{key}", lang), value))
+    return facts
+
+
+def status_html(job: Job, rows: list[MetricRow], lang: str = DEFAULT) -> str:
+    state = str(job.get("state", ""))
+    esc = html.escape
+    progress = 1.0 if state == "succeeded" else (job.get("progress") or 0.0)
     parts = [
         '<div class="ts-status">',
         '<div class="ts-head">',
-        f"<b>{esc(str(job.get('name') or 'run'))}</b><code>{esc(str(job.get('id')))}</code>",
-        f'<span class="ts-badge {esc(state)}">{esc(state_label(state))}</span>',
+        f"<b>{esc(str(job.get('name') or t('runs.default_name', lang)))}</b><code>{esc(str(job.get('id')))}</code>",
+        f'<span class="ts-badge {esc(state)}">{esc(state_label(state, lang))}</span>',
         f"<span>{100 * float(progress):.0f}%</span>",
         "</div>",
         f'<div class="ts-bar"><div style="width:{max(0.0, min(1.0, float(progress))) * 100:.1f}%"></div></div>',
-        '<div class="ts-facts">' + "".join(f"<span>{esc(k)} <b>{esc(v)}</b></span>" for k, v in facts) + "</div>",
+        '<div class="ts-facts">' + "".join(f"<span>{esc(k)} <b>{esc(v)}</b></span>"
+                                           for k, v in status_facts(job, rows, lang)) + "</div>",
     ]
     if job.get("error"):
-        parts.append(f'<div class="ts-error"><b>Error:</b> {esc(str(job["error"]))}</div>')
+        parts.append(f'<div class="ts-error"><b>{esc(t("runs.error", lang))}</b> {esc(str(job["error"]))}</div>')
     if job.get("hint"):
-        parts.append(f'<div class="ts-hint"><b>Hint:</b> {esc(str(job["hint"]))}</div>')
+        parts.append(f'<div class="ts-hint"><b>{esc(t("runs.hint", lang))}</b> {esc(str(job["hint"]))}</div>')
     parts.append("</div>")
     return "".join(parts)
 
 
-EMPTY_STATUS = '<div class="ts-empty">Select a run to follow it live.</div>'
+def empty_status(lang: str = DEFAULT) -> str:
+    return f'<div class="ts-empty">{html.escape(t("runs.empty", lang))}</div>'
+
+
+def action_updates(state: str | None) -> tuple[Any, ...]:
+    """Stop / Cancel / Resume enabled only where the API would take them; Chat / Evaluate / Export shortcuts
+    shown for a succeeded run."""
+    done = state == "succeeded"
+    return (gr.Button(interactive=state == "running"), gr.Button(interactive=state in ("queued", "running")),
+            gr.Button(interactive=state in ("failed", "cancelled")),
+            *(gr.Button(visible=done) for _ in SHORTCUTS))
+
+
+SHORTCUTS = ("chat", "evaluate", "export")  # the tabs a finished run can be opened in
+
+
+@dataclass
+class RunsPage:
+    job: gr.Dropdown
+    timer: gr.Timer
+    refresh: Refresh
+    shortcuts: dict[str, gr.Button]  # tab id -> the button that opens the selected run there
+
+
+def _layout() -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    gr.Markdown(t("runs.intro"))
+    with gr.Row(equal_height=True):
+        c["job"] = gr.Dropdown(label=t("runs.run"), choices=[], value=None, elem_id="runs-job", scale=5)
+        with gr.Column(scale=0, min_width=150):
+            c["refresh"] = gr.Button(t("runs.refresh"), size="sm", elem_id="runs-refresh")
+            c["stop"] = gr.Button(t("runs.stop"), size="sm", interactive=False, elem_id="runs-stop")
+            c["cancel"] = gr.Button(t("runs.cancel"), variant="stop", size="sm", interactive=False,
+                                    elem_id="runs-cancel")
+            c["resume"] = gr.Button(t("runs.resume"), size="sm", interactive=False, elem_id="runs-resume")
+    with gr.Row():
+        for name in SHORTCUTS:
+            c[f"open_{name}"] = gr.Button(t(f"runs.open_{name}"), size="sm", visible=False,
+                                          elem_id=f"runs-open-{name}")
+    c["table"] = gr.Dataframe(value=jobs_frame([]), interactive=False, max_height=260, elem_id="runs-table",
+                              show_label=False)
+    c["status"] = gr.HTML(empty_status(), css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
+    with gr.Row(equal_height=False):
+        c["plot"] = gr.LinePlot(value=None, x="step", y="loss", color="series", color_map=SERIES_COLOURS,
+                                x_title=t("plot.step"), y_title=t("plot.loss"), title=t("plot.loss_title"),
+                                height=320, elem_id="loss-plot", scale=3)
+        c["logs"] = gr.Textbox(label=t("runs.log", lines=LOG_TAIL), lines=16, max_lines=16, autoscroll=True,
+                               interactive=False, elem_id="runs-logs", scale=2)
+    c["message"] = gr.Markdown(elem_id="runs-message")
+    return c
 
 
 def build(client: TunesmithClient) -> RunsPage:
-    gr.Markdown(
-        "Every run the API knows about, newest first. Select one to watch its loss curve and log live; "
-        "closing the browser loses nothing — runs live on the server."
-    )
-    with gr.Row(equal_height=True):
-        job = gr.Dropdown(label="Run", choices=[], value=None, elem_id="runs-job", scale=5)
-        with gr.Column(scale=0, min_width=150):
-            refresh_btn = gr.Button("↻ Refresh list", size="sm", elem_id="runs-refresh")
-            stop = gr.Button("⏹ Stop & save", size="sm", elem_id="runs-stop")
-            cancel = gr.Button("■ Cancel run", variant="stop", size="sm", elem_id="runs-cancel")
-            resume = gr.Button("▶ Resume run", size="sm", elem_id="runs-resume")
-    table = gr.Dataframe(
-        value=jobs_frame([]),
-        headers=TABLE_COLUMNS,
-        interactive=False,
-        max_height=260,
-        elem_id="runs-table",
-        show_label=False,
-    )
-    status = gr.HTML(EMPTY_STATUS, css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
-    with gr.Row(equal_height=False):
-        plot = gr.LinePlot(
-            value=None,
-            x="step",
-            y="loss",
-            color="series",
-            color_map={SERIES_TRAIN: "#2563eb", SERIES_EVAL: "#f97316"},
-            x_title="step",
-            y_title="loss",
-            title="Loss",
-            height=320,
-            elem_id="loss-plot",
-            scale=3,
-        )
-        logs = gr.Textbox(
-            label=f"Log (last {LOG_TAIL} lines)",
-            lines=16,
-            max_lines=16,
-            autoscroll=True,
-            interactive=False,
-            elem_id="runs-logs",
-            scale=2,
-        )
-    cancel_status = gr.Markdown(elem_id="runs-message")
-    with gr.Accordion("Compare runs", open=False, elem_id="runs-compare"):
+    c = _layout()
+    with gr.Accordion(t("runs.compare"), open=False, elem_id="runs-compare"):
         compared = compare.build(client)
     timer = gr.Timer(POLL_SECONDS, active=False)  # app.main turns it on while Runs is shown
     # Session cache: {"job": id, "rows": [...], "final": bool}. Only a view cache; the API is the truth.
-    cache = gr.State({})
-    table_sig = gr.State("")
-
-    def refresh_jobs(current: str | None, signature: str):
-        """Re-read the job list; only send what changed (a re-sent dropdown would close it under the mouse)."""
-        try:
-            jobs = client.list_jobs()
-        except ApiError:
-            return gr.skip(), gr.skip(), gr.skip(), signature
-        jobs = sorted(jobs, key=lambda j: str(j.get("created_at") or ""), reverse=True)
-        frame = jobs_frame(jobs)
-        choices = [(job_label(j), j["id"]) for j in jobs if j.get("id")]
-        table_key, choices_key = frame.to_json(), repr(choices)
-        old_table, _, old_choices = signature.partition("\n")
-        new_signature = f"{table_key}\n{choices_key}"
-        ids = {c[1] for c in choices}
-        table_update = frame if table_key != old_table else gr.skip()
-        if choices_key != old_choices:
-            dropdown_update = gr.Dropdown(choices=choices, value=current if current in ids else None)
-            compare_update = gr.Dropdown(choices=choices)  # runs are never removed: the picked ones stay valid
-        else:
-            dropdown_update = compare_update = gr.skip()
-        return table_update, dropdown_update, compare_update, new_signature
-
-    def poll(job_id: str | None, state: dict[str, Any]):
-        """Fetch the selected run's status, new metrics and log tail; skip work once it has finished."""
-        if not job_id:
-            return EMPTY_STATUS, loss_frame([]), "", {}
-        same = state.get("job") == job_id
-        if same and state.get("final"):
-            return gr.skip(), gr.skip(), gr.skip(), state
-        rows: list[MetricRow] = list(state.get("rows") or []) if same else []
-        try:
-            job_info = client.get_job(job_id)
-            after = int(rows[-1]["step"]) - 1 if rows and isinstance(rows[-1].get("step"), int) else None
-            rows = merge_metrics(rows, client.job_metrics(job_id, after=after))
-            log_text = client.job_logs(job_id, tail=LOG_TAIL)
-        except ApiError as exc:
-            if exc.status_code == 404:
-                return f'<div class="ts-empty">Run <code>{html.escape(job_id)}</code> no longer exists.</div>', loss_frame([]), "", {}
-            return f'<div class="ts-error">Could not reach the API: {html.escape(str(exc))}</div>', gr.skip(), gr.skip(), state
-        final = job_info.get("state") in TERMINAL_STATES
-        new_state = {"job": job_id, "rows": rows, "final": final}
-        return status_html(job_info, rows), loss_frame(rows), log_text, new_state
-
-    def tick(job_id: str | None, state: dict[str, Any], signature: str):
-        return (*refresh_jobs(job_id, signature), *poll(job_id, state))
-
-    def pick_row(evt: gr.SelectData):
-        row = evt.row_value or []
-        return row[0] if row else gr.skip()
-
-    def do_cancel(job_id: str | None):
-        if not job_id:
-            return "⚠ Select a run to cancel."
-        try:
-            job_info = client.cancel_job(job_id)
-        except ApiError as exc:
-            if exc.status_code == 409:
-                return f"ℹ Run `{job_id}` has already finished: {exc.message}"
-            return "Cancel failed.\n\n" + error_markdown(exc)
-        return f"Cancel requested for `{job_id}` (state: {job_info.get('state')})."
-
-    def do_stop(job_id: str | None):
-        return stop_message(client, job_id)
-
-    def do_resume(job_id: str | None):
-        if not job_id:
-            return "⚠ Select a failed or cancelled run to resume."
-        try:
-            job_info = client.resume_job(job_id)
-        except ApiError as exc:
-            return "Resume refused.\n\n" + error_markdown(exc)
-        return (f"Run `{job_id}` queued again (state: {job_info.get('state')}); it continues from its newest "
-                "checkpoint, or starts over when it has none.")
-
-    # Keep the newest log lines in view (Textbox autoscroll does not cover the first fill).
-    logs.change(
-        None,
-        js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
-        " if (t) t.scrollTop = t.scrollHeight; }, 50); }",
-    )
-
-    poll_outputs = [status, plot, logs, cache]
-    table_outputs = [table, job, compared.select, table_sig]
-    timer.tick(
-        tick,
-        inputs=[job, cache, table_sig],
-        outputs=[*table_outputs, *poll_outputs],
-        show_progress="hidden",
-        concurrency_limit=None,
-        trigger_mode="always_last",
-    )
+    cache, table_sig = gr.State({}), gr.State("")
+    job = c["job"]
+    buttons = [c["stop"], c["cancel"], c["resume"], *(c[f"open_{name}"] for name in SHORTCUTS)]
+    poll_outputs = [c["status"], c["plot"], c["logs"], cache, *buttons]
+    table_outputs = [c["table"], job, compared.select, table_sig]
+    polled = localized(partial(poll, client))
+    timer.tick(localized(partial(tick, client)), inputs=[job, cache, table_sig],
+               outputs=[*table_outputs, *poll_outputs], show_progress="hidden", concurrency_limit=None,
+               trigger_mode="always_last")
     # Another run: clear the plot first so it is laid out afresh for that run's values (see loss_frame).
-    job.change(lambda: None, outputs=[plot], show_progress="hidden").then(
-        poll, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden"
-    )
-    table.select(pick_row, outputs=[job])
-    refresh_btn.click(refresh_jobs, inputs=[job, gr.State("")], outputs=table_outputs)
-    cancel.click(do_cancel, inputs=[job], outputs=[cancel_status]).then(
-        poll, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden"
-    )
-    stop.click(do_stop, inputs=[job], outputs=[cancel_status]).then(
-        poll, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden"
-    )
-    resume.click(do_resume, inputs=[job], outputs=[cancel_status]).then(
-        poll, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden"
-    )
-    refresh = Refresh(lambda current: refresh_jobs(current, ""), [job], table_outputs)
-    return RunsPage(job=job, timer=timer, refresh=refresh)
+    job.change(lambda: None, outputs=[c["plot"]], show_progress="hidden").then(
+        polled, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden")
+    c["table"].select(pick_row, outputs=[job])
+    c["refresh"].click(localized(partial(refresh_jobs, client)), inputs=[job, gr.State("")], outputs=table_outputs)
+    for button, message, confirm in ((c["cancel"], cancel_message, "runs.confirm_cancel"),
+                                     (c["stop"], stop_message, "runs.confirm_stop"), (c["resume"], resume_message, None)):
+        button.click(localized(lambda lang, job_id, say=message: say(client, job_id, lang)), inputs=[job],
+                     outputs=[c["message"]], js=confirm_js(confirm) if confirm else None).then(
+            polled, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden")
+    # Keep the newest log lines in view (Textbox autoscroll does not cover the first fill).
+    c["logs"].change(None, js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
+                              " if (t) t.scrollTop = t.scrollHeight; }, 50); }")
+    refresh = Refresh(localized(lambda lang, current: refresh_jobs(client, lang, current, "")), [job], table_outputs)
+    return RunsPage(job=job, timer=timer, refresh=refresh,
+                    shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS})
+
+
+# -- handlers: plain functions of (client, lang, inputs...) -----------------------------------------------
+
+
+def default_run(jobs: list[Job]) -> str | None:
+    """The run Runs shows when none is chosen: the running one, else the newest (``jobs`` newest first)."""
+    running = next((j["id"] for j in jobs if j.get("state") == "running" and j.get("id")), None)
+    return running or next((j["id"] for j in jobs if j.get("id")), None)
+
+
+def refresh_jobs(client: TunesmithClient, lang: str, current: str | None, signature: str):
+    """Re-read the job list; only send what changed (a re-sent dropdown would close it under the mouse)."""
+    try:
+        jobs = client.list_jobs()
+    except ApiError:
+        return gr.skip(), gr.skip(), gr.skip(), signature
+    jobs = sorted(jobs, key=lambda j: str(j.get("created_at") or ""), reverse=True)
+    frame = jobs_frame(jobs, lang)
+    choices = [(job_label(j, lang), j["id"]) for j in jobs if j.get("id")]
+    table_key, choices_key = frame.to_json(), repr(choices)
+    old_table, _, old_choices = signature.partition("\n")
+    new_signature = f"{table_key}\n{choices_key}"
+    ids = {c[1] for c in choices}
+    table_update = frame if table_key != old_table else gr.skip()
+    if choices_key != old_choices:
+        dropdown_update = gr.Dropdown(choices=choices, value=current if current in ids else default_run(jobs))
+        compare_update = gr.Dropdown(choices=choices)  # runs are never removed: the picked ones stay valid
+    else:
+        dropdown_update = compare_update = gr.skip()
+    return table_update, dropdown_update, compare_update, new_signature
+
+
+def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any]):
+    """Fetch the selected run's status, new metrics and log tail; skip work once it has finished."""
+    skips = tuple(gr.skip() for _ in range(3 + len(SHORTCUTS)))
+    if not job_id:
+        return empty_status(lang), loss_frame([]), "", {}, *action_updates(None)
+    same = state.get("job") == job_id
+    if same and state.get("final"):
+        return gr.skip(), gr.skip(), gr.skip(), state, *skips
+    rows: list[MetricRow] = list(state.get("rows") or []) if same else []
+    try:
+        job_info = client.get_job(job_id)
+        if same and job_info.get("started_at") != state.get("started_at"):
+            rows = []  # resumed (started again): the new attempt's numbers, not the old one's
+        after = int(rows[-1]["step"]) - 1 if rows and isinstance(rows[-1].get("step"), int) else None
+        rows = merge_metrics(rows, client.job_metrics(job_id, after=after))
+        log_text = client.job_logs(job_id, tail=LOG_TAIL)
+    except ApiError as exc:
+        esc = html.escape
+        if exc.status_code == 404:
+            return (f'<div class="ts-empty">{esc(t("runs.gone", lang, id=job_id))}</div>', loss_frame([]), "", {},
+                    *action_updates(None))
+        return (f'<div class="ts-error">{esc(t("runs.api_down", lang, error=exc))}</div>', gr.skip(), gr.skip(),
+                state, *skips)
+    final = job_info.get("state") in TERMINAL_STATES
+    new_state = {"job": job_id, "rows": rows, "final": final, "started_at": job_info.get("started_at")}
+    return (status_html(job_info, rows, lang), loss_frame(rows, lang), log_text, new_state,
+            *action_updates(job_info.get("state")))
+
+
+def tick(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any], signature: str):
+    return (*refresh_jobs(client, lang, job_id, signature), *poll(client, lang, job_id, state))
+
+
+def pick_row(evt: gr.SelectData):
+    row = evt.row_value or []
+    return row[0] if row else gr.skip()

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("gradio")
 
 from app.pages.compare import (  # noqa: E402
-    COMPARE_COLUMNS,
+    compare_columns,
     compare_frames,
     compare_table,
     run_label,
@@ -54,7 +54,7 @@ def test_table_rows_hold_settings_and_results():
     now = datetime(2025, 3, 1, 10, 1, 0, tzinfo=timezone.utc)
     table = compare_table([(LORA, LORA_ROWS), (DPO, DPO_ROWS), ({"id": "job_q", "state": "queued", "config": {
         "method": "qlora", "num_epochs": 1.0, "learning_rate": 0.0002}}, [])], now=now)
-    assert list(table.columns) == COMPARE_COLUMNS
+    assert list(table.columns) == compare_columns("en")
     rows = table.values.tolist()
     assert rows[0] == ["lora-aaaa", "succeeded", "lora", "0.0005", "1.5", "1.5", "2.2", "200", "2m 05s"]
     assert rows[1] == ["my dpo · job_bbbb", "running", "full (dpo)", "1e-06 (default)", "0.1", "0.69", "", "50", "1m 00s"]
