@@ -140,7 +140,9 @@ def cmd_studio(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Run one job in the foreground through the same job path the studio uses."""
     from backend.api.main import BUILTIN_DATASETS
+    from backend.config.llamafactory import is_llamafactory_config
     from backend.config.schema import RunConfig
+    from backend.config_import import StudioCatalog, llamafactory_run_config
     from backend.datasets.registry import DatasetRegistry
     from backend.fsio import read_yaml
     from backend.jobs.runner import JobRunner
@@ -154,7 +156,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     store = JobStore(settings.db_path)
     runner = JobRunner(store, max_concurrent=1)
     service = JobService(settings, store, runner, registry)
-    config = RunConfig.model_validate(read_yaml(args.config))
+    raw = read_yaml(args.config)
+    if isinstance(raw, dict) and is_llamafactory_config(raw):  # a LLaMA-Factory training YAML (docs/llamafactory.md)
+        config, warnings = llamafactory_run_config(raw, StudioCatalog(settings, registry))
+        print("\n".join(f"LLaMA-Factory YAML: {w.key}: {w.msg}" for w in warnings), flush=True)
+    else:
+        config = RunConfig.model_validate(raw)
     job = service.submit(config)
     print(f"job {job.id} -> {job.run_dir}", flush=True)
     log_path = Path(job.run_dir) / "stdout.log"

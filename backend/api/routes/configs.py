@@ -2,59 +2,32 @@
 
 ``POST /configs/normalize`` fills a partial, older or flat (``lora_rank``-style) config with defaults, resolves
 its model and dataset names, and says what it left out; ``POST /configs/from-llamafactory`` does the same for a
-LLaMA-Factory training YAML. Neither creates anything.
+LLaMA-Factory training YAML, ``POST /configs/from-yaml`` for either kind of file. None creates anything.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from backend import catalog
 from backend.api.deps import RegistryDep, SettingsDep
 from backend.api.studio_errors_route import StudioErrorRoute
-from backend.config.llamafactory import (
-    is_llamafactory_config,
-    map_llamafactory_args,
-    parse_llamafactory_yaml,
+from backend.config.llamafactory import parse_llamafactory_yaml
+from backend.config.normalize import (
+    ConfigWarning,
+    NormalizedConfig,
+    ResolvedDataset,
+    normalize_config,
 )
-from backend.config.normalize import NormalizedConfig, ResolvedDataset, normalize_config
 from backend.config.yaml_input import MAX_YAML_BYTES, parse_config_yaml
-from backend.datasets.registry import DatasetRegistry
+from backend.config_import import StudioCatalog, import_config
 from backend.errors import BadRequest, Invalid, TooLarge
-from backend.settings import Settings
 
 router = APIRouter(prefix="/configs", tags=["configs"], route_class=StudioErrorRoute)
-
-
-@dataclass(frozen=True)
-class StudioCatalog:
-    """:class:`backend.config.normalize.StudioRefs` over this studio's model catalog and dataset registry."""
-
-    settings: Settings
-    registry: DatasetRegistry
-
-    def resolve_model(self, ref: str) -> str | None:
-        """A model id or absolute path; a hub id (``org/name``) matches a model folder ``name`` or ``org--name``
-        (how downloaded models are kept)."""
-        info = catalog.resolve_model(self.settings, ref)
-        parts = PurePosixPath(ref).parts
-        if info is None and len(parts) == 2 and not ref.startswith("/"):
-            info = (catalog.resolve_model(self.settings, "--".join(parts))
-                    or catalog.resolve_model(self.settings, parts[1]))
-        return info.id if info else None
-
-    def resolve_dataset(self, ref: str) -> ResolvedDataset | None:
-        record = self.registry.get(ref)
-        if record is None:
-            return None
-        return ResolvedDataset(ref=ref, id=record.id, name=record.name, format=record.format)
 
 
 class ConfigWarningPublic(BaseModel):
@@ -96,11 +69,11 @@ YAML_BODY = {"requestBody": {"required": True, "content": {
     "text/yaml": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}}}
 
 
-def _public(normalized: NormalizedConfig, extra_warnings: list | None = None) -> ConfigPublic:
+def _public(normalized: NormalizedConfig, warnings: list[ConfigWarning] | None = None) -> ConfigPublic:
     def resolved(items: list[ResolvedDataset]) -> list[DatasetResolved]:
         return [DatasetResolved(ref=d.ref, id=d.id, name=d.name, format=d.format) for d in items]
 
-    warnings = [*(extra_warnings or []), *normalized.warnings]
+    warnings = normalized.warnings if warnings is None else warnings
     return ConfigPublic(config=normalized.config, effective_learning_rate=normalized.effective_learning_rate,
                         datasets=resolved(normalized.datasets), val_datasets=resolved(normalized.val_datasets),
                         warnings=[ConfigWarningPublic(**w.as_dict()) for w in warnings],
@@ -143,10 +116,9 @@ async def from_llamafactory(request: Request, settings: SettingsDep, registry: R
     hyperparameters, bf16/fp16/pure_bf16, val_size, deepspeed ds_z*_config.json, pref_*/kto_*...), the model and
     datasets resolved against this studio, and one warning per key not honoured. 422 for invalid YAML (with its
     line) or a stage/method this studio does not offer. Creates nothing."""
-    args = parse_llamafactory_yaml(await _yaml_text(request))
-    mapping = map_llamafactory_args(args)
-    normalized = await run_in_threadpool(normalize_config, mapping.config, StudioCatalog(settings, registry))
-    return _public(normalized, mapping.warnings)
+    data = parse_llamafactory_yaml(await _yaml_text(request))
+    imported = await run_in_threadpool(import_config, data, StudioCatalog(settings, registry), "llamafactory")
+    return _public(imported.normalized, imported.warnings)
 
 
 @router.post("/from-yaml", response_model=ConfigImportPublic, openapi_extra=YAML_BODY)
@@ -156,10 +128,5 @@ async def from_yaml(request: Request, settings: SettingsDep, registry: RegistryD
     vs model_name_or_path/dataset/finetuning_type...), then as /configs/normalize or /configs/from-llamafactory
     answer. ``format`` says which. Creates nothing."""
     data = parse_config_yaml(await _yaml_text(request))
-    refs = StudioCatalog(settings, registry)
-    if is_llamafactory_config(data):
-        mapping = map_llamafactory_args(data)
-        normalized = await run_in_threadpool(normalize_config, mapping.config, refs)
-        return ConfigImportPublic(**_public(normalized, mapping.warnings).model_dump(), format="llamafactory")
-    normalized = await run_in_threadpool(normalize_config, data, refs)
-    return ConfigImportPublic(**_public(normalized).model_dump(), format="tunesmith")
+    imported = await run_in_threadpool(import_config, data, StudioCatalog(settings, registry))
+    return ConfigImportPublic(**_public(imported.normalized, imported.warnings).model_dump(), format=imported.format)
