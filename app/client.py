@@ -174,6 +174,11 @@ class TunesmithClient:
         """``{"model", "parameters", "device", "settings", "notes"}``: settings that suit ``model`` on this machine."""
         return self._json("GET", "/models/suggest", params={"model": model})
 
+    def config_from_yaml(self, text: str) -> dict[str, Any]:
+        """A Tunesmith run config or a LLaMA-Factory training YAML as this studio's full run config:
+        ``{"config", "warnings": [{"key", "msg"}], "format", "missing_base_model", ...}`` (creates nothing)."""
+        return self._json("POST", "/configs/from-yaml", json={"yaml": text})
+
     # -- datasets -------------------------------------------------------------------------------
 
     def list_datasets(self) -> list[Dataset]:

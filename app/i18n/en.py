@@ -605,4 +605,9 @@ MESSAGES: dict[str, str] = {
     "eval.running": "Evaluating: loading the model, scoring the loss, generating predictions…",
     "eval.failed": "Evaluation failed.",
     "eval.gone": "⚠ Evaluation `{id}` is gone.",
+    # -- Train: Load config --------------------------------------------------------------------------------------
+    "config.too_big": "{name} is {size} bytes; a run config is a few hundred. Pick the YAML file that Download config (YAML) wrote, a preset or a LLaMA-Factory training YAML.",
+    "config.not_text": "{name} is not a text file; pick a .yaml run config.",
+    "config.unreadable_file": "cannot read {name}: {error}",
+    "config.from_lf_file": "**{name}** (a LLaMA-Factory training YAML, its keys mapped to this studio's)",
 }

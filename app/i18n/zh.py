@@ -575,4 +575,9 @@ MESSAGES: dict[str, str] = {
     "eval.running": "正在评估：加载模型、计算损失、生成预测…",
     "eval.failed": "评估失败。",
     "eval.gone": "⚠ 评估 `{id}` 已不存在。",
+    # -- Train: Load config --------------------------------------------------------------------------------------
+    "config.too_big": "{name} 有 {size} 字节；运行配置只有几百字节。请选择“下载配置（YAML）”生成的文件、预设或 LLaMA-Factory 的训练 YAML。",
+    "config.not_text": "{name} 不是文本文件；请选择 .yaml 运行配置。",
+    "config.unreadable_file": "无法读取 {name}：{error}",
+    "config.from_lf_file": "**{name}**（LLaMA-Factory 训练 YAML，其参数已映射为本工作室的设置）",
 }

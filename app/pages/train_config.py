@@ -30,6 +30,7 @@ from app.pages.train_data import dataset_choice_updates
 from backend.config.schema import RunConfig
 
 PRESET, RUN, SUGGESTED = "preset:", "run:", "suggested"
+BLANK = "__blank__"  # stands in for a missing base model or dataset while a partial config is validated
 MAX_CONFIG_BYTES = 1 << 20
 NESTED = ("method", *SECTIONS)
 
@@ -204,6 +205,28 @@ def parse_config_file(path: str | Path) -> tuple[dict[str, Any] | None, list[str
     return (None, [f"{name}: {p}" for p in problems]) if problems else (config, [])
 
 
+def read_config_file(client: TunesmithClient, path: str | Path,
+                     lang: str) -> tuple[dict[str, Any] | None, list[str], bool]:
+    """A Tunesmith run config or a LLaMA-Factory training YAML, read by the API (``POST /configs/from-yaml``:
+    LF keys mapped, names resolved, defaults filled): the config, one line per value not applied and whether it
+    was a LLaMA-Factory file; or None and why the file cannot be used."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return None, [t("config.too_big", lang, name=path.name, size=path.stat().st_size)], False
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None, [t("config.not_text", lang, name=path.name)], False
+    except OSError as exc:
+        return None, [t("config.unreadable_file", lang, name=path.name, error=exc)], False
+    try:
+        answer = client.config_from_yaml(text)
+    except ApiError as exc:
+        return None, [f"{path.name}: {exc}"], False
+    notes = [f"{w.get('key')}: {w.get('msg')}" for w in answer.get("warnings") or []]
+    return dict(answer.get("config") or {}), notes, answer.get("format") == "llamafactory"
+
+
 def api_check(client: TunesmithClient, config: dict[str, Any], lang: str) -> str:
     """Whether the API (model, datasets, this machine) would take the run: POST /jobs/preview, creating nothing."""
     try:
@@ -256,7 +279,10 @@ def fill_form(client: TunesmithClient, config: dict[str, Any], origin: str, prob
         datasets = client.list_datasets()
     except ApiError as exc:
         return t("config.lists_unreadable", lang) + "\n\n" + error_markdown(exc, lang)
-    values, missing = fit_to_studio(config_to_form(config), model_ids, datasets, lang)
+    values = form_values(config, lang)
+    if isinstance(values, str):
+        return values
+    values, missing = fit_to_studio(values, model_ids, datasets, lang)
     problems = [*problems, *missing]
     choices = [(dataset_label(d, lang), d["id"]) for d in datasets if d.get("id")]
     names = {d["id"]: str(d.get("name") or d["id"]) for d in datasets if d.get("id")}
@@ -265,6 +291,24 @@ def fill_form(client: TunesmithClient, config: dict[str, Any], origin: str, prob
         message = t("config.filled_except", lang, origin=origin, count=len(problems)) + "\n\n" + _bullets(problems)
     message += "\n\n" + api_check(client, build_config({**current, **values}), lang)
     return Filled(values=values, choices=choices, names=names, message=message)
+
+
+def form_values(config: dict[str, Any], lang: str) -> dict[str, Any] | str:
+    """Form values for ``config``. A config without datasets or a base model (suggested settings picked before a
+    dataset, a LLaMA-Factory file naming a model this studio lacks) fills every other field and leaves those two
+    as the form has them; a config the schema rejects gives the reason and fills nothing."""
+    blanks = {key: placeholder for key, placeholder in (("datasets", [BLANK]), ("base_model", BLANK))
+              if not config.get(key)}
+    try:
+        values = config_to_form({**config, **blanks})
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        return t("config.invalid_stored", lang) + "\n\n" + _bullets(lines)
+    if "datasets" in blanks:
+        values["datasets"], values["datasets.mixture"] = [], []
+    if "base_model" in blanks:
+        values.pop("base_model")
+    return values
 
 
 def suggestion_summary(suggestion: dict[str, Any], lang: str) -> str:
@@ -350,10 +394,11 @@ def wire(client: TunesmithClient, row: ConfigRow, fields: dict[str, Any], names:
     def on_load(lang: str, path: str | None, *current: Any):
         if not path:
             return unchanged("")
-        config, problems = parse_config_file(path)
+        config, problems, from_llamafactory = read_config_file(client, path, lang)
         if config is None:
             return unchanged(t("config.file_rejected", lang) + "\n\n" + _bullets(problems))
-        return apply(lang, config, t("config.from_file", lang, name=Path(path).name), [], current)
+        origin = t("config.from_lf_file" if from_llamafactory else "config.from_file", lang, name=Path(path).name)
+        return apply(lang, config, origin, problems, current)
 
     def on_download(lang: str, name: str | None, id_names: dict[str, str], *current: Any):
         config = collect(current)

@@ -264,3 +264,78 @@ def test_suggested_settings_for_the_chosen_model_through_the_api(client, tmp_pat
     assert model_hint(client, "/no/such/model", "en") == ""
     missing, message = suggested_config(client, {**current, "base_model": None}, "en")
     assert missing is None and "Pick a base model first" in message
+
+
+LLAMAFACTORY_LORA_SFT = """\
+### model
+model_name_or_path: meta-llama/Meta-Llama-3-8B-Instruct
+trust_remote_code: true
+### method
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+### dataset
+dataset: identity,alpaca_en_demo
+template: llama3
+cutoff_len: 2048
+max_samples: 1000
+overwrite_cache: true
+preprocessing_num_workers: 16
+### output
+output_dir: saves/llama3-8b/lora/sft
+logging_steps: 10
+save_steps: 500
+plot_loss: true
+overwrite_output_dir: true
+### train
+per_device_train_batch_size: 1
+gradient_accumulation_steps: 8
+learning_rate: 1.0e-4
+num_train_epochs: 3.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.1
+bf16: true
+ddp_timeout: 180000000
+"""
+
+
+def test_load_config_takes_a_llamafactory_training_yaml(client, tmp_path):
+    """Issue 12 group 3: LLaMA-Factory's own llama3_lora_sft.yaml fills the form (was: 19 'Extra inputs are not
+    permitted'); what the studio cannot honour is named, the unknown hub model leaves Base model as it is."""
+    from app.pages.train_config import read_config_file
+
+    path = tmp_path / "llama3_lora_sft.yaml"
+    path.write_text(LLAMAFACTORY_LORA_SFT, encoding="utf-8")
+    config, notes, from_llamafactory = read_config_file(client, path, "en")
+    assert from_llamafactory and config is not None
+    identity = next(d["id"] for d in client.list_datasets() if d.get("name") == "identity")
+    current = config_to_form({"base_model": "keep-me", "datasets": [identity]})
+    filled = fill_form(client, config, "**llama3_lora_sft.yaml**", notes, current, "en")
+    assert isinstance(filled, Filled), filled
+    values = filled.values
+    assert "base_model" not in values  # the form keeps its own model
+    assert values["datasets"] == [identity] and "alpaca_en_demo" in filled.message
+    assert (values["method"], values["method.rank"], values["cutoff_len"]) == ("lora", 8, 2048)
+    assert (values["gradient_accumulation_steps"], values["lr_scheduler"]) == (8, "cosine")
+    assert float(values["learning_rate"]) == 1e-4 and values["chat_template"] == "llama3"
+    assert "Extra inputs" not in filled.message
+
+
+def test_suggested_settings_before_any_dataset_fill_the_form(client, tmp_path):
+    """Issue 12 group 1: ✨ Suggested settings with no dataset picked used to raise a ValidationError out of the
+    handler (every field an 'Error' badge); now the settings apply and Datasets stays empty."""
+    from tests.tiny_model import build_tiny_model
+
+    model = str(build_tiny_model(tmp_path / "tiny-llama"))
+    current = config_to_form({"base_model": model, "datasets": ["x"]})
+    current.update({"datasets": [], "datasets.mixture": []})
+    config, origin = suggested_config(client, build_config(current), "en")
+    assert config is not None and not config.get("datasets")
+    filled = fill_form(client, config, origin, [], current, "en")
+    assert isinstance(filled, Filled), filled
+    assert filled.values["datasets"] == [] and filled.values["method.rank"] == 8
+    assert filled.message.startswith("✓ Filled the form from the settings suggested for")
+    zh = fill_form(client, config, origin, [], current, "zh")
+    assert isinstance(zh, Filled) and "已用" in zh.message
