@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from backend.api import security
 from backend.api.main import create_app
-from backend.config.schema import RunConfig, Stage
+from backend.config.schema import RunConfig
 from backend.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llamafactory"
@@ -119,15 +119,18 @@ def test_dpo_kto_and_qlora_yamls_import(studio):
     assert "quantization_method" in keys(qlora)
 
 
-def test_reward_yaml_imports_once_the_studio_has_stage_rm_else_is_refused_by_name(studio):
-    reply = studio.post(URL, content=(FIXTURES / "train_lora_reward.yaml").read_text())
-    if "rm" in Stage.__args__:
-        assert reply.status_code == 200 and reply.json()["config"]["stage"] == "rm"
-    else:
-        assert reply.status_code == 422
-        body = reply.json()
-        assert "stage 'rm' is not offered" in body["message"]
-        assert body["errors"][0]["loc"] == ["body", "yaml", "stage"]
+def test_reward_yaml_imports_as_stage_rm(studio):
+    body = imported(studio, "train_lora_reward.yaml")
+    assert body["config"]["stage"] == "rm" and body["config"]["datasets"] == [ids(studio)["dpo_en_demo"]]
+    assert body["config"]["method"]["rank"] == 8
+    assert keys(body) == LF_IGNORED - {"per_device_eval_batch_size", "eval_strategy"}
+
+
+def test_a_stage_the_studio_does_not_offer_is_refused_by_name(studio):
+    reply = studio.post(URL, content=(FIXTURES / "train_lora_reward.yaml").read_text().replace("stage: rm", "stage: ppo"))
+    assert reply.status_code == 422
+    body = reply.json()
+    assert "stage 'ppo' is not offered" in body["message"] and body["errors"][0]["loc"] == ["body", "yaml", "stage"]
 
 
 def test_unknown_model_and_dataset_are_left_out_with_a_warning(studio):
