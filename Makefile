@@ -8,7 +8,7 @@ PORT       ?= 7860
 export TUNESMITH_HOME ?= $(CURDIR)/.tunesmith
 MODELS_DIR := $(TUNESMITH_HOME)/models
 
-.PHONY: studio test install install-dev browser model clean help
+.PHONY: studio test install install-dev browser model clean help deepspeed-cpu-ops
 
 help:
 	@echo "make studio   install (first time), prepare the bundled model, serve on http://$(HOST):$(PORT)"
@@ -23,7 +23,21 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "==> installing Tunesmith and its dependencies into $(VENV) (first time: a few minutes)"
 	$(BIN)/pip install --quiet --progress-bar off "$(TORCH_SPEC)"
 	DS_BUILD_OPS=0 $(BIN)/pip install --quiet --progress-bar off -e .  # deepspeed as pure Python: no CUDA ops
+	@$(MAKE) --no-print-directory deepspeed-cpu-ops
 	@touch $@
+
+# DeepSpeed's two CPU ops, compiled once into the installed package (g++/ninja; measured 170 CPU-seconds, so about
+# 1.5-3 min on 2 cores): CPU Adam (ZeRO optimizer offload) and the shared-memory collectives of CPU processes. Without
+# them every clean environment JIT-compiles both inside its first DeepSpeed run (minutes, inside a job or a test).
+# --no-build-isolation: the ops build against the torch installed above. A failure only costs that JIT later.
+DS_VERSION = $$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("deepspeed"))')
+deepspeed-cpu-ops:
+	@if $(BIN)/python -c "from deepspeed.git_version_info import installed_ops as o; raise SystemExit(not o.get('cpu_adam'))" >/dev/null 2>&1; \
+	then echo "==> DeepSpeed CPU ops already built"; \
+	else echo "==> building DeepSpeed's CPU Adam and shared-memory comm ops once (a few minutes, once)"; \
+	  DS_BUILD_OPS=0 DS_BUILD_CPU_ADAM=1 DS_BUILD_SHM_COMM=1 $(BIN)/pip install --quiet --progress-bar off \
+	    --no-build-isolation --no-cache-dir --no-deps --force-reinstall "deepspeed==$(DS_VERSION)" \
+	  || echo "!! DeepSpeed CPU ops not prebuilt: the first ZeRO offload / CPU DeepSpeed run will JIT-compile them"; fi
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	@echo "==> installing dev dependencies"

@@ -16,8 +16,10 @@ import torch
 
 from backend.config.schema import FreezeMethod, LoraMethod
 from backend.engine.failures import EngineError
-from backend.engine.quantization import build_quantization_config  # noqa: F401 - recipe loads QLoRA bases with it
-from backend.engine.quantization import check_bitsandbytes_installed
+from backend.engine.quantization import (
+    build_quantization_config,  # noqa: F401 - recipe loads QLoRA bases with it
+    check_bitsandbytes_installed,
+)
 
 if TYPE_CHECKING:
     from peft import LoraConfig

@@ -57,7 +57,7 @@ def quantization_facts(model) -> dict:
     four = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     eight = [m for m in model.modules() if isinstance(m, bnb.nn.Linear8bitLt)]
     if four:
-        quant_type = getattr(four[0].weight, "quant_type", None) or getattr(four[0].weight.quant_state, "quant_type")
+        quant_type = getattr(four[0].weight, "quant_type", None) or four[0].weight.quant_state.quant_type
         return {"bits": 4, "quant_type": quant_type, "quantized_layers": len(four)}
     if eight:
         return {"bits": 8, "quant_type": "llm_int8", "quantized_layers": len(eight)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from backend.config import rundir
 from backend.config.schema import ResolvedRun
 from backend.engine import run_setup, stages
-from backend.engine.distributed_state import watch_distributed_state
+from backend.engine.live_state import watch_live_state
 from backend.engine.named_chat_templates import apply_chat_template_name
 from backend.engine.outputs import (
     checkpoint_step,
@@ -89,7 +89,7 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
                        packed_groups=bool(batch_tokens), facts=facts)
     trainer = stage.build_trainer(ctx)
     hooks = finish_trainer(trainer, ctx)
-    watch_distributed_state(trainer, config, facts, write_engine_facts, run_dir)  # FSDP on CPU; the live state
+    watch_live_state(trainer, config, facts, write_engine_facts, run_dir)  # FSDP on CPU; what really runs
     initial_adapter = save_initial_adapter(trainer, run_dir) if peft_config is not None else None
     trainable, total = methods.count_parameters(trainer.model)
     print(f"method {config.method.name}: {trainable:,} of {total:,} parameters trainable", flush=True)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.config.schema import PREFERENCE_STAGES, ResolvedRun, RunConfig
-from backend.engine.failures import EngineError
 
 
 @dataclass

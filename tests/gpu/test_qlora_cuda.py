@@ -29,6 +29,7 @@ def test_qlora_4bit_trains_an_adapter_on_a_quantized_base(tmp_path, tiny_model_d
     assert proc.returncode == 0, log[-4000:]
     result = read_result(run_dir)
     assert result["status"] == "succeeded" and result["output"] == "adapter", result
+    assert result["quantization"]["bits"] == 4 and result["quantization"]["quant_type"] == "nf4", result
 
     # the base was quantized: the loaded model holds far fewer stored parameters than the fp32 original
     counts = re.search(r"method qlora: ([\d,]+) of ([\d,]+) parameters trainable", log)

@@ -33,7 +33,10 @@ def test_zero3_writes_exactly_one_full_size_adapter(tmp_path, tiny_model_dir):
                           text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    assert read_result(run_dir)["status"] == "succeeded", read_result(run_dir)
+    result = read_result(run_dir)
+    assert result["status"] == "succeeded", result
+    live = result["distributed"]  # read by the engine from the running DeepSpeed engine
+    assert live["backend"] == "deepspeed" and live["zero_stage"] == 3 and live["world_size"] == 1, live
 
     assert [p.name for p in run_dir.iterdir() if "adapter" in p.name] == ["adapter"]  # no leftover .adapter.tmp
     assert sorted(p.name for p in (run_dir / "adapter").glob("*.safetensors")) == ["adapter_model.safetensors"]

@@ -1,5 +1,5 @@
-"""What really runs across processes, read from the live accelerate / DeepSpeed / FSDP objects after the trainer
-prepared the model (never copied from the run config), and the one place that makes FSDP2 real on CPUs.
+"""What really runs, read from the live accelerate / DeepSpeed / FSDP / optimizer objects once the trainer has
+prepared them (never copied from the run config), and the one place that makes FSDP2 real on CPUs.
 
 Why forcing is needed: accelerate switches to FSDP only for GPU-like devices. Under ``accelerate launch`` with
 ``distributed_type: FSDP`` on CPUs the state silently says MULTI_CPU and the model is wrapped in plain DDP - no
@@ -9,7 +9,7 @@ environment, before the trainer prepares the model. Then the live state is check
 and whose parameters are not sharded fails (``check_as_asked``), it never passes as DDP.
 
 ``engine.distributed`` = ``{"backend": "ddp"|"deepspeed"|"fsdp"|"none", "world_size", "zero_stage"?,
-"offload"?: ["optimizer", "params"], "sharded_params"?, "optimizer_class"?}``.
+"offload"?: ["optimizer", "params"], "sharded_params"?}``; ``engine.optimizer``: the optimizer that really steps.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def _deepspeed_facts(engine) -> dict:
     params = list(engine.module.parameters())
     full = sum(getattr(p, "ds_numel", p.numel()) for p in params)
     local = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in params)
-    basic = getattr(engine, "basic_optimizer", None)
-    return {"zero_stage": int(engine.zero_optimization_stage()), "offload": offload, "sharded_params": local < full,
-            "optimizer_class": type(basic).__name__ if basic is not None else None}
+    return {"zero_stage": int(engine.zero_optimization_stage()), "offload": offload, "sharded_params": local < full}
 
 
 def _fsdp_facts(model, plugin) -> dict:
@@ -105,6 +103,24 @@ def distributed_facts(trainer) -> dict:
     return facts
 
 
+def optimizer_facts(trainer) -> dict:
+    """``{"class", "bits"?, "paged"?, "state_dtypes"?}`` of the optimizer that really steps, under accelerate's and
+    DeepSpeed's wrappers: e.g. bitsandbytes' ``AdamW`` with 8-bit state (transformers picks bnb's AdamW class with
+    optim_bits=8 for adamw_8bit and paged_adamw_8bit), DeepSpeedCPUAdam under offload, torch's AdamW."""
+    basic = getattr(trainer.model_wrapped, "basic_optimizer", None)  # a DeepSpeed engine's own optimizer
+    optimizer = basic if basic is not None else getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    if optimizer is None:
+        return {}
+    facts: dict = {"class": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"}
+    if hasattr(optimizer, "args") and hasattr(optimizer.args, "optim_bits"):  # a bitsandbytes optimizer
+        facts.update(bits=int(optimizer.args.optim_bits), paged=bool(getattr(optimizer, "is_paged", False)))
+    dtypes = {str(value.dtype).removeprefix("torch.") for state in optimizer.state.values()
+              for value in state.values() if hasattr(value, "dtype") and value.dim() > 0}
+    if dtypes:  # filled after the first step: the 8-bit ones hold uint8 moments
+        facts["state_dtypes"] = sorted(dtypes)
+    return facts
+
+
 def check_as_asked(config: RunConfig, facts: dict) -> None:
     """Fail the run when what runs is not what was asked: another backend, an unsharded FSDP/ZeRO-3 model,
     or a missing offload."""
@@ -129,9 +145,10 @@ def check_as_asked(config: RunConfig, facts: dict) -> None:
         raise EngineError(f"CPU offload of {', '.join(missing)} was asked for but is not active", hint)
 
 
-class LiveDistributedState(TrainerCallback):
-    """At train begin (after the model is prepared): record ``distributed`` in the run's facts, rewrite
-    engine.json with it (rank 0), and fail fast when it is not what the run asked for."""
+class LiveState(TrainerCallback):
+    """At train begin (after the model is prepared): record ``distributed`` and ``optimizer`` in the run's facts,
+    rewrite engine.json with them (rank 0), and fail fast when the run is not what it asked for. At train end,
+    the optimizer again (its state now exists)."""
 
     def __init__(self, trainer, config: RunConfig, facts: dict, write_facts, run_dir: Path):
         self.trainer, self.config, self.facts = trainer, config, facts
@@ -140,15 +157,22 @@ class LiveDistributedState(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         live = distributed_facts(self.trainer)
         self.facts["distributed"] = live
+        self.facts["optimizer"] = optimizer_facts(self.trainer)
         print(f"distributed: {live}", flush=True)
         if state.is_world_process_zero:
             self.write_facts(self.run_dir, self.facts)
         check_as_asked(self.config, live)
         return control
 
+    def on_train_end(self, args, state, control, **kwargs):
+        self.facts["optimizer"] = optimizer_facts(self.trainer)
+        if state.is_world_process_zero:
+            self.write_facts(self.run_dir, self.facts)
+        return control
 
-def watch_distributed_state(trainer, config: RunConfig, facts: dict, write_facts, run_dir: Path) -> None:
+
+def watch_live_state(trainer, config: RunConfig, facts: dict, write_facts, run_dir: Path) -> None:
     """The recipe's one hook: force FSDP where accelerate would not, and report/check the live state."""
     if force_fsdp_on_cpu(trainer):
         print("fsdp: accelerate's state forced from MULTI_CPU to FSDP (CPU processes, gloo)", flush=True)
-    trainer.add_callback(LiveDistributedState(trainer, config, facts, write_facts, run_dir))
+    trainer.add_callback(LiveState(trainer, config, facts, write_facts, run_dir))
