@@ -18,7 +18,6 @@ from typing import Literal
 
 from backend import catalog
 from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError
-from backend.config import rundir
 from backend.engine_process import build_chat_worker_command
 from backend.jobs.service import JobNotFound, JobService
 from backend.settings import Settings
@@ -83,18 +82,15 @@ class ChatManager:
             raise ChatTargetNotFound(f"no job with id {job_id!r}") from None
         if job.state != "succeeded":
             raise ChatTargetUnavailable(f"job {job_id} is {job.state}; only a succeeded job can be chatted with")
-        run_dir = Path(job.run_dir)
         name = f"{job.name} ({job_id})" if job.name else job_id
         if job.output == "model":
-            return self._checked(ChatTarget(f"{name} · trained model", "model", str(run_dir / rundir.MODEL_DIR)))
-        merged = run_dir / rundir.MERGED_DIR
-        if (merged / "config.json").is_file():  # written to a temp dir then renamed: present means complete
-            return ChatTarget(f"{name} · merged", "merged", str(merged))
-        base = rundir.read_resolved_run(run_dir).model_path
-        adapter = run_dir / rundir.ADAPTER_DIR
-        if not (adapter / "adapter_config.json").is_file():
-            raise ChatTargetUnavailable(f"job {job_id} has no adapter on disk ({adapter})")
-        return self._checked(ChatTarget(f"{name} · adapter", "adapter", base, str(adapter)))
+            return self._checked(ChatTarget(f"{name} · trained model", "model", str(job.run.model_dir)))
+        weights = job.run.weights()
+        if weights.merged:  # a merged model is one plain model: faster to load than base + adapter
+            return ChatTarget(f"{name} · merged", "merged", str(weights.merged))
+        if weights.adapter is None:
+            raise ChatTargetUnavailable(f"job {job_id} has no adapter on disk ({job.run.adapter_dir})")
+        return self._checked(ChatTarget(f"{name} · adapter", "adapter", weights.base_model, str(weights.adapter)))
 
     @staticmethod
     def _checked(target: ChatTarget) -> ChatTarget:

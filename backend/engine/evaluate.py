@@ -52,15 +52,13 @@ MAX_BATCH_TOKENS = 4096  # padded tokens per forward pass of the loss
 def resolve_run_target(run_dir: str | Path) -> tuple[Path, Path | None, int]:
     """``(model dir, adapter dir or None, the run's cutoff_len)`` of a finished run: base + adapter for LoRA/QLoRA
     runs (the exact weights training produced, not the merged copy), the trained model for full/freeze runs."""
-    run_dir = Path(run_dir).resolve()
-    run = rundir.read_resolved_run(run_dir)
-    adapter = run_dir / rundir.ADAPTER_DIR
-    if (adapter / "adapter_config.json").is_file():
-        return Path(run.model_path), adapter, run.config.cutoff_len
-    model = run_dir / rundir.MODEL_DIR
-    if (model / "config.json").is_file():
-        return model, None, run.config.cutoff_len
-    raise EngineError(f"run {run_dir.name} has no trained output (no {adapter} and no {model})",
+    run = rundir.RunDir(Path(run_dir).resolve())
+    weights, cutoff_len = run.weights(), run.config.cutoff_len
+    if weights.adapter:
+        return Path(weights.base_model), weights.adapter, cutoff_len
+    if weights.model:
+        return weights.model, None, cutoff_len
+    raise EngineError(f"run {run.path.name} has no trained output (no {run.adapter_dir} and no {run.model_dir})",
                       "evaluate a run that finished successfully")
 
 

@@ -28,7 +28,7 @@ from backend.fsio import atomic_write_json
 from backend.jobs.service import JobService, JobStateConflict
 from backend.settings import Settings
 
-EVALUATIONS_DIR = "evaluations"
+EVALUATIONS_DIR = rundir.EVALUATIONS_DIR
 METRICS_FILE = "metrics.json"  # names written by backend.engine.evaluate (not imported: it needs torch)
 PREDICTIONS_FILE = "predictions.jsonl"
 LOG_FILE = "evaluate.log"
@@ -87,17 +87,15 @@ class EvaluationService:
         """A job's target (JobNotFound for an unknown id). ``for_running``: the job must have succeeded and
         still have its adapter or trained model on disk (JobStateConflict otherwise)."""
         job = self.jobs.get(job_id)
-        run_dir = Path(job.run_dir)
         if for_running:
             if job.state != "succeeded":
                 raise JobStateConflict(f"job {job_id} is {job.state}; only a succeeded job can be evaluated")
-            output = (run_dir / rundir.MODEL_DIR / "config.json" if job.output == "model"
-                      else run_dir / rundir.ADAPTER_DIR / "adapter_config.json")
-            if not output.is_file():
-                raise JobStateConflict(f"job {job_id} has no trained output on disk ({output.parent}); "
+            if job.run.weights().trained is None:
+                folder = job.run.model_dir if job.output == "model" else job.run.adapter_dir
+                raise JobStateConflict(f"job {job_id} has no trained output on disk ({folder}); "
                                        "was its run directory moved or cleaned?")
-        return EvalTarget(key=f"job:{job_id}", label=job.name or job_id, root=run_dir / EVALUATIONS_DIR,
-                          engine_args=("--run-dir", str(run_dir)), record=(("job_id", job_id),))
+        return EvalTarget(key=f"job:{job_id}", label=job.name or job_id, root=job.run.evaluations_dir,
+                          engine_args=("--run-dir", str(job.run.path)), record=(("job_id", job_id),))
 
     def model_target(self, model: str) -> EvalTarget:
         info = catalog.resolve_model(self.settings, model)

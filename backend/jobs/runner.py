@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Protocol
 
 from backend.config import rundir
-from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
 from backend.engine_process import PROJECT_ROOT, engine_env
 from backend.fsio import atomic_write_json
@@ -80,14 +79,14 @@ def launch_plan(config: RunConfig, run_dir: Path, gpus: list[int],
 
 def job_gpus(job: JobRow, available: list[int]) -> list[int]:
     """The GPUs a job gets: its ``distributed.gpus`` when set, else all available, cut to ``num_processes``."""
-    return select_gpus(DistributedConfig.model_validate(job.config.get("distributed") or {}), available)
+    return select_gpus(job.distributed, available)
 
 
 def spawn_training(job: JobRow, gpus: list[int]) -> subprocess.Popen:
     """Write the launch files, then start ``accelerate launch ... -m backend.engine train`` for a job, in its
     own process group."""
     run_dir = Path(job.run_dir)
-    config = RunConfig.model_validate(job.config)
+    config = job.run.config  # run.yaml, the copy the engine reads: launch flags and training cannot disagree
     dist = config.distributed
     port = None
     if dist.main_process_port is None and dist.num_machines == 1 and total_processes(dist, gpus) > 1:

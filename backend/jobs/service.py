@@ -9,15 +9,16 @@ import secrets
 import shutil
 import threading
 from pathlib import Path
+from typing import Literal
 
 from backend import catalog
 from backend.config import rundir
+from backend.config.rundir import RunDir
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
 from backend.engine_process import build_engine_command, run_engine
-from backend.fsio import atomic_write_text, iter_jsonl
+from backend.fsio import iter_jsonl
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
-from backend.jobs.outcome import tail_text
 from backend.jobs.runner import JobRunner
 from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, utc_now
 from backend.settings import Settings
@@ -129,7 +130,7 @@ class JobService:
         tmp_dir = self.settings.runs_dir / f".tmp-{job_id}"
         tmp_dir.mkdir(parents=True)
         try:
-            rundir.write_resolved_run(tmp_dir, resolved)
+            RunDir(tmp_dir).write_run(resolved)
             tmp_dir.rename(final_dir)
             job = JobRow(id=job_id, name=name or f"{resolved.config.method.name}-{job_id[4:]}", state="queued",
                          config=resolved.config.model_dump(mode="json"), run_dir=str(final_dir),
@@ -154,20 +155,16 @@ class JobService:
 
     def datasets_in_use(self) -> set[str]:
         """Ids (or names) of the training and validation datasets of every queued or running job."""
-        used = set()
-        for job in self.store.list(states=ACTIVE_STATES):
-            entries = [*job.config.get("datasets", []), *job.config.get("val_datasets", [])]
-            used |= {entry["id"] if isinstance(entry, dict) else entry for entry in entries}
-        return used
+        return set().union(*(job.dataset_refs for job in self.store.list(states=ACTIVE_STATES)))
 
     def metrics(self, job_id: str, after: int | None = None) -> list[dict]:
         job = self.get(job_id)
-        rows = iter_jsonl(Path(job.run_dir) / rundir.EVENTS_FILE)
+        rows = iter_jsonl(job.run.file(rundir.EVENTS_FILE))
         return [r for r in rows if after is None or r.get("step", 0) > after]
 
     def logs(self, job_id: str, tail: int = 200) -> str:
         job = self.get(job_id)
-        return tail_text(Path(job.run_dir) / rundir.LOG_FILE, lines=tail)
+        return job.run.log_tail(lines=tail)
 
     # -- cancel -------------------------------------------------------------------------------------
     def cancel(self, job_id: str) -> JobRow:
@@ -188,7 +185,7 @@ class JobService:
         if job.state != "running":
             what = "has not started; cancel it instead" if job.state == "queued" else f"is already {job.state}"
             raise JobStateConflict(f"job {job_id} {what}; only a running job can be stopped and saved")
-        atomic_write_text(Path(job.run_dir) / rundir.STOP_FILE, utc_now() + "\n")
+        job.run.request_stop(utc_now())
         return self.get(job_id)
 
     # -- resume -------------------------------------------------------------------------------------
@@ -198,44 +195,49 @@ class JobService:
         job = self.get(job_id)
         if job.state not in ("failed", "cancelled"):
             raise JobStateConflict(f"job {job_id} is {job.state}; only failed or cancelled jobs can be resumed")
-        if not (Path(job.run_dir) / rundir.RUN_FILE).is_file():
+        if not job.run.has_run():
             raise JobStateConflict(f"job {job_id} has lost its run directory ({job.run_dir}); submit it again")
-        (Path(job.run_dir) / rundir.STOP_FILE).unlink(missing_ok=True)  # an old stop request must not end the new attempt
+        job.run.clear_stop()  # an old stop request must not end the new attempt
         self.store.update(job_id, expect_state=("failed", "cancelled"), state="queued", cancel_requested=False,
                           error=None, hint=None, finished_at=None, started_at=None, pid=None, output=None)
         self.runner.tick()
         return self.get(job_id)
 
-    # -- export -------------------------------------------------------------------------------------
-    def output_dir(self, job_id: str, kind: str) -> Path:
-        """The adapter, trained model or merged model directory of a finished job."""
-        job = self.get(job_id)
-        run_dir = Path(job.run_dir)
-        if job.state != "succeeded":
-            raise JobStateConflict(f"job {job_id} is {job.state}; outputs exist only for succeeded jobs")
+    # -- outputs ------------------------------------------------------------------------------------
+    def output_dir(self, job_id: str, kind: Literal["adapter", "merged"]) -> Path:
+        """The adapter, or the whole model (trained full/freeze model, else the merged one), of a succeeded job."""
+        job = self._succeeded(job_id, "outputs exist only for succeeded jobs")
+        weights = job.run.weights()
         if kind == "adapter":
             if job.output != "adapter":
-                raise JobStateConflict(f"job {job_id} trained with method {job.config['method']['name']!r}, "
-                                       "which produces a full model, not an adapter; download it from /merged")
-            return run_dir / rundir.ADAPTER_DIR
-        if kind == "merged":
-            if job.output == "model":
-                return run_dir / rundir.MODEL_DIR
-            merged = run_dir / rundir.MERGED_DIR
-            if not merged.is_dir():
-                raise JobStateConflict(f"job {job_id} has no merged model yet; POST /api/v1/jobs/{job_id}/merge first")
-            return merged
-        raise ValueError(kind)
+                raise JobStateConflict(f"job {job_id} trained with method {job.method!r}, which produces a full "
+                                       "model, not an adapter; download it from /merged")
+            if weights.adapter is None:
+                raise JobStateConflict(f"job {job_id} has no adapter output on disk ({job.run.adapter_dir})")
+            return weights.adapter
+        if job.output == "model":
+            if weights.model is None:
+                raise JobStateConflict(f"job {job_id} has no merged output on disk ({job.run.model_dir})")
+            return weights.model
+        if weights.merged is None:
+            raise JobStateConflict(f"job {job_id} has no merged model yet; POST /api/v1/jobs/{job_id}/merge first")
+        return weights.merged
 
     def merge(self, job_id: str, timeout_s: float = 1800) -> Path:
+        """Merge the adapter into its base model (``merged/``, written atomically by the engine); a full/freeze
+        run's trained model is already whole. EngineFailed (the engine's error and hint) when the merge fails."""
+        job = self._succeeded(job_id, "only a succeeded job can be merged")
+        if job.output == "model":
+            return job.run.model_dir
+        lock = self._merge_locks.setdefault(job_id, threading.Lock())
+        with lock:
+            run_engine(build_engine_command("merge", "--run-dir", job.run.path), what="merge", timeout_s=timeout_s,
+                       log_path=job.run.file(rundir.MERGE_LOG_FILE),
+                       timeout_hint="merge on a machine with more memory or a faster disk")
+        return job.run.merged_dir
+
+    def _succeeded(self, job_id: str, why: str) -> JobRow:
         job = self.get(job_id)
         if job.state != "succeeded":
-            raise JobStateConflict(f"job {job_id} is {job.state}; only a succeeded job can be merged")
-        if job.output == "model":
-            return Path(job.run_dir) / rundir.MODEL_DIR  # full/freeze: the trained model is already whole
-        lock = self._merge_locks.setdefault(job_id, threading.Lock())
-        run_dir = Path(job.run_dir)
-        with lock:
-            run_engine(build_engine_command("merge", "--run-dir", run_dir), what="merge", timeout_s=timeout_s,
-                       log_path=run_dir / "merge.log", timeout_hint="merge on a machine with more memory or a faster disk")
-        return run_dir / rundir.MERGED_DIR
+            raise JobStateConflict(f"job {job_id} is {job.state}; {why}")
+        return job

@@ -11,6 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from backend.config.distributed import DistributedConfig
+from backend.config.rundir import RunDir
+
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -55,6 +58,28 @@ class JobRow:
     hint: str | None = None
     output: str | None = None
     cancel_requested: bool = False
+
+    @property
+    def run(self) -> RunDir:
+        """The run directory: the source of truth for the run (its config is run.yaml; ``config`` is an index copy)."""
+        return RunDir(self.run_dir)
+
+    @property
+    def method(self) -> str | None:
+        """The training method's name (lora, qlora, full, freeze) as indexed at submit."""
+        method = self.config.get("method")
+        return method.get("name") if isinstance(method, dict) else None
+
+    @property
+    def distributed(self) -> DistributedConfig:
+        """How the job is spread over processes and GPUs (what the scheduler needs before it starts)."""
+        return DistributedConfig.model_validate(self.config.get("distributed") or {})
+
+    @property
+    def dataset_refs(self) -> set[str]:
+        """Ids (or names) of the training and validation datasets the job reads."""
+        entries = [*self.config.get("datasets", []), *self.config.get("val_datasets", [])]
+        return {entry["id"] if isinstance(entry, dict) else entry for entry in entries}
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> "JobRow":
