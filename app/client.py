@@ -59,16 +59,15 @@ class ApiError(Exception):
 
 
 def _format_loc(loc: Any) -> str:
+    """``["body", "method", "lora", "rank"]`` -> ``method.lora.rank``; a dataset's ``["line 3", "output"]`` ->
+    ``line 3 output``."""
     parts = [str(p) for p in (loc or []) if p not in ("body", "query", "path")]
-    return ".".join(parts)
+    return (" " if any(" " in p for p in parts) else ".").join(parts)
 
 
 def parse_error(response: httpx.Response) -> ApiError:
-    """Turn any FastAPI-style error body into an :class:`ApiError`.
-
-    Handles ``{"detail": str}``, ``{"detail": {"message", "errors": [{location, field, message}]}}`` and
-    pydantic's ``{"detail": [{"loc", "msg", ...}]}`` (422 from request validation).
-    """
+    """The API's one error body ``{"message", "errors": [{"loc", "msg"}], "error_count", "hint"?}`` as an
+    :class:`ApiError`: the message (plus the hint), and one detail per located or extra problem."""
     status = response.status_code
     fallback = f"HTTP {status} {response.reason_phrase or ''}".strip()
     try:
@@ -76,32 +75,15 @@ def parse_error(response: httpx.Response) -> ApiError:
     except ValueError:
         text = response.text.strip()
         return ApiError(text[:500] if text else fallback, status_code=status)
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    if isinstance(detail, str):
-        return ApiError(detail, status_code=status)
-    if isinstance(detail, list):
+    if not isinstance(body, dict) or not body.get("message"):
+        return ApiError(fallback, status_code=status)
+    message = str(body["message"]) + (f" (hint: {body['hint']})" if body.get("hint") else "")
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+    details = [f"{where}: {e.get('msg', '')}" if (where := _format_loc(e.get("loc"))) else str(e.get("msg", ""))
+               for e in errors]
+    if len(errors) == 1 and not _format_loc(errors[0].get("loc")):  # one unlocated problem: the message says it
         details = []
-        for err in detail:
-            if isinstance(err, dict):
-                loc = _format_loc(err.get("loc"))
-                msg = str(err.get("msg") or err.get("message") or err)
-                details.append(f"{loc}: {msg}" if loc else msg)
-            else:
-                details.append(str(err))
-        noun = "error" if len(details) == 1 else "errors"
-        return ApiError(f"Invalid request ({len(details)} {noun})", status_code=status, details=details)
-    if isinstance(detail, dict):
-        message = str(detail.get("message") or fallback)
-        details = []
-        for err in detail.get("errors") or []:
-            if not isinstance(err, dict):
-                details.append(str(err))
-                continue
-            where = " ".join(str(err[k]) for k in ("location", "field") if err.get(k) not in (None, ""))
-            msg = str(err.get("message", ""))
-            details.append(f"{where}: {msg}" if where else msg)
-        return ApiError(message, status_code=status, details=details)
-    return ApiError(fallback, status_code=status)
+    return ApiError(message, status_code=status, details=details)
 
 
 class TunesmithClient:

@@ -139,8 +139,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run one job in the foreground through the same job path the studio uses."""
-    from backend.api.main import BUILTIN_DATASETS
     from backend.config.llamafactory import is_llamafactory_config
+    from backend.datasets.builtin import BUILTIN_DATASETS
     from backend.config.schema import RunConfig
     from backend.config_import import StudioCatalog, llamafactory_run_config
     from backend.datasets.registry import DatasetRegistry

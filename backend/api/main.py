@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
 from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
 from backend.api.routes import configs, model_downloads, presets
+from backend.api.errors import install_api_fallback, install_error_handlers, keep_fallback_last
 from backend.api.security import install_security
 from backend.chat.manager import ChatManager
+from backend.datasets.builtin import BUILTIN_DATASETS
 from backend.datasets.registry import DatasetRegistry
 from backend.home_access import home_write_problem, read_only_settings
 from backend.jobs.evaluations import EvaluationService
@@ -21,7 +22,6 @@ from backend.jobs.store import JobStore
 from backend.settings import Settings
 
 API_PREFIX = "/api/v1"
-BUILTIN_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 log = logging.getLogger("tunesmith.api")
 
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
                 registry.register_builtin(BUILTIN_DATASETS)
             except Exception:
                 log.exception("could not register the built-in demo datasets")
+        keep_fallback_last(app)  # after routers added since create_app, before the UI mounted at /
         if start_runner:
             runner.start()
         try:
@@ -82,4 +83,6 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
         """The same document as /openapi.json, beside the routes it describes."""
         return app.openapi()
 
+    install_error_handlers(app)
+    install_api_fallback(app, API_PREFIX)  # keep last among the API's routes
     return app

@@ -19,6 +19,7 @@ from typing import Literal
 from backend import catalog
 from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError
 from backend.engine_process import build_chat_worker_command
+from backend.errors import Conflict, NotFound
 from backend.jobs.service import JobNotFound, JobService
 from backend.settings import Settings
 
@@ -27,11 +28,11 @@ log = logging.getLogger("tunesmith.chat")
 TargetKind = Literal["base", "adapter", "merged", "model"]
 
 
-class ChatTargetNotFound(LookupError):
+class ChatTargetNotFound(NotFound):
     """No such model id / path, or no such job."""
 
 
-class ChatTargetUnavailable(RuntimeError):
+class ChatTargetUnavailable(Conflict):
     """The job exists but has nothing to chat with (not succeeded, outputs missing)."""
 
 

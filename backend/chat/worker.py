@@ -14,17 +14,20 @@ from collections import deque
 from pathlib import Path
 
 from backend.engine_process import PROJECT_ROOT, engine_env
+from backend.errors import EngineFailed
 
 STDERR_LINES = 200
 NOISE_PREFIXES = ("Loading weights", "Writing model shards", "Loading checkpoint shards")
 
 
-class ChatWorkerError(RuntimeError):
-    """The worker failed: it could not load the model, a request failed, or the process died."""
+class ChatWorkerError(EngineFailed):
+    """The worker failed: it could not load the model, a request failed, or the process died (422 with its words)."""
 
 
 class ChatTimeout(ChatWorkerError):
-    """The worker did not answer in time (it is killed; the next request starts a new one)."""
+    """The worker did not answer in time (it is killed; the next request starts a new one). 503: ask for less."""
+
+    status = 503
 
 
 class ChatWorker:

@@ -8,16 +8,21 @@ import importlib.util
 from collections.abc import Callable
 
 from backend.config.schema import RunConfig
+from backend.errors import Invalid
 from backend.jobs.gpus import GpuInfo
 
 
-class JobConfigError(ValueError):
-    """A config that is valid on its own but cannot run here (unknown dataset, no GPU for fp16...)."""
+class JobConfigError(Invalid):
+    """A config that is valid on its own but cannot run here (unknown dataset, no GPU for fp16...). ``loc`` is the
+    field's place in the run config; the API answers 422 with it under ``body``."""
 
     def __init__(self, loc: tuple, message: str):
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
+        super().__init__(message, loc=("body", *loc))
+        self.config_loc = tuple(loc)
+
+    @property
+    def loc(self) -> tuple:
+        return self.config_loc
 
 
 BNB_INSTALL = "pip install bitsandbytes"

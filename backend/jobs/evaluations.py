@@ -22,8 +22,8 @@ from pathlib import Path
 from backend import catalog
 from backend.config import rundir
 from backend.datasets.registry import DatasetRegistry
-from backend.engine_process import build_engine_command, run_engine
-from backend.errors import EngineFailed
+from backend.engine_process import EngineTimedOut, build_engine_command, run_engine
+from backend.errors import Busy, EngineFailed, NotFound
 from backend.fsio import atomic_write_json
 from backend.jobs.service import JobService, JobStateConflict
 from backend.settings import Settings
@@ -35,11 +35,11 @@ LOG_FILE = "evaluate.log"
 DEFAULT_TIMEOUT_S = 3600.0
 
 
-class EvaluationNotFound(LookupError):
+class EvaluationNotFound(NotFound):
     """No such base model, or no such evaluation."""
 
 
-class EvaluationBusy(RuntimeError):
+class EvaluationBusy(Busy):
     """An evaluation of the same job or base model is already running."""
 
 
@@ -148,8 +148,13 @@ class EvaluationService:
             return self._locks.setdefault(key, threading.Lock())
 
     def _run_engine(self, argv: list[str], work: Path) -> None:
-        run_engine(argv, what="evaluation", timeout_s=self.timeout_s, log_path=work / LOG_FILE,
-                   timeout_hint="evaluate fewer samples or fewer new tokens")
+        try:
+            run_engine(argv, what="evaluation", timeout_s=self.timeout_s, log_path=work / LOG_FILE,
+                       timeout_hint="evaluate fewer samples or fewer new tokens")
+        except EngineTimedOut:
+            raise
+        except EngineFailed as exc:
+            raise EngineFailed(f"evaluation failed: {exc.message}", hint=exc.hint) from None
         if not (work / METRICS_FILE).is_file():
             raise EngineFailed(f"the evaluate process ended without writing {METRICS_FILE}",
                                hint=f"see {LOG_FILE} of the failed evaluation")

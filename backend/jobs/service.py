@@ -16,6 +16,7 @@ from backend.config import rundir
 from backend.config.rundir import RunDir
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
 from backend.engine_process import build_engine_command, run_engine
+from backend.errors import Conflict, NotFound
 from backend.fsio import iter_jsonl
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
@@ -24,12 +25,16 @@ from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, ut
 from backend.settings import Settings
 
 
-class JobNotFound(LookupError):
-    pass
+class JobNotFound(NotFound):
+    """No job has this id."""
+
+    def __init__(self, job_id: str):
+        super().__init__(f"no job with id {job_id!r}", loc=("path", "job_id"),
+                         hint="list the jobs with GET /api/v1/jobs")
 
 
-class JobStateConflict(RuntimeError):
-    pass
+class JobStateConflict(Conflict):
+    """The job exists but its state forbids this now (not finished, already finished, no outputs yet...)."""
 
 
 def new_job_id() -> str:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from backend.engine.memory_plan import GIB, ModelShape, TrainSetup, plan_memory
+from backend.errors import Invalid
 from backend.jobs.gpus import GpuInfo
 
 TYPICAL_TOKENS = 260          # median instruction example (the speed issue's reference data)
@@ -37,10 +38,23 @@ def human_params(n: int) -> str:
     return f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
 
 
-def suggest_settings(model_dir: str | Path, gpus: list[GpuInfo]) -> Suggestion:
+class ModelNotSizable(Invalid):
+    """The model's config.json does not say how big it is (missing, unreadable or of an unknown layout)."""
+
+
+def read_model_shape(model_dir: str | Path, model: str) -> tuple[dict, ModelShape]:
+    """config.json and the shape read from it, or ModelNotSizable naming the model."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        return config, ModelShape.from_config(config)
+    except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
+        raise ModelNotSizable(f"cannot size {model!r} from its config.json ({type(exc).__name__}: {exc}); "
+                              "set the training fields by hand", loc=("query", "model")) from None
+
+
+def suggest_settings(model_dir: str | Path, gpus: list[GpuInfo], model: str = "") -> Suggestion:
     """Settings for training the model in ``model_dir`` on ``gpus`` (empty: this machine's CPU)."""
-    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    shape = ModelShape.from_config(config)
+    config, shape = read_model_shape(model_dir, model or str(model_dir))
     n = shape.num_params
     text_config = config.get("text_config") or config
     context = int(text_config.get("max_position_embeddings") or 4096)

@@ -61,3 +61,9 @@ def wait_for_state(client, job_id, states, timeout=240):
         time.sleep(0.5)
     logs = client.get(f"/api/v1/jobs/{job_id}/logs").json()["text"]
     raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s; log tail:\n{logs}")
+
+
+def where(problem: dict) -> tuple:
+    """(location, field) of one dataset problem in an error body: its ``loc`` is [location] or [location, field]."""
+    loc = problem["loc"]
+    return loc[0], loc[1] if len(loc) > 1 else None

@@ -75,26 +75,26 @@ def test_bad_bodies_are_422(client, body):
 
 def test_unknown_targets_404_and_unfinished_job_409(client, settings):
     resp = client.post("/api/v1/chat", json={"job_id": "job_nope", "messages": HELLO})
-    assert resp.status_code == 404 and "job_nope" in resp.json()["detail"]
+    assert resp.status_code == 404 and "job_nope" in resp.json()["message"]
     resp = client.post("/api/v1/chat", json={"model": "no-such-model", "messages": HELLO})
-    assert resp.status_code == 404 and "tiny-llama" in resp.json()["detail"]  # lists what exists
+    assert resp.status_code == 404 and "tiny-llama" in resp.json()["message"]  # lists what exists
     store = client.app.state.jobs.store
     store.insert(JobRow(id="job_failed", name="x", state="failed", config={}, created_at=utc_now(),
                         run_dir=str(settings.runs_dir / "job_failed")))
     resp = client.post("/api/v1/chat", json={"job_id": "job_failed", "messages": HELLO})
-    assert resp.status_code == 409 and "failed" in resp.json()["detail"]
+    assert resp.status_code == 409 and "failed" in resp.json()["message"]
 
 
 @pytest.mark.parametrize("mode,status,text", [
-    ("load-error", 500, "could not load the model: OSError: no weights (check the folder)"),
-    ("crash", 500, "exited unexpectedly (exit code 3): RuntimeError: the fake worker fell over"),
-    ("reply-error", 500, "ValueError: prompt too long"),
+    ("load-error", 422, "could not load the model: OSError: no weights (check the folder)"),
+    ("crash", 422, "exited unexpectedly (exit code 3): RuntimeError: the fake worker fell over"),
+    ("reply-error", 422, "ValueError: prompt too long"),
 ])
-def test_worker_failures_are_500_with_the_worker_error(client, mode, status, text):
+def test_worker_failures_are_422_with_the_worker_error(client, mode, status, text):
     chat = client.app.state.chat
     chat._start_worker = lambda target: ChatWorker([sys.executable, FAKE_WORKER, mode])
     resp = client.post("/api/v1/chat", json={"model": "tiny-llama", "messages": HELLO})
-    assert resp.status_code == status and text in resp.json()["detail"], resp.text
+    assert resp.status_code == status and text in resp.json()["message"], resp.text
 
 
 def test_web_process_stays_torch_free_while_chatting(tmp_path, tiny_model_dir):
@@ -140,4 +140,4 @@ def test_stream_endpoint_load_failure_is_an_http_error(client):
     chat = client.app.state.chat
     chat._start_worker = lambda target: ChatWorker([sys.executable, FAKE_WORKER, "load-error"])
     resp = client.post("/api/v1/chat/stream", json={"model": "tiny-llama", "messages": HELLO})
-    assert resp.status_code == 500 and "no weights" in resp.json()["detail"]
+    assert resp.status_code == 422 and "no weights" in resp.json()["message"]

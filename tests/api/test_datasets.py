@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.main import create_app
 from backend.settings import Settings
+from tests.api.conftest import where
 
 SHARED = Path(__file__).resolve().parents[2] / "../shared/data/llamafactory"
 URL = "/api/v1/datasets"
@@ -81,8 +82,8 @@ def test_malformed_jsonl_names_the_line_and_leaves_nothing(api, home):
     good = json.dumps(ROWS[0])
     resp = upload(api, "broken.jsonl", f'{good}\n{good}\n{{"instruction": "x" "output": "y"}}\n')
     assert resp.status_code == 422
-    detail = resp.json()["detail"]
-    assert detail["error_count"] == 1 and detail["errors"][0]["location"] == "line 3"
+    detail = resp.json()
+    assert detail["error_count"] == 1 and detail["errors"][0]["loc"][0] == "line 3"
     assert "line 3: not valid JSON: Expecting ',' delimiter (column 21)" in detail["message"]
     assert "Each line of a JSONL file must be one JSON object" in detail["message"]
     assert sorted(user_datasets(home)) == before
@@ -91,8 +92,8 @@ def test_malformed_jsonl_names_the_line_and_leaves_nothing(api, home):
 
 def test_malformed_json_array_names_the_record(api):
     resp = upload(api, "broken.json", '[{"instruction": "a", "output": "b"}, {"instruction": "a",, "output": "b"}]')
-    detail = resp.json()["detail"]
-    assert resp.status_code == 422 and detail["errors"][0]["location"] == "record 2"
+    detail = resp.json()
+    assert resp.status_code == 422 and detail["errors"][0]["loc"][0] == "record 2"
     assert "record 2: not valid JSON at line 1, column 59: Expecting property name" in detail["message"]
 
 
@@ -101,28 +102,28 @@ def test_wrong_fields_name_the_record_and_field(api, home):
     rows = [ROWS[0], {"instruction": "a", "response": "b"}, {"instruction": "a", "output": ["b"]}]
     resp = upload(api, "fields.json", json.dumps(rows))
     assert resp.status_code == 422
-    errors = resp.json()["detail"]["errors"]
-    assert [(e["location"], e["field"]) for e in errors] == [("record 2", "output"), ("record 3", "output")]
-    assert "required field 'output'" in errors[0]["message"] and "got array" in errors[1]["message"]
+    errors = resp.json()["errors"]
+    assert [where(e) for e in errors] == [("record 2", "output"), ("record 3", "output")]
+    assert "required field 'output'" in errors[0]["msg"] and "got array" in errors[1]["msg"]
     assert sorted(user_datasets(home)) == before
 
 
 def test_unknown_format_says_what_was_found(api):
     resp = upload(api, "qa.jsonl", json.dumps({"question": "q", "answer": "a"}) + "\n")
-    assert resp.status_code == 422 and "has keys [answer, question]" in resp.json()["detail"]["message"]
+    assert resp.status_code == 422 and "has keys [answer, question]" in resp.json()["message"]
 
 
 def test_status_codes_for_extension_size_and_name(api, home, tmp_path):
     assert upload(api, "notes.docx", "hello").status_code == 415
     assert upload(api, "a.json", json.dumps(ROWS), name="taken").status_code == 201
     clash = upload(api, "b.json", json.dumps(ROWS), name="taken")
-    assert clash.status_code == 409 and "already exists" in clash.json()["detail"]
+    assert clash.status_code == 409 and "already exists" in clash.json()["message"]
     assert upload(api, "c.json", json.dumps(ROWS), name="bad/name").status_code == 422
 
     small = create_app(Settings(home=tmp_path / "small", max_upload_bytes=64), start_runner=False)
     with TestClient(small) as client:
         resp = upload(client, "big.json", json.dumps(ROWS * 5))
-        assert resp.status_code == 413 and "limit" in resp.json()["detail"]
+        assert resp.status_code == 413 and "limit" in resp.json()["message"]
         assert upload(client, "ok.json", json.dumps(ROWS[:1])).status_code == 201
 
 
@@ -137,7 +138,7 @@ def test_delete_refused_while_a_job_uses_the_dataset(api):
     api.app_state.jobs = BusyJobs()
     try:
         resp = api.delete(f"{URL}/{created['id']}")
-        assert resp.status_code == 409 and "queued or running job" in resp.json()["detail"]
+        assert resp.status_code == 409 and "queued or running job" in resp.json()["message"]
     finally:
         api.app_state.jobs = real_jobs
     assert api.delete(f"{URL}/{created['id']}").status_code == 204

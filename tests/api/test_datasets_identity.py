@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from backend.api.main import BUILTIN_DATASETS
+from backend.datasets.builtin import BUILTIN_DATASETS
 
 URL = "/api/v1/datasets/identity"
 
@@ -38,7 +38,7 @@ def test_identity_dataset_name_and_clash(api):
     assert "Zed" in json.dumps(api.get(f"/api/v1/datasets/{resp.json()['id']}").json()["preview"])
 
     clash = api.post(URL, json=body)
-    assert clash.status_code == 409 and "my identity" in clash.json()["detail"]
+    assert clash.status_code == 409 and "my identity" in clash.json()["message"]
     assert api.post(URL, json={"name": "Zed", "author": "Me", "dataset_name": "identity"}).status_code == 409
     assert api.post(URL, json={"name": "Zed", "author": "Me"}).status_code == 201
     assert api.post(URL, json={"name": "zed", "author": "You"}).status_code == 409  # identity-zed again

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.api.conftest import where
 
 URL = "/api/v1/datasets"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/llamafactory"
@@ -79,8 +80,8 @@ def test_bad_rows_are_a_422_naming_record_and_field_and_leave_nothing(api, home,
     before = registry_state(api, home)
     resp = upload(api, "bad.jsonl", content)
     assert resp.status_code == 422
-    problem = resp.json()["detail"]["errors"][0]
-    assert (problem["location"], problem["field"]) == (location, field) and text in problem["message"]
+    problem = resp.json()["errors"][0]
+    assert where(problem) == (location, field) and text in problem["msg"]
     assert registry_state(api, home) == before
 
 
@@ -116,8 +117,8 @@ def test_bad_overrides_are_a_422_naming_them(api, home, form, location, field, t
     before = registry_state(api, home)
     resp = upload(api, "qa.json", json.dumps([{"question": "Q", "answer": "A"}]), **form)
     assert resp.status_code == 422, resp.text
-    problem = resp.json()["detail"]["errors"][0]
-    assert (problem["location"], problem["field"]) == (location, field) and text in problem["message"]
+    problem = resp.json()["errors"][0]
+    assert where(problem) == (location, field) and text in problem["msg"]
     assert registry_state(api, home) == before
 
 

@@ -74,7 +74,7 @@ def test_unknown_dataset_or_model_is_404(api):
     missing_ds = api.get("/api/v1/datasets/nope/preview", params={"model": "tiny-llama"})
     assert missing_ds.status_code == 404
     missing_model = api.get(f"/api/v1/datasets/{dataset_id}/preview", params={"model": "no-such-model"})
-    assert missing_model.status_code == 404 and "no-such-model" in missing_model.json()["detail"]
+    assert missing_model.status_code == 404 and "no-such-model" in missing_model.json()["message"]
     assert api.get(f"/api/v1/datasets/{dataset_id}/preview", params={"model": "tiny-llama",
                                                                     "cutoff_len": 2}).status_code == 422
 

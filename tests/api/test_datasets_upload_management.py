@@ -32,7 +32,7 @@ def test_delete_refused_while_a_queued_or_running_job_uses_it(settings):
             for ds in (running_ds, queued_ds):
                 resp = api.delete(f"{URL}/{ds['id']}")
                 assert resp.status_code == 409, resp.text
-                assert resp.json()["detail"] == (f"dataset '{ds['name']}' is used by a queued or running job. Cancel "
+                assert resp.json()["message"] == (f"dataset '{ds['name']}' is used by a queued or running job. Cancel "
                                                  "the job or wait for it to finish, then delete the dataset.")
                 assert api.get(f"{URL}/{ds['id']}/download").status_code == 200  # still whole
             assert api.patch(f"{URL}/{queued_ds['id']}", json={"name": "renamed"}).json()["name"] == "renamed"

@@ -74,14 +74,14 @@ def test_evaluate_a_trained_run_against_its_base_model(client, settings):
     lock = client.app.state.evaluations._lock_for(f"job:{job['id']}")
     with lock:
         busy = client.post(f"/api/v1/jobs/{job['id']}/evaluate", json=body)
-    assert busy.status_code == 409 and "being evaluated" in busy.json()["detail"]
+    assert busy.status_code == 409 and "being evaluated" in busy.json()["message"]
 
-    # an engine failure is a 422 with the engine's own one-line error; nothing half-written is left
+    # an engine failure is a 422 with the engine's own one-line error and hint; nothing half-written is left
     client.app.state.registry.require(dataset["id"]).path.write_text("not json\n", encoding="utf-8")
     failed = client.post("/api/v1/evaluate", json={**body, "model": "tiny-llama"})
     assert failed.status_code == 422, failed.text
-    assert failed.json()["detail"].startswith("evaluation failed: data.jsonl line 1: not JSON"), failed.json()
-    assert "(hint: each line must be" in failed.json()["detail"]
+    assert failed.json()["message"].startswith("evaluation failed: data.jsonl line 1: not JSON"), failed.json()
+    assert failed.json()["hint"].startswith("each line must be"), failed.json()
     left = sorted(p.name for p in (settings.home / "evaluations").iterdir())
     assert left[0] == base["id"] and len(left) == 2 and left[1].startswith("failed-ev_")
     assert client.get("/api/v1/evaluations").json()["count"] == 1
@@ -95,15 +95,15 @@ def test_evaluate_error_codes(client, settings):
     body = {"dataset": "identity"}
 
     resp = client.post("/api/v1/jobs/job_nope/evaluate", json=body)
-    assert resp.status_code == 404 and "job_nope" in resp.json()["detail"]
+    assert resp.status_code == 404 and "job_nope" in resp.json()["message"]
     resp = client.post("/api/v1/jobs/job_failed/evaluate", json=body)
-    assert resp.status_code == 409 and "job_failed is failed" in resp.json()["detail"]
+    assert resp.status_code == 409 and "job_failed is failed" in resp.json()["message"]
     resp = client.post("/api/v1/jobs/job_bare/evaluate", json=body)
-    assert resp.status_code == 409 and "no trained output" in resp.json()["detail"]
+    assert resp.status_code == 409 and "no trained output" in resp.json()["message"]
     resp = client.post("/api/v1/evaluate", json={**body, "model": "no-such-model"})
-    assert resp.status_code == 404 and "tiny-llama" in resp.json()["detail"]  # says what exists
+    assert resp.status_code == 404 and "tiny-llama" in resp.json()["message"]  # says what exists
     resp = client.post("/api/v1/evaluate", json={"model": "tiny-llama", "dataset": "no-such-data"})
-    assert resp.status_code == 404 and "no-such-data" in resp.json()["detail"]
+    assert resp.status_code == 404 and "no-such-data" in resp.json()["message"]
     for bad in ({"max_samples": 0}, {"max_samples": 5000}, {"max_new_tokens": 0}, {"cutoff_len": 2}, {"dataset": ""}):
         resp = client.post("/api/v1/evaluate", json={"model": "tiny-llama", **body, **bad})
         assert resp.status_code == 422, (bad, resp.text)

@@ -108,7 +108,7 @@ def test_bad_mixture_is_422_and_writes_nothing(client, settings, patch, loc, nee
     upload(client, ALPACA_ROWS, "numbers")
     resp = client.post("/api/v1/jobs", json={"base_model": "tiny-llama", "datasets": ["numbers"], **patch})
     assert resp.status_code == 422, resp.text
-    errors = {tuple(e["loc"]): e["msg"] for e in resp.json()["detail"]}
+    errors = {tuple(e["loc"]): e["msg"] for e in resp.json()["errors"]}
     assert tuple(loc) in errors and needle in errors[tuple(loc)], errors
     assert client.get("/api/v1/jobs").json()["count"] == 0 and list(settings.runs_dir.iterdir()) == []
 

@@ -32,7 +32,7 @@ def preview(client, **fields):
 
 def problem(resp) -> tuple[list, str]:
     assert resp.status_code == 422, resp.text
-    (error,) = resp.json()["detail"]
+    (error,) = resp.json()["errors"]
     return error["loc"], error["msg"]
 
 

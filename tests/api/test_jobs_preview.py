@@ -70,7 +70,7 @@ def test_impossible_distributed_setups_are_422_at_submit(client, settings, dist,
     body = {"base_model": "tiny-llama", "datasets": [upload(client)], "distributed": dist}
     resp = client.post(path, json=body)
     assert resp.status_code == 422, resp.text
-    detail = resp.json()["detail"]
+    detail = resp.json()["errors"]
     assert any(e["loc"][: len(loc)] == loc and words in e["msg"] for e in detail), detail
     nothing_created(client, settings)
 
@@ -84,7 +84,7 @@ def test_deepspeed_without_the_package_is_422_with_a_hint(client, settings, monk
     body = {"base_model": "tiny-llama", "datasets": [upload(client)], "distributed": {"backend": "deepspeed"}}
     resp = client.post("/api/v1/jobs", json=body)
     assert resp.status_code == 422, resp.text
-    msg = " ".join(e["msg"] for e in resp.json()["detail"])
+    msg = " ".join(e["msg"] for e in resp.json()["errors"])
     assert "pip install deepspeed" in msg
     nothing_created(client, settings)
 

@@ -19,7 +19,7 @@ def test_stop_and_save_ends_a_running_job_with_its_adapter(client):
         "gradient_accumulation_steps": 1, "cutoff_len": 64, "save_steps": None}).json()
     queued = client.post("/api/v1/jobs", json={"base_model": "tiny-llama", "datasets": [ds["id"]], "max_steps": 2}).json()
     resp = client.post(f"/api/v1/jobs/{queued['id']}/stop")  # waits behind the first: nothing to save yet
-    assert resp.status_code == 409 and "has not started; cancel it instead" in resp.json()["detail"]
+    assert resp.status_code == 409 and "has not started; cancel it instead" in resp.json()["message"]
     assert client.post(f"/api/v1/jobs/{queued['id']}/cancel").json()["state"] == "cancelled"
 
     deadline = time.monotonic() + 180
@@ -40,5 +40,5 @@ def test_stop_and_save_ends_a_running_job_with_its_adapter(client):
     assert f"stop requested: training ends at step {stopped} of {MAX_STEPS}" in log
     # a finished job cannot be stopped again
     resp = client.post(f"/api/v1/jobs/{job['id']}/stop")
-    assert resp.status_code == 409 and "already succeeded" in resp.json()["detail"]
+    assert resp.status_code == 409 and "already succeeded" in resp.json()["message"]
     assert client.post("/api/v1/jobs/job_nope/stop").status_code == 404

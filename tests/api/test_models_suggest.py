@@ -12,4 +12,4 @@ def test_suggestion_for_a_registered_model_and_an_unknown_one(client):
                                                     **body["settings"]})
     assert job.status_code == 200, job.text  # the suggestion is a config the API takes as it is
     resp = client.get("/api/v1/models/suggest", params={"model": "no-such-model"})
-    assert resp.status_code == 404 and "tiny-llama" in resp.json()["detail"]
+    assert resp.status_code == 404 and "tiny-llama" in resp.json()["message"]

@@ -64,7 +64,7 @@ def test_a_turn_streams_and_a_failure_gives_the_message_back() -> None:
         sent.append(body)
         assert request.url.path.endswith("/chat/stream")
         if body.get("job_id") == "job_bad":
-            return httpx.Response(409, json={"detail": "job job_bad is failed; only a succeeded job can be chatted with"})
+            return httpx.Response(409, json={"message": "job job_bad is failed; only a succeeded job can be chatted with", "errors": [], "error_count": 1})
         if body.get("job_id") == "job_midway":
             return httpx.Response(200, text='{"delta": "Fo"}\n{"error": "chat failed: worker died"}\n')
         lines = [{"delta": "Fo"}, {"delta": "ur"}, {"done": True, "text": "Four", "tokens": 2, "seconds": 0.5,

@@ -45,7 +45,8 @@ def test_create_job_sends_config_and_name() -> None:
 def test_pydantic_422_names_the_field() -> None:
     response = httpx.Response(
         422,
-        json={"detail": [{"loc": ["body", "method", "lora", "rank"], "msg": "Input should be >= 1", "type": "x"}]},
+        json={"message": "method.lora.rank: Input should be >= 1", "error_count": 1,
+              "errors": [{"loc": ["body", "method", "lora", "rank"], "msg": "Input should be >= 1"}]},
     )
     err = parse_error(response)
     assert err.status_code == 422
@@ -57,11 +58,9 @@ def test_structured_dataset_error_keeps_locations() -> None:
     response = httpx.Response(
         422,
         json={
-            "detail": {
-                "message": "The file is not a dataset Tunesmith can read",
-                "errors": [{"location": "line 3", "field": "output", "message": "missing"}],
-                "error_count": 1,
-            }
+            "message": "The file is not a dataset Tunesmith can read",
+            "errors": [{"loc": ["line 3", "output"], "msg": "missing"}],
+            "error_count": 1,
         },
     )
     err = parse_error(response)
@@ -70,7 +69,10 @@ def test_structured_dataset_error_keeps_locations() -> None:
 
 
 def test_plain_and_non_json_errors() -> None:
-    assert str(parse_error(httpx.Response(409, json={"detail": "job already finished"}))) == "job already finished"
+    one = {"message": "job already finished", "errors": [{"loc": [], "msg": "job already finished"}], "error_count": 1}
+    assert str(parse_error(httpx.Response(409, json=one))) == "job already finished"
+    hinted = parse_error(httpx.Response(422, json={**one, "message": "merge failed", "hint": "free memory"}))
+    assert str(hinted) == "merge failed (hint: free memory)"
     assert "Bad Gateway" in str(parse_error(httpx.Response(502, text="")))
     assert str(parse_error(httpx.Response(500, text="boom"))) == "boom"
 
@@ -89,7 +91,8 @@ def test_download_streams_to_file_and_errors_leave_nothing(tmp_path: Path) -> No
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/adapter"):
             return httpx.Response(200, content=payload, headers={"content-type": "application/zip"})
-        return httpx.Response(409, json={"detail": "job job_1 has no merged output on disk"})
+        return httpx.Response(409, json={"message": "job job_1 has no merged output on disk", "errors": [],
+                                         "error_count": 1})
 
     client = _client(handler)
     out = client.download_adapter("job_1", tmp_path / "a" / "adapter.zip")

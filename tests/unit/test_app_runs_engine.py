@@ -22,7 +22,7 @@ def test_stop_and_save_button_messages() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/job_q/stop"):
-            return httpx.Response(409, json={"detail": "job job_q has not started; cancel it instead"})
+            return httpx.Response(409, json={"message": "job job_q has not started; cancel it instead", "errors": [], "error_count": 1})
         return httpx.Response(202, json={"id": "job_r", "state": "running", "stop_requested": True})
 
     client = TunesmithClient("http://studio.test/api/v1", transport=httpx.MockTransport(handler))

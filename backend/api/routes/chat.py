@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Iterator, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
+from backend.api.errors import error_responses
 from backend.chat.manager import ChatManager, ChatTargetNotFound, ChatTargetUnavailable
 from backend.chat.worker import ChatTimeout, ChatWorkerError
 
@@ -60,7 +61,10 @@ class ChatReply(BaseModel):
     target: ChatTargetPublic
 
 
-@router.post("", response_model=ChatReply)
+CHAT_ERRORS = error_responses(ChatTargetNotFound, ChatTargetUnavailable, ChatWorkerError, ChatTimeout)
+
+
+@router.post("", response_model=ChatReply, responses=CHAT_ERRORS)
 def chat(body: ChatCreate, chat: ChatDep) -> ChatReply:
     """One assistant reply. The first request for a target loads it (seconds to minutes); later ones reuse it."""
     target = _resolve(chat, body)
@@ -71,9 +75,10 @@ def chat(body: ChatCreate, chat: ChatDep) -> ChatReply:
 @router.post("/stream", responses={200: {"content": {"application/x-ndjson": {}},
                                           "description": "One JSON object per line: {\"delta\": text} while "
                                           "the reply is generated, then the ChatReply fields plus \"done\": "
-                                          "true, or {\"error\": message} if generation fails midway."}})
+                                          "true, or {\"error\": message} if generation fails midway."},
+                                     **CHAT_ERRORS})
 def chat_stream(body: ChatCreate, chat: ChatDep) -> StreamingResponse:
-    """The reply as it is generated (NDJSON). Loading errors still come back as 4xx/5xx before any line."""
+    """The reply as it is generated (NDJSON). Loading errors still come back as 4xx/503 before any line."""
     target = _resolve(chat, body)
     events = _events(chat, target, body, stream=True)
     first = _first(events)  # loads the model and starts generating; failures here are plain HTTP errors
@@ -98,12 +103,7 @@ def chat_stream(body: ChatCreate, chat: ChatDep) -> StreamingResponse:
 
 
 def _resolve(chat: ChatManager, body: ChatCreate):
-    try:
-        return chat.resolve(model=body.model, job_id=body.job_id)
-    except ChatTargetNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except ChatTargetUnavailable as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return chat.resolve(model=body.model, job_id=body.job_id)
 
 
 def _events(chat: ChatManager, target, body: ChatCreate, *, stream: bool) -> Iterator[dict]:
@@ -112,10 +112,5 @@ def _events(chat: ChatManager, target, body: ChatCreate, *, stream: bool) -> Ite
 
 
 def _first(events: Iterator[dict]) -> dict:
-    """The first event, with worker failures mapped to HTTP errors (504 timeout, 500 otherwise)."""
-    try:
-        return next(events)
-    except ChatTimeout as exc:
-        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, str(exc)) from None
-    except ChatWorkerError as exc:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"chat failed: {exc}") from None
+    """The first event; a worker failure propagates (ChatWorkerError: 422 with its words, ChatTimeout: 503)."""
+    return next(events)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import (
     APIRouter,
     File,
     Form,
-    HTTPException,
     Query,
     Request,
     Response,
@@ -29,26 +27,28 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as FormFile
 
-from backend.api.deps import RegistryDep, SettingsDep
+from backend import catalog
+from backend.api.deps import JobsDep, RegistryDep, SettingsDep
+from backend.api.errors import error_responses
 from backend.api.upload_limit import UploadLimitRoute
 from backend.config.schema import ChatTemplate
 from backend.datasets import llamafactory
+from backend.datasets.builtin import BUILTIN_DATASETS
 from backend.datasets.columns import mapping_from_json
 from backend.datasets.errors import (
-    DatasetArchiveError,
     DatasetNameTaken,
     DatasetNotFound,
     DatasetReadOnly,
     DatasetTooLarge,
-    DatasetValidationError,
     ImportPathForbidden,
     ImportSourceNotFound,
-    InvalidDatasetName,
     UnsupportedFileType,
 )
 from backend.datasets.formats import dataset_kind
 from backend.datasets.registry import DatasetRecord
 from backend.datasets.validate import NormalizeOptions
+from backend.engine_process import EngineTimedOut
+from backend.errors import Conflict, EngineFailed, Invalid, NotFound
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=UploadLimitRoute)
 
@@ -148,32 +148,8 @@ class ImportResult(BaseModel):
     skipped: list[ImportSkipped]
 
 
-def _http_error(err: Exception) -> HTTPException:
-    if isinstance(err, DatasetValidationError):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=err.as_detail())
-    codes = {
-        DatasetNotFound: status.HTTP_404_NOT_FOUND,
-        DatasetNameTaken: status.HTTP_409_CONFLICT,
-        DatasetReadOnly: status.HTTP_409_CONFLICT,
-        DatasetTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
-        UnsupportedFileType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-        InvalidDatasetName: status.HTTP_422_UNPROCESSABLE_CONTENT,
-        DatasetArchiveError: status.HTTP_422_UNPROCESSABLE_CONTENT,
-        ImportPathForbidden: status.HTTP_403_FORBIDDEN,
-        ImportSourceNotFound: status.HTTP_404_NOT_FOUND,
-    }
-    code = codes[type(err)]
-    if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
-        return HTTPException(code, detail={"message": str(err), "errors": [], "error_count": 1})
-    return HTTPException(code, detail=str(err))
-
-
-_KNOWN_ERRORS = (DatasetValidationError, DatasetNotFound, DatasetNameTaken, DatasetReadOnly, DatasetTooLarge,
-                 UnsupportedFileType, InvalidDatasetName, DatasetArchiveError, ImportPathForbidden,
-                 ImportSourceNotFound)
-
-
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetUploaded)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetUploaded,
+             responses=error_responses(DatasetNameTaken, DatasetTooLarge, UnsupportedFileType))
 def create_dataset(
     registry: RegistryDep,
     file: Annotated[UploadFile, File(description="A .json, .jsonl, .csv or .parquet file, a .txt of raw text "
@@ -196,33 +172,22 @@ def create_dataset(
     """Register an uploaded file; a body over the size limit is answered 413 as soon as it gets there.
     ``format``/``columns``/``tags`` override detection; an unknown format or key, or a mapped column that no
     record has, is a 422 naming it."""
-    try:
-        options = NormalizeOptions.from_mapping(format, mapping_from_json(columns, "columns"),
-                                                mapping_from_json(tags, "tags"), dedup=dedup)
-        records = registry.create_all_from_upload(file.filename or "", file.file, name=name or None,
-                                                  options=options)
-    except _KNOWN_ERRORS as err:
-        raise _http_error(err) from None
+    options = NormalizeOptions.from_mapping(format, mapping_from_json(columns, "columns"),
+                                            mapping_from_json(tags, "tags"), dedup=dedup)
+    records = registry.create_all_from_upload(file.filename or "", file.file, name=name or None, options=options)
     created = [DatasetCreated.of(record) for record in records]
     return DatasetUploaded(**created[0].model_dump(), datasets=created)
 
 
-@router.post("/identity", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic)
+@router.post("/identity", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic,
+             responses=error_responses(DatasetNameTaken, NotFound))
 def create_identity_dataset(body: IdentityCreate, registry: RegistryDep) -> DatasetPublic:
     """A copy of the built-in identity demo with ``{{name}}``/``{{author}}`` filled in, as a normal dataset
     (renamable, deletable). Fine-tune on it to give a model that name and maker."""
-    from backend.api.main import (
-        BUILTIN_DATASETS,  # here, not at import time: main imports this module
-    )
-
-    src = Path(BUILTIN_DATASETS) / "identity.json"
+    src = BUILTIN_DATASETS / "identity.json"
     if not src.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"the identity demo file {src} is missing from "
-                                                              "this installation.")
-    try:
-        record = registry.create_filled_copy(src, {"name": body.name, "author": body.author}, body.target_name())
-    except _KNOWN_ERRORS as err:
-        raise _http_error(err) from None
+        raise NotFound(f"the identity demo file {src} is missing from this installation.")
+    record = registry.create_filled_copy(src, {"name": body.name, "author": body.author}, body.target_name())
     return DatasetPublic.of(record)
 
 
@@ -234,7 +199,8 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {
 }}}
 
 
-@router.post("/import", response_model=ImportResult, openapi_extra=_IMPORT_BODY)
+@router.post("/import", response_model=ImportResult, openapi_extra=_IMPORT_BODY,
+             responses=error_responses(ImportPathForbidden, ImportSourceNotFound, DatasetTooLarge))
 async def import_llamafactory(request: Request, registry: RegistryDep, settings: SettingsDep) -> ImportResult:
     """Import a LLaMA-Factory data folder: a multipart ``file`` (zip) or a JSON body ``{"path": ...}``.
 
@@ -242,31 +208,24 @@ async def import_llamafactory(request: Request, registry: RegistryDep, settings:
     entries that cannot be used (hub URLs, multimodal data, missing files, invalid rows) are listed in
     ``skipped`` with the reason.
     """
-    try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            async with request.form() as form:
-                upload = form.get("file")
-                if not isinstance(upload, FormFile):
-                    raise _bad_request("send the zip as the multipart field 'file', or a JSON body {\"path\": ...}")
-                report = await run_in_threadpool(llamafactory.import_zip, registry, upload.filename or "upload.zip",
-                                                 upload.file)
-        else:
-            try:
-                body = ImportPath.model_validate_json(await request.body())
-            except ValueError:
-                raise _bad_request('send a JSON body {"path": "<folder under the import root>"} or a multipart '
-                                   "zip in the field 'file'") from None
-            folder = llamafactory.resolve_import_folder(settings, body.path)
-            report = await run_in_threadpool(llamafactory.import_folder, registry, folder)
-    except _KNOWN_ERRORS as err:
-        raise _http_error(err) from None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, FormFile):
+                raise Invalid("send the zip as the multipart field 'file', or a JSON body {\"path\": ...}",
+                              loc=("body", "file"))
+            report = await run_in_threadpool(llamafactory.import_zip, registry, upload.filename or "upload.zip",
+                                             upload.file)
+    else:
+        try:
+            body = ImportPath.model_validate_json(await request.body())
+        except ValueError:
+            raise Invalid('send a JSON body {"path": "<folder under the import root>"} or a multipart zip in the '
+                          "field 'file'", loc=("body",)) from None
+        folder = llamafactory.resolve_import_folder(settings, body.path)
+        report = await run_in_threadpool(llamafactory.import_folder, registry, folder)
     return ImportResult(imported=[DatasetPublic.of(r) for r in report.imported],
                         skipped=[ImportSkipped(**s) for s in report.skipped])
-
-
-def _bad_request(message: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                         detail={"message": message, "errors": [], "error_count": 1})
 
 
 @router.get("/export/llamafactory", response_class=StreamingResponse,
@@ -283,30 +242,24 @@ def list_datasets(registry: RegistryDep) -> DatasetsPublic:
     return DatasetsPublic(data=[DatasetPublic.of(r) for r in records], count=len(records))
 
 
-@router.get("/{dataset_id}", response_model=DatasetDetail)
+@router.get("/{dataset_id}", response_model=DatasetDetail, responses=error_responses(DatasetNotFound))
 def get_dataset(dataset_id: str, registry: RegistryDep) -> DatasetDetail:
-    try:
-        record = registry.require(dataset_id)
-        preview = registry.preview(record.id, limit=5)
-    except DatasetNotFound as err:
-        raise _http_error(err) from None
+    record = registry.require(dataset_id)
+    preview = registry.preview(record.id, limit=5)
     return DatasetDetail(**DatasetPublic.of(record).model_dump(), preview=preview)
 
 
 def _require_data_file(registry, dataset_id: str):
     """The dataset's record, or a 404 when it is unknown or its normalized file has gone missing."""
-    try:
-        record = registry.require(dataset_id)
-    except DatasetNotFound as err:
-        raise _http_error(err) from None
+    record = registry.require(dataset_id)
     if not record.path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset '{record.name}' is registered but its file "
-                                                              "is missing. Delete the dataset and upload it again.")
+        raise DatasetNotFound(f"dataset '{record.name}' is registered but its file is missing. Delete the dataset "
+                              "and upload it again.")
     return record
 
 
 @router.get("/{dataset_id}/download", response_class=FileResponse,
-            responses={200: {"content": {"application/x-ndjson": {}}}})
+            responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(DatasetNotFound)})
 def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
     """The normalized data.jsonl: one row per line (see ``preview``)."""
     record = _require_data_file(registry, dataset_id)
@@ -322,7 +275,8 @@ def _preview_service(request: Request):
     return service
 
 
-@router.get("/{dataset_id}/preview", response_model=dict)
+@router.get("/{dataset_id}/preview", response_model=dict,
+            responses=error_responses(NotFound, EngineFailed, EngineTimedOut))
 def preview_dataset_for_model(
     dataset_id: str,
     request: Request,
@@ -339,46 +293,30 @@ def preview_dataset_for_model(
     first rows rendered through the model's chat template, as ``segments`` of ``{text, trained[, cut]}``),
     ``lengths`` (token-length stats and histogram over up to 20k rows, how many exceed ``cutoff_len``),
     ``rows``, ``tokenizer``, plus the ``model`` and ``cutoff_len`` asked for. Cached per dataset content."""
-    from backend import catalog
-    from backend.errors import EngineFailed
-
     record = _require_data_file(registry, dataset_id)
     info = catalog.resolve_model(settings, model)
     if info is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model '{model}' not found: use an id from "
-                                                              "/api/v1/models or an absolute path to a local model.")
-    try:
-        result = _preview_service(request).preview(
-            sha256=record.sha256, data_path=record.path, model_path=info.path, cutoff_len=cutoff_len,
-            samples=samples, train_on_prompt=train_on_prompt, chat_template=chat_template)
-    except EngineFailed as err:
-        code = err.status
-        message = f"{err} ({err.hint})" if err.hint else str(err)
-        raise HTTPException(code, detail={"message": message, "errors": [], "error_count": 1}) from None
+        raise NotFound(f"model '{model}' not found: use an id from /api/v1/models or an absolute path to a local "
+                       "model.", loc=("query", "model"))
+    result = _preview_service(request).preview(
+        sha256=record.sha256, data_path=record.path, model_path=info.path, cutoff_len=cutoff_len,
+        samples=samples, train_on_prompt=train_on_prompt, chat_template=chat_template)
     return {**result, "model": info.id, "cutoff_len": cutoff_len, "train_on_prompt": train_on_prompt,
             "chat_template": chat_template}
 
 
-@router.patch("/{dataset_id}", response_model=DatasetPublic)
+@router.patch("/{dataset_id}", response_model=DatasetPublic,
+              responses=error_responses(DatasetNotFound, DatasetNameTaken, DatasetReadOnly))
 def rename_dataset(dataset_id: str, body: DatasetRename, registry: RegistryDep) -> DatasetPublic:
-    try:
-        return DatasetPublic.of(registry.rename(dataset_id, body.name))
-    except _KNOWN_ERRORS as err:
-        raise _http_error(err) from None
+    return DatasetPublic.of(registry.rename(dataset_id, body.name))
 
 
-@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset_id: str, request: Request, registry: RegistryDep) -> Response:
-    try:
-        record = registry.require(dataset_id)
-        jobs = getattr(request.app.state, "jobs", None)
-        if jobs is not None and {record.id, record.name} & set(jobs.datasets_in_use()):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                detail=f"dataset '{record.name}' is used by a queued or running job. Cancel the job or wait for "
-                       "it to finish, then delete the dataset.",
-            )
-        registry.delete(record.id)
-    except _KNOWN_ERRORS as err:
-        raise _http_error(err) from None
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=error_responses(DatasetNotFound, DatasetReadOnly))
+def delete_dataset(dataset_id: str, registry: RegistryDep, jobs: JobsDep) -> Response:
+    record = registry.require(dataset_id)
+    if {record.id, record.name} & jobs.datasets_in_use():
+        raise Conflict(f"dataset '{record.name}' is used by a queued or running job. Cancel the job or wait for it "
+                       "to finish, then delete the dataset.")
+    registry.delete(record.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.datasets.errors import DatasetNotFound
-from backend.errors import EngineFailed
+from backend.api.errors import error_responses
+from backend.engine_process import EngineTimedOut
+from backend.errors import Busy, Conflict, EngineFailed, NotFound
 from backend.jobs.evaluations import (
     EvalTarget,
-    EvaluationBusy,
-    EvaluationNotFound,
     EvaluationService,
 )
-from backend.jobs.service import JobNotFound, JobStateConflict
 
 router = APIRouter(tags=["evaluations"])
 
@@ -69,73 +67,49 @@ class EvaluationsPublic(BaseModel):
     count: int
 
 
-def _job_target(evaluations: EvaluationService, job_id: str, *, for_running: bool) -> EvalTarget:
-    try:
-        return evaluations.job_target(job_id, for_running=for_running)
-    except JobNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}") from None
-    except JobStateConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-
-
-def _model_target(evaluations: EvaluationService, model: str) -> EvalTarget:
-    try:
-        return evaluations.model_target(model)
-    except EvaluationNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-
-
 def _run(evaluations: EvaluationService, target: EvalTarget, body: EvaluationParams) -> EvaluationPublic:
-    try:
-        metrics = evaluations.run(target, body.dataset, max_samples=body.max_samples,
-                                  max_new_tokens=body.max_new_tokens, cutoff_len=body.cutoff_len)
-    except DatasetNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except EvaluationBusy as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except EngineFailed as exc:
-        code = exc.status
-        hint = f" (hint: {exc.hint})" if exc.hint else ""
-        raise HTTPException(code, f"evaluation failed: {exc}{hint}") from None
+    metrics = evaluations.run(target, body.dataset, max_samples=body.max_samples,
+                              max_new_tokens=body.max_new_tokens, cutoff_len=body.cutoff_len)
     return EvaluationPublic(**metrics)
 
 
 def _predictions(evaluations: EvaluationService, root: Path, eval_id: str) -> FileResponse:
-    try:
-        path = evaluations.predictions_path(root, eval_id)
-    except EvaluationNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    path = evaluations.predictions_path(root, eval_id)
     return FileResponse(path, media_type="application/x-ndjson", filename=f"{eval_id}-predictions.jsonl")
 
 
+RUN_ERRORS = error_responses(NotFound, Busy, EngineFailed, EngineTimedOut)
+JOB_RUN_ERRORS = error_responses(NotFound, Conflict, Busy, EngineFailed, EngineTimedOut)
 NDJSON = {200: {"content": {"application/x-ndjson": {}}, "description": "One prediction per line: "
-                '{"prompt": [...], "reference", "prediction", "exact_match", "rouge_l", "trimmed_turns"}.'}}
+                '{"prompt": [...], "reference", "prediction", "exact_match", "rouge_l", "trimmed_turns"}.'},
+          **error_responses(NotFound)}
 
 
-@router.post("/jobs/{job_id}/evaluate", response_model=EvaluationPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/jobs/{job_id}/evaluate", response_model=EvaluationPublic, status_code=status.HTTP_201_CREATED,
+             responses=JOB_RUN_ERRORS)
 def evaluate_job(job_id: str, body: EvaluationParams, evaluations: EvaluationsDep) -> EvaluationPublic:
     """Evaluate a succeeded job (its adapter on its base model, or its trained model) on a dataset. Waits for the
     result (seconds to minutes); one evaluation per job at a time (409 while one runs)."""
-    return _run(evaluations, _job_target(evaluations, job_id, for_running=True), body)
+    return _run(evaluations, evaluations.job_target(job_id, for_running=True), body)
 
 
-@router.get("/jobs/{job_id}/evaluations", response_model=EvaluationsPublic)
+@router.get("/jobs/{job_id}/evaluations", response_model=EvaluationsPublic, responses=error_responses(NotFound))
 def list_job_evaluations(job_id: str, evaluations: EvaluationsDep) -> EvaluationsPublic:
     """The job's evaluations, newest first."""
-    found = evaluations.list(_job_target(evaluations, job_id, for_running=False))
+    found = evaluations.list(evaluations.job_target(job_id, for_running=False))
     return EvaluationsPublic(data=[EvaluationPublic(**m) for m in found], count=len(found))
 
 
 @router.get("/jobs/{job_id}/evaluations/{eval_id}/predictions", response_class=FileResponse, responses=NDJSON)
 def job_predictions(job_id: str, eval_id: str, evaluations: EvaluationsDep) -> FileResponse:
     """predictions.jsonl of one of the job's evaluations."""
-    return _predictions(evaluations, _job_target(evaluations, job_id, for_running=False).root, eval_id)
+    return _predictions(evaluations, evaluations.job_target(job_id, for_running=False).root, eval_id)
 
 
-@router.post("/evaluate", response_model=EvaluationPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/evaluate", response_model=EvaluationPublic, status_code=status.HTTP_201_CREATED, responses=RUN_ERRORS)
 def evaluate_model(body: ModelEvaluationCreate, evaluations: EvaluationsDep) -> EvaluationPublic:
     """Evaluate a base model on a dataset, to compare with the runs trained from it."""
-    return _run(evaluations, _model_target(evaluations, body.model), body)
+    return _run(evaluations, evaluations.model_target(body.model), body)
 
 
 @router.get("/evaluations", response_model=EvaluationsPublic)

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from backend.api.deps import JobsDep
+from backend.api.errors import error_responses
 from backend.api.schemas import (
     JobCreate,
     JobPublic,
@@ -16,31 +16,24 @@ from backend.config.rundir import RunDir
 from backend.config.schema import RunConfig
 from backend.jobs.launch import select_gpus
 from backend.jobs.runner import launch_plan
-from backend.jobs.service import JobConfigError, JobNotFound, JobStateConflict
+from backend.jobs.service import JobNotFound, JobStateConflict
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-
-def _get_or_404(jobs: JobsDep, job_id: str):
-    try:
-        return jobs.get(job_id)
-    except JobNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {job_id!r}") from None
 
 
 def job_to_public(job, waiting_for: str | None = None) -> JobPublic:
     return JobPublic.of(job, RunDir(job.run_dir).facts(), waiting_for)
 
 
-@router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED)
+NOT_FOUND = error_responses(JobNotFound)
+TRANSITION_ERRORS = error_responses(JobNotFound, JobStateConflict)
+
+
+@router.post("", response_model=JobPublic, status_code=status.HTTP_201_CREATED, responses=error_responses())
 def create_job(body: JobCreate, jobs: JobsDep) -> JobPublic:
     """Queue a fine-tuning run. Only `base_model` and `datasets` are required; every other field has a default."""
     config = RunConfig.model_validate(body.model_dump(exclude={"name"}))
-    try:
-        job = jobs.submit(config, name=body.name)
-    except JobConfigError as exc:
-        raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.message, "type": "value_error"}]) from None
-    return job_to_public(job)
+    return job_to_public(jobs.submit(config, name=body.name))
 
 
 class LaunchPreview(BaseModel):
@@ -49,15 +42,12 @@ class LaunchPreview(BaseModel):
                                   "accelerate.yaml (DeepSpeed/FSDP) and deepspeed.json (DeepSpeed); empty otherwise.")
 
 
-@router.post("/preview", response_model=LaunchPreview)
+@router.post("/preview", response_model=LaunchPreview, responses=error_responses())
 def preview_job(body: JobCreate, jobs: JobsDep) -> LaunchPreview:
     """The launch command and files a job with this config would get here; creates nothing (no run dir, no row).
     The run dir shows as ``<job_id>``; a multi-process job gets a free rendezvous port when it starts."""
     config = RunConfig.model_validate(body.model_dump(exclude={"name"}))
-    try:
-        resolved = jobs.resolve(config, "preview")
-    except JobConfigError as exc:
-        raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.message, "type": "value_error"}]) from None
+    resolved = jobs.resolve(config, "preview")
     gpus = select_gpus(resolved.config.distributed, jobs.runner.gpu_probe())
     argv, files = launch_plan(resolved.config, jobs.settings.runs_dir / "<job_id>", gpus)
     return LaunchPreview(argv=argv, files=files)
@@ -75,48 +65,39 @@ def list_jobs(jobs: JobsDep) -> JobsPublic:
     return JobsPublic(data=data, count=len(data))
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(job_id: str, jobs: JobsDep) -> JobPublic:
-    job = _get_or_404(jobs, job_id)
+    job = jobs.get(job_id)
     return job_to_public(job, _waiting(jobs).get(job.id))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+@router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)
 def get_metrics(job_id: str, jobs: JobsDep,
                 after: int | None = Query(None, description="only rows with step > after (incremental polling)")):
-    _get_or_404(jobs, job_id)
     rows = jobs.metrics(job_id, after=after)
     return MetricsPublic(data=rows, count=len(rows))
 
 
-@router.get("/{job_id}/logs", response_model=LogsPublic)
+@router.get("/{job_id}/logs", response_model=LogsPublic, responses=NOT_FOUND)
 def get_logs(job_id: str, jobs: JobsDep, tail: int = Query(200, ge=1, le=100_000)):
-    _get_or_404(jobs, job_id)
     return LogsPublic(text=jobs.logs(job_id, tail=tail))
 
 
-def _transition(jobs, job_id: str, action) -> JobPublic:
-    """404 for an unknown job, 409 when ``action`` (cancel, stop, resume) does not apply to its state."""
-    _get_or_404(jobs, job_id)
-    try:
-        return job_to_public(action(job_id))
-    except JobStateConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-
-
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=TRANSITION_ERRORS)
 def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
-    return _transition(jobs, job_id, jobs.cancel)
+    """Cancel a queued or running job (409 once it has finished)."""
+    return job_to_public(jobs.cancel(job_id))
 
 
-@router.post("/{job_id}/stop", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{job_id}/stop", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED,
+             responses=TRANSITION_ERRORS)
 def stop_job(job_id: str, jobs: JobsDep) -> JobPublic:
     """Stop & save: the running job ends training after its current step and saves its adapter/model as a
     normal, succeeded run (result notes the step). 409 for a job that is not running."""
-    return _transition(jobs, job_id, jobs.stop_early)
+    return job_to_public(jobs.stop_early(job_id))
 
 
-@router.post("/{job_id}/resume", response_model=JobPublic)
+@router.post("/{job_id}/resume", response_model=JobPublic, responses=TRANSITION_ERRORS)
 def resume_job(job_id: str, jobs: JobsDep) -> JobPublic:
     """Re-queue a failed or cancelled job; it continues from its newest checkpoint (see `save_steps`)."""
-    return _transition(jobs, job_id, jobs.resume)
+    return job_to_public(jobs.resume(job_id))

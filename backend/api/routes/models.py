@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from backend import catalog
 from backend.api.deps import SettingsDep
+from backend.api.errors import error_responses
 from backend.api.schemas import ModelPublic, ModelsPublic, SuggestionPublic
+from backend.errors import NotFound
 from backend.jobs.gpus import query_gpus
-from backend.jobs.suggest import suggest_settings
+from backend.jobs.suggest import ModelNotSizable, suggest_settings
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -18,7 +20,7 @@ def list_models(settings: SettingsDep) -> ModelsPublic:
     return ModelsPublic(data=models, count=len(models))
 
 
-@router.get("/suggest", response_model=SuggestionPublic)
+@router.get("/suggest", response_model=SuggestionPublic, responses=error_responses(NotFound, ModelNotSizable))
 def suggest(settings: SettingsDep, model: str = Query(..., min_length=1, description="A model id, or an absolute "
                                                        "path to an HF-format model directory.")) -> SuggestionPublic:
     """Suggested settings for training ``model`` on this machine: method (LoRA, else QLoRA when LoRA does not fit
@@ -27,11 +29,6 @@ def suggest(settings: SettingsDep, model: str = Query(..., min_length=1, descrip
     info = catalog.resolve_model(settings, model)
     if info is None:
         known = ", ".join(m.id for m in catalog.list_models(settings)) or "none"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown model {model!r}; available: {known}")
-    try:
-        suggestion = suggest_settings(info.path, query_gpus())
-    except (KeyError, ValueError, OSError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            f"cannot size {model!r} from its config.json ({type(exc).__name__}: {exc}); "
-                            "set the training fields by hand") from None
+        raise NotFound(f"unknown model {model!r}; available: {known}", loc=("query", "model"))
+    suggestion = suggest_settings(info.path, query_gpus(), model=model)
     return SuggestionPublic(model=info.id, **suggestion.to_dict())

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
+
+from backend.api.errors import error_responses
+from backend.errors import NotFound
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "config" / "presets"
 
@@ -53,10 +56,10 @@ def get_presets() -> PresetsPublic:
     return PresetsPublic(data=data, count=len(data))
 
 
-@router.get("/{name}", response_model=PresetPublic)
+@router.get("/{name}", response_model=PresetPublic, responses=error_responses(NotFound))
 def get_preset(name: str) -> PresetPublic:
     path = PRESETS_DIR / f"{name}.yaml"
     if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
         known = ", ".join(p.name for p in list_presets()) or "none"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no preset named {name!r}; available: {known}")
+        raise NotFound(f"no preset named {name!r}; available: {known}", loc=("path", "name"))
     return read_preset(path)
