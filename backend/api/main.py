@@ -14,12 +14,13 @@ from backend.api.security import install_security
 from backend.chat.manager import ChatManager
 from backend.datasets.builtin import BUILTIN_DATASETS
 from backend.datasets.registry import DatasetRegistry
+from backend.evaluations import EvaluationService
 from backend.home_access import home_write_problem, read_only_settings
-from backend.jobs.evaluations import EvaluationService
 from backend.jobs.runner import JobRunner, SpawnFn, spawn_training
 from backend.jobs.service import JobService
 from backend.jobs.store import JobStore
 from backend.settings import Settings
+from backend.version import studio_version
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("tunesmith.api")
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
 
     app = FastAPI(
         title="Tunesmith API",
-        version="0.1.0",
+        version=studio_version(),
         description="Upload datasets, queue fine-tuning jobs, follow their metrics, export adapters and merged models.",
         lifespan=lifespan,
         docs_url="/docs",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from backend import catalog
-from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError
+from backend.chat.worker_process import ChatTimeout, ChatWorker, ChatWorkerError
 from backend.engine_process import build_chat_worker_command
 from backend.errors import Conflict, NotFound
 from backend.jobs.service import JobNotFound, JobService

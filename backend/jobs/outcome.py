@@ -1,12 +1,18 @@
-"""How a finished job ended, read from its run directory (result.json, exit code, log tail)."""
+"""How a finished job ended, read from its run directory (result.json, the trained output, exit code, log tail).
+
+The run directory decides, not the exit code alone: a job adopted after a studio restart is watched by pid, so
+its exit code is unknown, yet result.json and the adapter/model it wrote say exactly how it ended. A process that
+died without writing result.json is described by what is known (signal or exit code, the log's last line), not
+by a guess at the cause.
+"""
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.config import rundir
-from backend.fsio import read_json_object, tail_text
+from backend.config.rundir import RunDir
 
 
 @dataclass
@@ -17,6 +23,15 @@ class Outcome:
     output: str | None = None
 
 
+LOG_HINT = "see the run's log (GET /api/v1/jobs/{id}/logs) for what it printed last"
+SIGNAL_HINTS = {
+    "SIGKILL": "SIGKILL comes from `kill -9` or from the system's out-of-memory killer (the system log, e.g. "
+               "`dmesg`, says 'Out of memory' then); if it was memory, lower per_device_batch_size or cutoff_len",
+    "SIGTERM": "SIGTERM is a request to stop, from a user, a service manager or a shutdown",
+    "SIGINT": "SIGINT is Ctrl+C in the terminal that started it",
+}
+
+
 def _last_error_line(log_text: str) -> str | None:
     for line in reversed(log_text.splitlines()):
         line = line.strip()
@@ -25,19 +40,41 @@ def _last_error_line(log_text: str) -> str | None:
     return None
 
 
+def _last_line(log_text: str) -> str | None:
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else None
+
+
+def _signal_name(exit_code: int) -> str | None:
+    """The signal that ended a process: Popen reports -N, a shell 128+N."""
+    number = -exit_code if exit_code < 0 else exit_code - 128 if 128 < exit_code < 160 else None
+    try:
+        return signal.Signals(number).name if number else None
+    except ValueError:
+        return None
+
+
+def describe_exit(exit_code: int | None, log_text: str) -> tuple[str, str]:
+    """(error, hint) for a process that ended without result.json: what is known, nothing guessed."""
+    last = _last_error_line(log_text) or _last_line(log_text)
+    said = f"; its log ends with: {last}" if last else "; its log is empty"
+    if exit_code is None:
+        return (f"the training process ended while the studio was not watching it (exit code unknown) without "
+                f"writing result.json{said}", LOG_HINT)
+    name = _signal_name(exit_code)
+    if name:
+        return (f"the training process was killed by {name} (exit code {exit_code}){said}",
+                SIGNAL_HINTS.get(name, LOG_HINT))
+    return f"the training process exited with code {exit_code}{said}", LOG_HINT
+
+
 def read_outcome(run_dir: Path, exit_code: int | None) -> Outcome:
-    result = read_json_object(run_dir / rundir.RESULT_FILE)
+    """``exit_code`` None: unknown (an adopted process, or the studio was down); result.json decides then."""
+    run = RunDir(run_dir)
+    result = run.result()
     if result and result.get("status") == "succeeded" and exit_code in (0, None):
-        return Outcome("succeeded", output=result.get("output"))
+        return Outcome("succeeded", output=result.get("output") or run.weights().trained)
     if result and result.get("status") == "failed":
         return Outcome("failed", error=result.get("error"), hint=result.get("hint"))
-    if exit_code is None:
-        return Outcome("failed")
-    error = _last_error_line(tail_text(run_dir / rundir.LOG_FILE))
-    if exit_code < 0 or exit_code in (137, -9):
-        message = f"the training process was killed (exit code {exit_code})"
-        hint = "this is usually the system running out of memory: lower per_device_batch_size or cutoff_len"
-    else:
-        message = f"the training process exited with code {exit_code}"
-        hint = "see the run's log (GET /api/v1/jobs/{id}/logs) for the full traceback"
-    return Outcome("failed", error=f"{message}: {error}" if error else message, hint=hint)
+    error, hint = describe_exit(exit_code, run.log_tail())
+    return Outcome("failed", error=error, hint=hint)

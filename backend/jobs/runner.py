@@ -146,7 +146,8 @@ def kill_process_group(pid: int, grace_s: float = 10.0) -> None:
 
 
 class _AdoptedProcess:
-    """A job process left running by a previous studio process: watched by pid."""
+    """A job process left running by a previous studio process: watched by pid. Not our child, so its exit code
+    cannot be known: ``poll`` says only whether it ended (-1), and the run directory tells how (see _reap)."""
 
     def __init__(self, pid: int):
         self.pid = pid
@@ -286,9 +287,10 @@ class JobRunner:
             if code is None:
                 continue
             del self._running[job_id]
-            self.finish(job_id, code)
+            self.finish(job_id, None if isinstance(run.proc, _AdoptedProcess) else code)
 
     def finish(self, job_id: str, exit_code: int | None) -> None:
+        """Record how a job ended; ``exit_code`` None = unknown (adopted, or killed by us), result.json decides."""
         job = self.store.get(job_id)
         if job is None or job.state not in ("running", "queued"):
             return
@@ -326,17 +328,14 @@ class JobRunner:
                     self._running[job.id] = _Running(_AdoptedProcess(job.pid), list(job.gpus))
                     continue
                 outcome = read_outcome(Path(job.run_dir), None)
-                if outcome.state == "failed" and outcome.error is None:
-                    outcome.error = "the studio stopped while this job was running"
-                    outcome.hint = "start it again from the Train page (or POST /api/v1/jobs with the same config)"
+                if outcome.state == "failed" and job.run.result() is None:
+                    outcome.error = f"the studio stopped while this job was running, and its process is gone: {outcome.error}"
+                    outcome.hint = ("resume it (POST /api/v1/jobs/{id}/resume, or Resume on the Runs page): it continues "
+                                    "from its newest checkpoint")
                 self.store.update(job.id, state=outcome.state, finished_at=utc_now(), pid=None,
                                   error=outcome.error, hint=outcome.hint, output=outcome.output)
 
     # -- views -----------------------------------------------------------------------------------------
-    def running_job_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._running)
-
     def gpu_holders(self) -> dict[int, str]:
         """GPU index -> id of the running job holding it."""
         with self._lock:

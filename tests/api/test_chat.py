@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.chat.worker import ChatWorker
+from backend.chat.worker_process import ChatWorker
 from backend.jobs.runner import pid_alive
 from backend.jobs.store import JobRow, utc_now
 from tests.api.conftest import ALPACA_ROWS, wait_for_state
@@ -103,7 +103,7 @@ import sys, json
 from fastapi.testclient import TestClient
 from backend.api.main import create_app
 from backend.settings import Settings
-from backend.chat.worker import ChatWorker
+from backend.chat.worker_process import ChatWorker
 app = create_app(Settings.from_env({str(tmp_path / 'home')!r}), start_runner=False)
 # The real worker imports torch in its own process; a protocol fake keeps this check fast.
 app.state.chat._start_worker = lambda target: ChatWorker([sys.executable, {FAKE_WORKER!r}, "echo"])

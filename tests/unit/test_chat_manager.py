@@ -13,7 +13,7 @@ from backend.chat.manager import (
     ChatTargetNotFound,
     ChatTargetUnavailable,
 )
-from backend.chat.worker import ChatTimeout, ChatWorker, ChatWorkerError
+from backend.chat.worker_process import ChatTimeout, ChatWorker, ChatWorkerError
 from backend.config import rundir
 from backend.engine_process import build_chat_worker_command
 from backend.jobs.runner import pid_alive

@@ -126,9 +126,56 @@ def test_reconcile_after_restart(tmp_path):
         assert store.get("job_dead").state == "failed"
         assert "stopped while this job was running" in store.get("job_dead").error
         assert store.get("job_fin").state == "succeeded"
-        assert store.get("job_alive").state == "running" and runner.running_job_ids() == ["job_alive"]
+        assert store.get("job_alive").state == "running" and runner.cpu_job_ids() == ["job_alive"]
     finally:
         kill_process_group(proc.pid, grace_s=1)
         proc.wait()
     runner.tick()
     assert store.get("job_alive").state == "failed"
+
+
+def test_adopted_job_that_then_finishes_takes_its_outcome_from_the_run_dir(tmp_path):
+    # issue 10 item 3: an adopted process reports no exit code; result.json and adapter/ say it succeeded
+    store = JobStore(tmp_path / "db.sqlite")
+    job = _job(tmp_path, "job_adopt")
+    store.insert(job)
+    script = ("import json,sys,time,pathlib; d=pathlib.Path(sys.argv[1]); time.sleep(1.5); (d/'adapter').mkdir(); "
+              "(d/'adapter'/'adapter_config.json').write_text('{}'); "
+              "(d/'result.json').write_text(json.dumps({'status':'succeeded','output':'adapter'}))")
+    proc = subprocess.Popen([sys.executable, "-c", script, job.run_dir], start_new_session=True)
+    store.update("job_adopt", state="running", pid=proc.pid)
+    try:
+        runner = JobRunner(store, spawn=_script_spawn(WRITE_OK), gpu_probe=lambda: [])
+        runner.reconcile()
+        assert store.get("job_adopt").state == "running" and runner.cpu_job_ids() == ["job_adopt"]
+        done = _wait_state(store, runner, "job_adopt", ("succeeded", "failed"))
+        assert (done.state, done.output, done.error) == ("succeeded", "adapter", None)
+    finally:
+        proc.wait(timeout=30)
+
+
+def test_a_killed_process_is_described_by_its_signal_and_last_log_line(tmp_path):
+    store = JobStore(tmp_path / "db.sqlite")
+    store.insert(_job(tmp_path, "job_k9"))
+
+    def spawn(job, gpus):
+        log = open(Path(job.run_dir) / "stdout.log", "wb")
+        script = "import os, signal; print('step 3 of 10', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+        return subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    runner = JobRunner(store, spawn=spawn, gpu_probe=lambda: [])
+    job = _wait_state(store, runner, "job_k9", ("succeeded", "failed"))
+    assert job.error == "the training process was killed by SIGKILL (exit code -9); its log ends with: step 3 of 10"
+    assert "kill -9" in job.hint and "out-of-memory killer" in job.hint
+
+
+def test_exit_descriptions_say_what_is_known():
+    from backend.jobs.outcome import describe_exit
+
+    assert describe_exit(137, "")[0] == "the training process was killed by SIGKILL (exit code 137); its log is empty"
+    error, hint = describe_exit(-15, "x\nRuntimeError: boom\n")
+    assert error.endswith("killed by SIGTERM (exit code -15); its log ends with: RuntimeError: boom")
+    assert "request to stop" in hint and "memory" not in hint
+    assert describe_exit(2, "usage")[0] == "the training process exited with code 2; its log ends with: usage"
+    assert "exit code unknown" in describe_exit(None, "")[0]

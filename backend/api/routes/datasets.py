@@ -8,8 +8,6 @@ a multipart zip and a JSON body; its work runs in the threadpool too.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import (
@@ -23,13 +21,24 @@ from fastapi import (
     status,
 )
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as FormFile
 
 from backend import catalog
-from backend.api.deps import JobsDep, RegistryDep, SettingsDep
+from backend.api.deps import JobsDep, PreviewServiceDep, RegistryDep, SettingsDep
 from backend.api.errors import error_responses
+from backend.api.schemas import (
+    DatasetCreated,
+    DatasetDetail,
+    DatasetPublic,
+    DatasetRename,
+    DatasetsPublic,
+    DatasetUploaded,
+    IdentityCreate,
+    ImportPath,
+    ImportResult,
+    ImportSkipped,
+)
 from backend.api.upload_limit import UploadLimitRoute
 from backend.config.schema import ChatTemplate
 from backend.datasets import llamafactory
@@ -44,108 +53,11 @@ from backend.datasets.errors import (
     ImportSourceNotFound,
     UnsupportedFileType,
 )
-from backend.datasets.formats import dataset_kind
-from backend.datasets.registry import DatasetRecord
 from backend.datasets.validate import NormalizeOptions
 from backend.engine_process import EngineTimedOut
 from backend.errors import Conflict, EngineFailed, Invalid, NotFound
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=UploadLimitRoute)
-
-
-class DatasetProblem(BaseModel):
-    location: str = Field(description='Where: "line 7" (JSONL), "record 3" or "file".')
-    field: str | None = None
-    message: str
-
-
-class DatasetPublic(BaseModel):
-    id: str
-    name: str
-    format: str = Field(description="Format: alpaca | messages | sharegpt (chat data, by its source layout) | "
-                                    "preference | kto | text.")
-    kind: str = Field(description="What it can train: sft | preference | kto | text (see formats.dataset_kind).")
-    num_rows: int
-    size_bytes: int = Field(description="Size of the normalized data.jsonl.")
-    created_at: datetime
-    source_filename: str
-    builtin: bool
-    warnings: list[DatasetProblem] = Field(default_factory=list, description="First 20 warnings (duplicates, ...).")
-    warning_count: int = 0
-    mapping: dict = Field(default_factory=dict, description="The format/columns/tags given at upload (or the "
-                                                            "LLaMA-Factory entry's); empty when detected.")
-
-    @classmethod
-    def of(cls, record: DatasetRecord) -> "DatasetPublic":
-        return cls.model_validate({**record.model_dump(exclude={"path", "sha256"}),
-                                   "kind": dataset_kind(record.format)})
-
-
-class DatasetCreated(DatasetPublic):
-    duplicates_dropped: int = Field(0, description="Exact duplicate rows dropped because dedup=true was asked for.")
-
-    @classmethod
-    def of(cls, record: DatasetRecord) -> "DatasetCreated":
-        return cls(**DatasetPublic.of(record).model_dump(), duplicates_dropped=record.duplicates_dropped)
-
-
-class DatasetUploaded(DatasetCreated):
-    """The top-level fields describe the (first) dataset created, so single-file clients need nothing else."""
-
-    datasets: list[DatasetCreated] = Field(description="Every dataset the upload created: one for a data file, "
-                                                       "one per data file of a .zip (the first is repeated at "
-                                                       "the top level).")
-
-
-class DatasetDetail(DatasetPublic):
-    preview: list[dict] = Field(description='First normalized rows: {"messages": [...]} (+ "tools"), preference '
-                                            '+ "rejected", kto + "label", or {"text": ...}.')
-
-
-class DatasetsPublic(BaseModel):
-    data: list[DatasetPublic]
-    count: int
-
-
-class DatasetRename(BaseModel):
-    name: str
-
-
-IdentityText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-
-
-class IdentityCreate(BaseModel):
-    name: IdentityText = Field(description="The assistant's name, filled in for {{name}}.", examples=["Ada"])
-    author: IdentityText = Field(description="Who made it, filled in for {{author}}.", examples=["Acme Labs"])
-    dataset_name: str | None = Field(None, description='Name of the new dataset; default "identity-<name slug>".')
-
-    @field_validator("name", "author")
-    @classmethod
-    def _no_braces(cls, value: str) -> str:
-        if "{{" in value or "}}" in value:
-            raise ValueError("must not contain '{{' or '}}'")
-        return value
-
-    def target_name(self) -> str:
-        if self.dataset_name and self.dataset_name.strip():
-            return self.dataset_name
-        slug = re.sub(r"\W+", "-", self.name.lower()).strip("-_")[:55]
-        return f"identity-{slug or 'assistant'}"
-
-
-class ImportPath(BaseModel):
-    path: str = Field(description="A LLaMA-Factory data folder on the server, inside the import root "
-                                  "($TUNESMITH_IMPORT_ROOT, default <home>/import); relative paths start there.")
-
-
-class ImportSkipped(BaseModel):
-    name: str
-    reason: str
-
-
-class ImportResult(BaseModel):
-    imported: list[DatasetPublic]
-    skipped: list[ImportSkipped]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetUploaded,
@@ -266,22 +178,13 @@ def download_dataset(dataset_id: str, registry: RegistryDep) -> FileResponse:
     return FileResponse(record.path, media_type="application/x-ndjson", filename=f"{record.name}.jsonl")
 
 
-def _preview_service(request: Request):
-    from backend.datasets.preview_service import PreviewService
-
-    service = getattr(request.app.state, "preview_service", None)
-    if service is None:
-        service = request.app.state.preview_service = PreviewService()
-    return service
-
-
 @router.get("/{dataset_id}/preview", response_model=dict,
             responses=error_responses(NotFound, EngineFailed, EngineTimedOut))
 def preview_dataset_for_model(
     dataset_id: str,
-    request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
+    previews: PreviewServiceDep,
     model: Annotated[str, Query(description="A model id from /models, or an absolute path to a local HF model.")],
     cutoff_len: Annotated[int, Query(ge=8, le=1_048_576, description="The run's cutoff_len in tokens.")] = 1024,
     samples: Annotated[int, Query(ge=0, le=20, description="How many first rows to render.")] = 3,
@@ -298,7 +201,7 @@ def preview_dataset_for_model(
     if info is None:
         raise NotFound(f"model '{model}' not found: use an id from /api/v1/models or an absolute path to a local "
                        "model.", loc=("query", "model"))
-    result = _preview_service(request).preview(
+    result = previews.preview(
         sha256=record.sha256, data_path=record.path, model_path=info.path, cutoff_len=cutoff_len,
         samples=samples, train_on_prompt=train_on_prompt, chat_template=chat_template)
     return {**result, "model": info.id, "cutoff_len": cutoff_len, "train_on_prompt": train_on_prompt,

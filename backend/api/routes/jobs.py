@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
 
 from backend.api.deps import JobsDep
 from backend.api.errors import error_responses
@@ -9,6 +8,7 @@ from backend.api.schemas import (
     JobCreate,
     JobPublic,
     JobsPublic,
+    LaunchPreview,
     LogsPublic,
     MetricsPublic,
 )
@@ -34,12 +34,6 @@ def create_job(body: JobCreate, jobs: JobsDep) -> JobPublic:
     """Queue a fine-tuning run. Only `base_model` and `datasets` are required; every other field has a default."""
     config = RunConfig.model_validate(body.model_dump(exclude={"name"}))
     return job_to_public(jobs.submit(config, name=body.name))
-
-
-class LaunchPreview(BaseModel):
-    argv: list[str] = Field(description="The command the runner would start (never through a shell).")
-    files: dict[str, str] = Field(description="Launch files it would write into the run dir, name -> text: "
-                                  "accelerate.yaml (DeepSpeed/FSDP) and deepspeed.json (DeepSpeed); empty otherwise.")
 
 
 @router.post("/preview", response_model=LaunchPreview, responses=error_responses())

@@ -1,4 +1,5 @@
-"""Request/response models of the HTTP API (families: JobCreate / JobPublic / JobsPublic ...)."""
+"""Jobs: JobCreate (a run config + name), JobPublic/JobsPublic (the row plus what its run dir says), metrics,
+logs, merge result and the launch preview."""
 
 from __future__ import annotations
 
@@ -80,23 +81,7 @@ class MergePublic(BaseModel):
     files: list[str]
 
 
-class ModelPublic(BaseModel):
-    id: str
-    path: str
-    bundled: bool
-    model_type: str | None
-    architecture: str | None
-    size_bytes: int
-
-
-class SuggestionPublic(BaseModel):
-    model: str
-    parameters: int = Field(description="Parameter count estimated from config.json.")
-    device: str = Field(description="What the suggestion is for, e.g. 'CPU (2 cores)' or '1 × NVIDIA H100 (79 GiB free)'.")
-    settings: dict[str, Any] = Field(description="RunConfig fields to use (nested method), e.g. to merge into a job.")
-    notes: list[str] = Field(description="Why: size, what fits in memory, alternatives.")
-
-
-class ModelsPublic(BaseModel):
-    data: list[ModelPublic]
-    count: int
+class LaunchPreview(BaseModel):
+    argv: list[str] = Field(description="The command the runner would start (never through a shell).")
+    files: dict[str, str] = Field(description="Launch files it would write into the run dir, name -> text: "
+                                  "accelerate.yaml (DeepSpeed/FSDP) and deepspeed.json (DeepSpeed); empty otherwise.")
