@@ -10,6 +10,7 @@ each holds ``metrics.json`` (the engine's metrics plus ``id``, ``created_at``, `
 
 from __future__ import annotations
 
+import builtins  # list[...] annotations inside a class that has a method named list
 import json
 import secrets
 import shutil
@@ -160,7 +161,7 @@ class EvaluationService:
                                hint=f"see {LOG_FILE} of the failed evaluation")
 
     # -- results ------------------------------------------------------------------------------------
-    def list(self, target: EvalTarget) -> list[dict]:
+    def list(self, target: EvalTarget) -> builtins.list[dict]:
         """The target's evaluations (metrics.json of each), newest first; a base model's only its own."""
         results = []
         if target.root.is_dir():
@@ -171,7 +172,7 @@ class EvaluationService:
         results.sort(key=lambda m: str(m.get("created_at", "")), reverse=True)
         return results
 
-    def list_base_models(self) -> list[dict]:
+    def list_base_models(self) -> builtins.list[dict]:
         """Every base-model evaluation, newest first."""
         root = self.base_root
         results = [m for child in (root.iterdir() if root.is_dir() else []) if (m := _read_metrics(child))]

@@ -11,7 +11,8 @@ what they can answer with :func:`error_responses`, which the OpenAPI document (a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -79,15 +80,19 @@ def validation_body(exc: RequestValidationError) -> dict:
     return _body(f"{_loc_text(first.loc)}: {first.msg}{more}", items)
 
 
-async def _studio_error(request: Request, exc: StudioError) -> JSONResponse:
+# Handlers take ``Exception`` (Starlette's handler type) and narrow: each is registered for one class only.
+async def _studio_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StudioError)
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     return JSONResponse(validation_body(exc), status_code=422)
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail
     if isinstance(detail, dict) and "message" in detail:  # already the one shape (e.g. from middleware)
         body = {"message": str(detail["message"]), "errors": detail.get("errors", []),
@@ -132,7 +137,7 @@ def _document_validation_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _route_path(scope: dict) -> str:
+def _route_path(scope: MutableMapping[str, Any]) -> str:
     path, root = scope.get("path", ""), scope.get("root_path", "")
     return path[len(root):] if root and path.startswith(root) else path
 
@@ -140,7 +145,7 @@ def _route_path(scope: dict) -> str:
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def _allowed_methods(app: FastAPI, scope: dict) -> list[str]:
+def _allowed_methods(app: FastAPI, scope: MutableMapping[str, Any]) -> list[str]:
     """The methods the API's routes (not the fallback, not mounts) fully match for this path."""
     routes = [r for r in app.router.routes if not isinstance(r, Mount) and getattr(r, "name", None) != FALLBACK_NAME]
     return [method for method in METHODS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -111,7 +111,7 @@ class ChatManager:
         return final
 
     def chat_stream(self, target: ChatTarget, messages: list[dict], *, max_new_tokens: int = 128,
-                    temperature: float = 0.7, top_p: float = 0.9, stream: bool = True) -> Iterator[dict]:
+                    temperature: float = 0.7, top_p: float = 0.9, stream: bool = True) -> Generator[dict, None, None]:
         """Yield ``{"delta": str}`` events while the reply is generated, then the final ``{"text", "tokens",
         "seconds", "trimmed_turns"}`` (``stream=False``: only the final one).
 

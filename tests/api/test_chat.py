@@ -107,7 +107,7 @@ from backend.chat.worker_process import ChatWorker
 app = create_app(Settings.from_env({str(tmp_path / 'home')!r}), start_runner=False)
 # The real worker imports torch in its own process; a protocol fake keeps this check fast.
 app.state.chat._start_worker = lambda target: ChatWorker([sys.executable, {FAKE_WORKER!r}, "echo"])
-with TestClient(app) as c:
+with TestClient(app, base_url="http://127.0.0.1") as c:  # a loopback Host the security guard serves
     r = c.post('/api/v1/chat', json={{"model": "tiny-llama", "messages": [{{"role": "user", "content": "hi"}}],
                                      "max_new_tokens": 2}})
     assert r.status_code == 200 and r.json()["text"] == "echo: hi", r.text

@@ -161,7 +161,8 @@ from fastapi.testclient import TestClient
 from backend.api.main import create_app
 from backend.settings import Settings
 app = create_app(Settings.from_env({str(tmp_path / 'home')!r}))
-with TestClient(app) as c:
+with TestClient(app, base_url="http://127.0.0.1") as c:  # a loopback Host the security guard serves
+    assert c.get("/api/v1/jobs").status_code == 200  # the routes below really ran
     assert c.get('/api/v1/health').status_code == 200
     c.get('/api/v1/models'); c.get('/api/v1/jobs'); c.get('/api/v1/datasets')
 heavy = [m for m in ('torch', 'transformers', 'peft', 'trl', 'accelerate') if m in sys.modules]

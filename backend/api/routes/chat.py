@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Generator, Iterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -64,7 +64,7 @@ def _resolve(chat: ChatManager, body: ChatCreate):
     return chat.resolve(model=body.model, job_id=body.job_id)
 
 
-def _events(chat: ChatManager, target, body: ChatCreate, *, stream: bool) -> Iterator[dict]:
+def _events(chat: ChatManager, target, body: ChatCreate, *, stream: bool) -> Generator[dict, None, None]:
     return chat.chat_stream(target, [m.model_dump() for m in body.messages], max_new_tokens=body.max_new_tokens,
                             temperature=body.temperature, top_p=body.top_p, stream=stream)
 
