@@ -111,7 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _document_validation_errors(app: FastAPI) -> None:
-    """Make the OpenAPI document say what the 422 handler really sends: FastAPI documents its own
+    """Make the OpenAPI document say what error answers really carry: FastAPI documents its own
     ``HTTPValidationError`` on every route with input, whatever ``responses=`` a route declares."""
     generate = app.openapi
 
@@ -124,11 +124,13 @@ def _document_validation_errors(app: FastAPI) -> None:
             schemas.setdefault(name, model.model_json_schema(ref_template="#/components/schemas/{model}"))
         for operations in spec.get("paths", {}).values():
             for operation in operations.values():
-                for answer in operation.get("responses", {}).values():
+                for code, answer in operation.get("responses", {}).items():
                     content = answer.get("content", {}).get("application/json", {})
                     if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
                         content["schema"] = {"$ref": "#/components/schemas/ErrorBody"}
                         answer["description"] = _DESCRIPTIONS[422]
+                    elif str(code)[0] in "45" and "content" not in answer:  # e.g. the security middleware's
+                        answer["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = spec
