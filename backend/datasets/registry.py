@@ -27,8 +27,9 @@ from typing import BinaryIO, Iterator, Mapping
 from pydantic import BaseModel, Field
 
 from backend.datasets import uploads
-from backend.datasets.errors import DatasetNameTaken, DatasetNotFound, DatasetReadOnly, InvalidDatasetName
+from backend.datasets.errors import DatasetNameTaken, DatasetNotFound, DatasetReadOnly
 from backend.datasets.formats import fill_placeholders
+from backend.datasets.names import ID_PATTERN, check_dataset_name
 from backend.datasets.readers import FILE_TYPES, file_type, source_filename
 from backend.datasets.validate import DEFAULT_OPTIONS, NormalizeOptions, Transform, normalize_file
 from backend.fsio import atomic_write_json
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 DATA_FILE = "data.jsonl"
 META_FILE = "meta.json"
 DEFAULT_PLACEHOLDERS = {"name": "Tunesmith", "author": "the Tunesmith team"}
-NAME_PATTERN = re.compile(r"^\w[\w .-]{0,63}$")
-ID_PATTERN = re.compile(r"^ds_[0-9a-f]{10}$")
 LEFTOVER_AGE_S = 3600
 _COPY_CHUNK = 1 << 20
 
@@ -86,17 +85,6 @@ class DatasetRecord(BaseModel):
 
 def new_dataset_id() -> str:
     return "ds_" + secrets.token_hex(5)
-
-
-def check_dataset_name(name: str) -> str:
-    """The name, stripped, or InvalidDatasetName saying what a valid name looks like."""
-    name = name.strip()
-    if not NAME_PATTERN.match(name) or ID_PATTERN.match(name):
-        raise InvalidDatasetName(
-            f"'{name}' is not a valid dataset name: use 1-64 letters, digits, spaces, '.', '_' or '-', starting "
-            "with a letter or digit (and not of the form ds_ + 10 hex digits, which is how ids look)."
-        )
-    return name
 
 
 class DatasetRegistry:

@@ -21,6 +21,7 @@ from backend.datasets.errors import (
     DatasetTooLarge,
     DatasetValidationError,
 )
+from backend.datasets.names import check_dataset_name
 from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES, file_type, source_filename
 from backend.datasets.validate import NormalizeOptions
 from backend.errors import InsufficientStorage
@@ -35,8 +36,6 @@ def register_upload(registry: DatasetRegistry, filename: str, fileobj: BinaryIO,
                     options: NormalizeOptions) -> list[DatasetRecord]:
     """The datasets created from one upload: one for a data file (or a zip of one), several for a zip of
     several. ``name`` names a lone file and prefixes the names of several; ``options`` apply to every file."""
-    from backend.datasets.registry import check_dataset_name
-
     original = source_filename(filename)
     is_zip = Path(original).suffix.lower() == ".zip"
     kind = None if is_zip else file_type(original)  # refuse an unknown extension before reading the body
