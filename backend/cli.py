@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.errors import StudioError
+from backend.errors import StudioError, Unavailable
 from backend.settings import BUNDLED_MODEL_ID, Settings
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -140,9 +140,9 @@ def cmd_studio(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Run one job in the foreground through the same job path the studio uses."""
     from backend.config.llamafactory import is_llamafactory_config
-    from backend.datasets.builtin import BUILTIN_DATASETS
     from backend.config.schema import RunConfig
     from backend.config_import import StudioCatalog, llamafactory_run_config
+    from backend.datasets.builtin import BUILTIN_DATASETS
     from backend.datasets.registry import DatasetRegistry
     from backend.fsio import read_yaml
     from backend.jobs.runner import JobRunner
@@ -184,23 +184,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if final.state == "succeeded" else 1
 
 
+def check_api_answer(resp) -> None:
+    """A non-2xx API answer as a StudioError with the API's own message and hint (``main`` prints them)."""
+    if resp.is_success:
+        return
+    resp.read()
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    error = StudioError(str(body.get("message") or f"the API answered HTTP {resp.status_code}"), hint=body.get("hint"))
+    error.status = resp.status_code
+    raise error
+
+
+def export_job(client, base: str, job_id: str, merged: bool, out: Path) -> Path:
+    """Download a job's adapter (or merged model, merging first) through the API into ``out``; nothing is left
+    behind when the API refuses."""
+    if merged:
+        check_api_answer(client.post(f"{base}/jobs/{job_id}/merge"))
+    with client.stream("GET", f"{base}/jobs/{job_id}/{'merged' if merged else 'adapter'}") as resp:
+        check_api_answer(resp)
+        with open(out, "wb") as fh:
+            for chunk in resp.iter_bytes():
+                fh.write(chunk)
+    return out
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import httpx
 
-    base = args.api.rstrip("/")
     token = os.environ.get("TUNESMITH_TOKEN", "").strip()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    out = Path(args.out or f"{args.job_id}-{'merged' if args.merged else 'adapter'}.zip")
     with httpx.Client(timeout=None, headers=headers) as client:
-        if args.merged:
-            client.post(f"{base}/jobs/{args.job_id}/merge").raise_for_status()
-        kind = "merged" if args.merged else "adapter"
-        out = Path(args.out or f"{args.job_id}-{kind}.zip")
-        with client.stream("GET", f"{base}/jobs/{args.job_id}/{kind}") as resp:
-            resp.raise_for_status()
-            with open(out, "wb") as fh:
-                for chunk in resp.iter_bytes():
-                    fh.write(chunk)
-    print(out)
+        try:
+            print(export_job(client, args.api.rstrip("/"), args.job_id, args.merged, out))
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the studio API at {args.api}: {exc}",
+                              hint="start it with `tunesmith serve` (or `make studio`), or pass --api URL") from None
     return 0
 
 
