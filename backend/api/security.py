@@ -51,7 +51,8 @@ API_PREFIXES = ("/api/", "/v1/", "/openapi.json", "/docs", "/redoc")
 OPEN_PATHS = frozenset({"/api/v1/health", LOGIN_PATH})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POST routes that compute an answer and store nothing: they keep working on a read-only home.
-STORES_NOTHING = frozenset({"/api/v1/jobs/preview", "/api/v1/configs/normalize", "/api/v1/configs/from-llamafactory"})
+STORES_NOTHING = frozenset({"/api/v1/jobs/preview", "/api/v1/configs/normalize", "/api/v1/configs/from-llamafactory",
+                            "/api/v1/configs/from-yaml"})
 # A write refused by the file system (a home that went read-only while serving, a folder of another user).
 UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields beside the file

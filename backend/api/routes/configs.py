@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from backend.api.deps import RegistryDep, SettingsDep
+from backend.api.errors import error_responses
 from backend.api.studio_errors_route import StudioErrorRoute
 from backend.config.llamafactory import parse_llamafactory_yaml
 from backend.config.normalize import (
@@ -109,7 +110,7 @@ async def _yaml_text(request: Request) -> str:
     return text
 
 
-@router.post("/from-llamafactory", response_model=ConfigPublic, openapi_extra=YAML_BODY)
+@router.post("/from-llamafactory", response_model=ConfigPublic, openapi_extra=YAML_BODY, responses=error_responses())
 async def from_llamafactory(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigPublic:
     """A LLaMA-Factory training YAML (``llamafactory-cli train FILE``) as a Tunesmith run config: LF's keys mapped
     to ours (stage, finetuning_type + quantization_bit, lora_*, dataset, template, cutoff_len, the training
@@ -121,7 +122,7 @@ async def from_llamafactory(request: Request, settings: SettingsDep, registry: R
     return _public(imported.normalized, imported.warnings)
 
 
-@router.post("/from-yaml", response_model=ConfigImportPublic, openapi_extra=YAML_BODY)
+@router.post("/from-yaml", response_model=ConfigImportPublic, openapi_extra=YAML_BODY, responses=error_responses())
 async def from_yaml(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigImportPublic:
     """A YAML file as Load config on the Train page gets it: a Tunesmith run config (what Download config wrote,
     a preset) or a LLaMA-Factory training YAML, told apart by the names only each uses (base_model/datasets/method

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
+from backend.api.errors import error_responses
 from backend.api.studio_errors_route import StudioErrorRoute
 from backend.model_download import DownloadJob, DownloadPlan, ModelDownloads, Source
 
@@ -93,7 +94,7 @@ def _public(downloads: ModelDownloads, job: DownloadJob) -> DownloadPublic:
                           finished_at=job.finished_at)
 
 
-@router.get("/plan", response_model=PlanPublic)
+@router.get("/plan", response_model=PlanPublic, responses=error_responses(403, 404, 503))
 def plan_download(downloads: DownloadsDep,
                   repo_id: str = Query(..., min_length=3, max_length=200, description="Hub model id (org/name)."),
                   revision: str | None = Query(None, max_length=200), source: Source = "huggingface") -> PlanPublic:
@@ -102,7 +103,8 @@ def plan_download(downloads: DownloadsDep,
     return _plan_public(downloads.plan(repo_id, revision, source))
 
 
-@router.post("", response_model=DownloadPublic, status_code=status.HTTP_202_ACCEPTED)
+@router.post("", response_model=DownloadPublic, status_code=status.HTTP_202_ACCEPTED,
+             responses=error_responses(403, 404, 409, 503, 507))
 def start_download(body: DownloadCreate, downloads: DownloadsDep) -> DownloadPublic:
     """Start downloading a model into the models root; follow it with GET /models/download/{id}. Starting the
     same model again after a failure or cancel resumes it. 409 when it is already there or downloading, 507 when
@@ -118,13 +120,13 @@ def list_downloads(downloads: DownloadsDep) -> DownloadsPublic:
     return DownloadsPublic(data=data, count=len(data))
 
 
-@router.get("/{job_id}", response_model=DownloadPublic)
+@router.get("/{job_id}", response_model=DownloadPublic, responses=error_responses(404))
 def get_download(job_id: str, downloads: DownloadsDep) -> DownloadPublic:
     """A download's state and bytes done / total."""
     return _public(downloads, downloads.get(job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=DownloadPublic)
+@router.post("/{job_id}/cancel", response_model=DownloadPublic, responses=error_responses(404, 409))
 def cancel_download(job_id: str, downloads: DownloadsDep) -> DownloadPublic:
     """Stop a running download; what it fetched is kept for a later resume. 409 when it is not running."""
     return _public(downloads, downloads.cancel(job_id))
