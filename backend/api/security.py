@@ -27,6 +27,7 @@ import errno
 import hashlib
 import hmac
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,15 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 
 from backend.api.login import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, login_endpoint
-from backend.errors import BadRequest, Forbidden, StudioError, TooLarge, Unauthorized, Unavailable
+from backend.errors import (
+    BadRequest,
+    Forbidden,
+    InsufficientStorage,
+    StudioError,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
 from backend.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -55,6 +64,7 @@ STORES_NOTHING = frozenset({"/api/v1/jobs/preview", "/api/v1/configs/normalize",
                             "/api/v1/configs/from-yaml"})
 # A write refused by the file system (a home that went read-only while serving, a folder of another user).
 UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields beside the file
 
 
@@ -297,11 +307,25 @@ class StudioGuard:
             if started:
                 raise
             await send_error(send, exc.error, [(b"connection", b"close")])
-        except OSError as exc:
-            if started or exc.errno not in UNWRITABLE:
+        except (OSError, sqlite3.OperationalError) as exc:
+            error = file_system_error(exc)
+            if started or error is None:
                 raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            await send_error(send, read_only_error(f"the studio could not write{where}: {exc.strerror}"))
+            await send_error(send, error)
+
+
+def file_system_error(exc: BaseException) -> StudioError | None:
+    """What a route's unhandled file-system failure means for the client (503 cannot write, 507 disk full), or
+    None for anything else (a real bug stays a 500)."""
+    code = getattr(exc, "errno", None)
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    if code in DISK_FULL or "database or disk is full" in str(exc):
+        return InsufficientStorage(f"the disk holding the studio's files is full{where}; this change was not "
+                                   "completed.", hint="Free space there (delete old runs or datasets) or move "
+                                                      "TUNESMITH_HOME to a larger disk, then try again.")
+    if code in UNWRITABLE or "readonly database" in str(exc):
+        return read_only_error(f"the studio could not write{where}: {getattr(exc, 'strerror', None) or exc}")
+    return None
 
 
 GUARD_ANSWERS = {
@@ -310,6 +334,7 @@ GUARD_ANSWERS = {
     "403": "A browser page of another origin tried to change something; nothing was done.",
     "413": "The body is larger than TUNESMITH_MAX_JSON_BYTES (JSON) or TUNESMITH_MAX_UPLOAD_BYTES (uploads).",
     "503": "The studio's state folder cannot be written: it serves read-only.",
+    "507": "The disk holding the studio's files is full; the change was not completed.",
 }
 
 
@@ -321,7 +346,7 @@ def guard_statuses(path: str, method: str, operation: dict) -> list[str]:
     if method.upper() in STATE_CHANGING:
         statuses.append("403")
         if path not in STORES_NOTHING:
-            statuses.append("503")
+            statuses += ["503", "507"]
     if "requestBody" in operation:
         statuses.append("413")
     return statuses

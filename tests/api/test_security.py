@@ -3,14 +3,16 @@
 In-process (Starlette's TestClient, real app, real SQLite); the CLI's refusal and a real served studio are in
 tests/api/test_security_server.py."""
 
+import errno
 import io
 import json
+import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.main import create_app
-from backend.api.security import SecurityPolicy, host_name, origin_allowed
+from backend.api.security import SecurityPolicy, StudioGuard, host_name, origin_allowed
 from backend.settings import Settings
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
@@ -205,3 +207,45 @@ def test_openapi_documents_the_guards_answers(open_studio):
     assert {"400", "401"} <= set(listing) and "403" not in listing and "413" not in listing
     assert "401" not in paths["/api/v1/health"]["get"]["responses"]
     assert "503" not in paths["/api/v1/jobs/preview"]["post"]["responses"]
+
+
+# -- file-system failures a route did not handle ------------------------------------------------------
+
+
+def guarded_failure(exc: BaseException):
+    """The guard around a stand-in app whose route fails with ``exc`` (a real route would need a real broken
+    disk for each case; the guard's translation is what is tested here)."""
+    async def failing_app(scope, receive, send):
+        raise exc
+
+    policy = SecurityPolicy(token=None, public_hosts=frozenset(), max_json_bytes=1000, max_upload_bytes=1000)
+    return TestClient(StudioGuard(failing_app, policy), base_url="http://127.0.0.1", raise_server_exceptions=True)
+
+
+@pytest.mark.parametrize("exc,status,words", [
+    (OSError(errno.ENOSPC, "No space left on device", "/home/x/runs/a"), 507, "is full"),
+    (sqlite3.OperationalError("database or disk is full"), 507, "is full"),
+    (OSError(errno.EROFS, "Read-only file system", "/home/x/tunesmith.db"), 503, "could not write"),
+    (PermissionError(errno.EACCES, "Permission denied", "/home/x/datasets"), 503, "could not write"),
+])
+def test_disk_failures_in_a_route_are_507_or_503_never_500(exc, status, words):
+    answer = guarded_failure(exc).post("/api/v1/datasets/identity", json={"name": "x"})
+    assert_error_shape(answer, status, [words])
+
+
+def test_other_errors_stay_errors():
+    with pytest.raises(OSError):
+        guarded_failure(OSError(errno.EIO, "I/O error")).get("/api/v1/jobs")
+
+
+# -- behind a reverse proxy --------------------------------------------------------------------------
+
+
+def test_root_path_prefixes_the_login_redirect_and_the_cookie(tmp_path):
+    app = create_app(Settings(home=tmp_path / "home", token=TOKEN), start_runner=False, register_builtins=False)
+    with TestClient(app, root_path="/studio") as client:
+        page = client.get("/", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/studio/login"
+        ok = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert ok.headers["location"] == "/studio/" and "Path=/studio;" in ok.headers["set-cookie"]
+        assert client.get("/api/v1/jobs", headers=bearer()).status_code == 200
