@@ -36,6 +36,9 @@ METHODS: dict[str, type[BaseModel]] = {
 METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "Full", "freeze": "Freeze"}
 # Sub-configs the form shows field by field under ``<section>.<field>`` keys.
 SECTIONS: dict[str, type[BaseModel]] = {"preference": PreferenceConfig, "distributed": DistributedConfig}
+# RunConfig fields the form has no widgets for yet (stage grpo's reward functions need an editor of their own): the
+# API takes them; a config holding them loads into the form without them, and Check/Start then says what is missing
+NOT_IN_FORM = ("grpo",)
 
 
 @dataclass(frozen=True)
@@ -341,7 +344,7 @@ def config_to_form(config: dict[str, Any], names: dict[str, str] | None = None) 
     dumped = run.model_dump(mode="json")
     values: dict[str, Any] = {}
     for name in RunConfig.model_fields:
-        if name not in ("datasets", "method") and name not in SECTIONS:
+        if name not in ("datasets", "method", *NOT_IN_FORM) and name not in SECTIONS:
             values[name] = _form_value(field_meta(RunConfig, name), dumped[name])
     choices = run.dataset_choices
     values["datasets"] = [c.id for c in choices]

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from backend.config.distributed import DistributedConfig
+from backend.config.grpo import GrpoConfig, grpo_problem
 from backend.config.methods import (  # noqa: F401 - re-exported: the schema is where callers look
     DpoLoss,
     FreezeMethod,
@@ -41,9 +42,9 @@ ComputeType = Literal["auto", "bf16", "fp16", "fp32", "pure_bf16"]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "warmup_stable_decay"]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor"]
 Attention = Literal["auto", "flash_attention_2", "tunesmith_varlen", "sdpa", "eager"]
-Stage = Literal["sft", "pt", "dpo", "kto", "rm"]
+Stage = Literal["sft", "pt", "dpo", "kto", "rm", "grpo"]
 PREFERENCE_STAGES = ("dpo", "kto")  # the stages the preference settings are for
-PADDED_STAGES = ("dpo", "kto", "rm")  # pairs or labelled replies in padded batches: packing is off
+PADDED_STAGES = ("dpo", "kto", "rm", "grpo")  # pairs or labelled replies in padded batches: packing is off
 Switch = Literal["auto", "on", "off"]
 ChatTemplate = Literal["auto", "chatml", "qwen2", "llama3", "mistral", "gemma", "alpaca"]
 
@@ -103,18 +104,23 @@ class RunConfig(_Strict):
         "reference-free relatives ORPO and SimPO, see preference.loss); kto = "
         "Kahneman-Tversky Optimization on KTO datasets (replies labelled desirable or not) or preference datasets "
         "(each pair gives a desirable chosen and an undesirable rejected reply); rm = a reward model (a score head on the "
-        "base) trained to rank the chosen reply of preference pairs above the rejected one. dpo/kto settings: "
-        "preference.",
+        "base) trained to rank the chosen reply of preference pairs above the rejected one; grpo = reinforcement "
+        "learning from reward functions on prompts (any chat dataset: the last user turn is the prompt, its reply the "
+        "reference). dpo/kto settings: preference; grpo settings: grpo.",
     )
     preference: PreferenceConfig = Field(
         default_factory=PreferenceConfig,
         description="β, loss (DPO variants, ORPO, SimPO) and weights of the preference stages dpo and kto.",
     )
+    grpo: GrpoConfig = Field(
+        default_factory=GrpoConfig, description="Samples per prompt, reply length, KL and reward functions of stage grpo."
+    )
 
     learning_rate: float | None = Field(
         None, gt=0, le=1.0, description="Peak learning rate. Default: 2e-4 for LoRA/QLoRA, 2e-5 for full/freeze; "
         "stages dpo/kto: 5e-6 for LoRA/QLoRA (LLaMA-Factory's DPO/KTO examples), 1e-6 for full/freeze (trl's default); "
-        "stage rm: 1e-4 for LoRA/QLoRA (LLaMA-Factory's reward-model example), 1e-5 for full/freeze."
+        "stage rm: 1e-4 for LoRA/QLoRA (LLaMA-Factory's reward-model example), 1e-5 for full/freeze; stage grpo: 1e-5 "
+        "for LoRA/QLoRA, 1e-6 for full/freeze (trl's)."
     )
     num_epochs: float = Field(3.0, gt=0, le=1000, description="Passes over the data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Stop after this many optimizer steps.")
@@ -295,6 +301,9 @@ class RunConfig(_Strict):
             raise ValueError("compute_type 'pure_bf16' cannot run under DeepSpeed (it keeps its own fp32 master "
                              "weights); use compute_type 'bf16', or backend 'ddp'/'fsdp'")
         self._check_preference_stage()
+        problem = grpo_problem(self.stage, self.grpo, self.per_device_batch_size, self.gradient_accumulation_steps)
+        if problem:
+            raise ValueError(problem)
         if self.batch_tokens is not None and not self.packing:
             raise ValueError("batch_tokens fills packed micro-batches up to a token budget and needs packing; turn "
                              "packing on or clear batch_tokens")
@@ -312,10 +321,10 @@ class RunConfig(_Strict):
             raise ValueError(f"batch_tokens fills packed micro-batches and stage {stage!r} pads its batches (trl has "
                              "no padding-free preference training); clear batch_tokens and set per_device_batch_size")
         self.packing = False  # documented on the field: preference batches are padded
-        if stage == "rm":
+        if stage in ("rm", "grpo"):
             if pref != PreferenceConfig():
-                raise ValueError("preference settings apply to stages 'dpo' and 'kto'; stage 'rm' trains a reward "
-                                 "model with its own loss: clear preference")
+                raise ValueError(f"preference settings apply to stages 'dpo' and 'kto'; stage {stage!r} has its own "
+                                 "loss: clear preference")
             return
         if isinstance(self.method, LoraMethod) and self.method.init == "pissa" and not pref.reference_free:
             raise ValueError(f"method.init 'pissa' changes the base weights, and stage {stage!r} uses the base with the "
@@ -343,6 +352,8 @@ class RunConfig(_Strict):
             return 5e-6 if lora else 1e-6
         if self.stage == "rm":  # LLaMA-Factory's reward-model example (LoRA); full: a tenth, as for sft
             return 1e-4 if lora else 1e-5
+        if self.stage == "grpo":  # trl's GRPO default (full); LoRA ten times that, as for the other stages
+            return 1e-5 if lora else 1e-6
         return 2e-4 if lora else 2e-5
 
 

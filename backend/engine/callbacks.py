@@ -12,8 +12,16 @@ from transformers import TrainerCallback
 from backend.fsio import append_jsonl
 
 # what trl's DPO/KTO trainers log besides the loss (stages dpo, kto): implicit rewards beta * log(pi / pi_ref);
-# then what its RewardTrainer logs (stage rm): the share of pairs ranked right and r(chosen) - r(rejected)
-REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "accuracy", "margin")
+# then what its RewardTrainer logs (stage rm): the share of pairs ranked right and r(chosen) - r(rejected); then
+# its GRPOTrainer (stage grpo): the mean reward (and each function's, rewards/<name>/mean), KL, reply length
+REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "accuracy", "margin",
+               "reward", "reward_std", "kl", "completions/mean_length")
+
+
+def metric_keys(logs: dict, prefix: str = "") -> list[str]:
+    """The REWARD_KEYS and per-function ``rewards/<name>/mean`` keys present in ``logs`` (with ``prefix``)."""
+    return [key for key in logs if key.startswith(prefix) and (
+        key[len(prefix):] in REWARD_KEYS or (key[len(prefix):].startswith("rewards/") and key.endswith("/mean")))]
 
 
 def _finite_or_none(value) -> float | None:
@@ -54,7 +62,7 @@ class EventsCallback(TrainerCallback):
                 "total_steps": state.max_steps,
                 "epoch": _finite_or_none(state.epoch),
                 "eval_loss": _finite_or_none(logs["eval_loss"]),
-                **{f"eval_{key}": _finite_or_none(logs[f"eval_{key}"]) for key in REWARD_KEYS if f"eval_{key}" in logs},
+                **{key: _finite_or_none(logs[key]) for key in metric_keys(logs, "eval_")},
                 "time": time.time(),
             }
             self._last_time = row["time"]  # keep evaluation time out of the next tokens/s window
@@ -80,7 +88,7 @@ class EventsCallback(TrainerCallback):
             "grad_norm": _finite_or_none(logs.get("grad_norm")),
             "tokens_per_s": round(tokens / window, 1),
             "eta_s": round(eta, 1) if eta is not None else None,
-            **{key: _finite_or_none(logs[key]) for key in REWARD_KEYS if key in logs},
+            **{key: _finite_or_none(logs[key]) for key in metric_keys(logs)},
             "time": now,
         }
         if torch.cuda.is_available():
@@ -95,7 +103,7 @@ class EventsCallback(TrainerCallback):
         lr = f"{row['lr']:.2e}" if row["lr"] is not None else "-"
         rewards = "".join(f" reward {label} {row[key]:.4g}" for key, label in
                           (("rewards/margins", "margin"), ("rewards/accuracies", "accuracy"), ("margin", "margin"),
-                           ("accuracy", "accuracy")) if row.get(key) is not None)
+                           ("accuracy", "accuracy"), ("reward", "mean")) if row.get(key) is not None)
         return (
             f"{head} loss {row['loss']} lr {lr} grad_norm {row['grad_norm']}{rewards} "
             f"{row['tokens_per_s']:.0f} tok/s eta {row['eta_s']}s"

@@ -55,6 +55,8 @@ STAGE_KINDS = {
                                     "upload one or use stage 'sft'")),
     "rm": ({"preference"}, ("stage 'rm' trains a reward model on chosen/rejected pairs; upload a preference dataset "
                             "(e.g. the built-in preference_demo)")),
+    "grpo": ({"sft", "preference", "kto"}, ("stage 'grpo' samples replies to the prompts of a chat dataset (the last "
+                                            "user turn); pick a chat dataset, or use stage 'pt' for raw text")),
 }
 
 

@@ -128,4 +128,16 @@ def test_rm_takes_preference_pairs_only_and_no_preference_settings(client):
     loc, msg = problem(preview(client, datasets=[pairs], val_datasets=[chat], stage="rm"))
     assert loc == ["body", "val_datasets", 0] and "preference_demo" in msg
     resp = preview(client, datasets=[pairs], stage="rm", preference={"beta": 0.2})
-    assert resp.status_code == 422 and "stage 'rm' trains a reward model with its own loss" in resp.text
+    assert resp.status_code == 422 and "stage 'rm' has its own loss" in resp.text
+
+
+def test_grpo_takes_chat_prompts_but_not_raw_text(client):
+    chat = upload(client, ALPACA_ROWS, "numbers")
+    grpo = {"per_device_batch_size": 4, "gradient_accumulation_steps": 1,
+            "grpo": {"num_generations": 4, "rewards": [{"name": "exact_match"}]}}
+    assert preview(client, datasets=[chat], stage="grpo", **grpo).status_code == 200
+    text = client.post("/api/v1/datasets", files={"file": ("doc.txt", b"Some plain text.\n", "text/plain")},
+                       data={"name": "doc"})
+    assert text.status_code == 201, text.text
+    loc, msg = problem(preview(client, datasets=[chat, text.json()["id"]], stage="grpo", **grpo))
+    assert loc == ["body", "datasets", 1] and "stage 'grpo' samples replies to the prompts of a chat dataset" in msg

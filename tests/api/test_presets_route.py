@@ -31,4 +31,4 @@ def test_one_preset_by_name_or_a_404_that_lists_them(api):
     for name in ("nope", "..%2Fschema", ".hidden"):
         reply = api.get(f"/api/v1/presets/{name}")
         assert reply.status_code == 404, name
-    assert "available: chat_full, identity_lora" in api.get("/api/v1/presets/nope").json()["message"]
+    assert "available: chat_full, grpo_identity_lora, identity_lora," in api.get("/api/v1/presets/nope").json()["message"]

@@ -28,7 +28,7 @@ ALLOWED_LATIN = {
     "apo_zero", "gaussian", "default", "true", "false", "b", "v", "r", "lr", "id", "eos", "http", "smollm2",
     "instruction", "input", "output", "conversations", "from", "value", "role", "content", "chosen", "rejected",
     "label", "text", "system", "history", "dataset_info", "data", "identity", "ada", "acme", "labs", "smol-lora-r8",
-    "jsonl", "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm",
+    "jsonl", "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm", "grpo",
     "p95", "openai", "eta", "top-p", "f1",
 }
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+\-']*[A-Za-z0-9+]|[A-Za-z]")

@@ -137,3 +137,22 @@ def test_pissa_is_fine_without_a_reference_model():
     assert config.method.init == "pissa"
     with pytest.raises(ValidationError, match="reference model"):
         RunConfig(base_model="m", datasets=["d"], stage="dpo", method={"name": "lora", "init": "pissa"})
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    ({"stage": "grpo"}, "none is given"),
+    ({"stage": "grpo", "per_device_batch_size": 3, "gradient_accumulation_steps": 1,
+      "grpo": {"rewards": [{"name": "json_valid"}]}}, "make that a multiple of num_generations"),
+    ({"stage": "sft", "grpo": {"num_generations": 8}}, "grpo settings apply to stage 'grpo'"),
+    ({"stage": "grpo", "grpo": {"rewards": [{"name": "regex", "pattern": "("}]}}, "is no regular expression"),
+    ({"stage": "grpo", "grpo": {"rewards": [{"name": "python", "path": "x.py"}]}}, "does not match any of the expected"),
+])
+def test_grpo_settings_are_checked(extra, needle):
+    with pytest.raises(ValidationError, match=needle):
+        RunConfig(base_model="m", datasets=["d"], **extra)
+
+
+def test_grpo_config_with_rewards_is_padded_and_has_its_learning_rate():
+    config = RunConfig(base_model="m", datasets=["d"], stage="grpo", per_device_batch_size=2,
+                       gradient_accumulation_steps=2, grpo={"rewards": [{"name": "length", "target_chars": 40}]})
+    assert config.packing is False and config.effective_learning_rate == 1e-5 and config.grpo.num_generations == 4

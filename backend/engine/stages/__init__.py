@@ -14,6 +14,7 @@ pt          raw text packed into cutoff_len blocks                  trl SFTTrain
 dpo         prompt + chosen/rejected reply ids                      trl DPOTrainer
 kto         prompt + reply ids labelled desirable or not            trl KTOTrainer
 rm          prompt + chosen/rejected reply ids (dpo's)              trl RewardTrainer (a score head)
+grpo        prompt messages + a reference reply                     trl GRPOTrainer + reward functions
 ==========  ======================================================  ===================================
 
 The recipe (:mod:`backend.engine.recipe`) picks the stage and finishes its trainer the same way for every
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 from backend.config.schema import ResolvedRun
 from backend.engine.data import DataStats
 from backend.engine.failures import DataError
-from backend.engine.stages import dpo, kto, pt, rm, sft
+from backend.engine.stages import dpo, grpo, kto, pt, rm, sft
 from backend.engine.stages.trainer import StageContext
 
 __all__ = ["STAGES", "Stage", "StageContext", "build_datasets", "build_examples", "get_stage"]
@@ -43,7 +44,7 @@ class Stage(Protocol):
     def load_model(self, model_path, dtype, **kwargs) -> Any: ...
 
 
-STAGES: dict[str, Stage] = {"sft": sft, "pt": pt, "dpo": dpo, "kto": kto, "rm": rm}
+STAGES: dict[str, Stage] = {"sft": sft, "pt": pt, "dpo": dpo, "kto": kto, "rm": rm, "grpo": grpo}
 
 
 def get_stage(name: str) -> Stage:

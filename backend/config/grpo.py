@@ -1,0 +1,119 @@
+"""The settings of stage ``grpo`` (Group Relative Policy Optimization): how many replies are sampled per prompt,
+how long and how hot, the KL weight, the loss variant, and the weighted reward functions that score the replies.
+Pure pydantic, no torch; ``RunConfig.grpo`` holds them.
+
+Built-in reward functions (each scores one reply in [0, 1]; the run's reward is their weighted sum):
+
+- ``exact_match``: the reply equals the dataset's reference reply (case and surrounding space ignored);
+- ``contains``: the reply contains the reference reply;
+- ``regex``: the reply matches ``pattern`` (Python ``re.search``; anchor it with ^...$ for a format check);
+- ``length``: 1 at ``target_chars`` characters, falling linearly to 0 at twice as far (or at 0 characters);
+- ``json_valid``: the reply parses as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, field_validator
+
+from backend.config.methods import StrictModel
+
+
+class _Reward(StrictModel):
+    weight: float = Field(1.0, ge=-100.0, le=100.0, description="Weight of this reward in the sum (negative = a penalty).")
+
+
+class ExactMatchReward(_Reward):
+    """1 when the reply equals the reference reply (case and surrounding white space ignored), else 0."""
+
+    name: Literal["exact_match"] = "exact_match"
+
+
+class ContainsReward(_Reward):
+    """1 when the reply contains the reference reply (case ignored), else 0."""
+
+    name: Literal["contains"] = "contains"
+
+
+class RegexReward(_Reward):
+    """1 when the reply matches the pattern (re.search), else 0."""
+
+    name: Literal["regex"] = "regex"
+    pattern: str = Field(..., min_length=1, max_length=1000,
+                         description=r"Python regular expression, e.g. ^\d+$ for a reply that is a number only.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        import re
+
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} is no regular expression ({exc}); fix it") from exc
+        return pattern
+
+
+class LengthReward(_Reward):
+    """1 at target_chars characters, falling linearly to 0 at 0 characters or at twice the target."""
+
+    name: Literal["length"] = "length"
+    target_chars: int = Field(..., ge=1, le=1_000_000, description="The reply length (characters) that scores 1.")
+
+
+class JsonValidReward(_Reward):
+    """1 when the reply parses as JSON, else 0."""
+
+    name: Literal["json_valid"] = "json_valid"
+
+
+Reward = Annotated[Union[ExactMatchReward, ContainsReward, RegexReward, LengthReward, JsonValidReward],
+                   Field(discriminator="name")]
+
+
+class GrpoConfig(StrictModel):
+    """Stage grpo: sample ``num_generations`` replies per prompt, score them with ``rewards``, and move the policy
+    toward the replies that beat their group's mean (DeepSeekMath's GRPO, trl's GRPOTrainer)."""
+
+    num_generations: int = Field(
+        4, ge=2, le=256,
+        description="Replies sampled per prompt (the group whose mean reward is the baseline). per_device_batch_size "
+        "x gradient_accumulation_steps must be a multiple of it.",
+    )
+    max_completion_length: int = Field(128, ge=1, le=131_072, description="Longest sampled reply, in tokens.")
+    temperature: float = Field(1.0, gt=0.0, le=10.0, description="Sampling temperature of the replies.")
+    beta: float = Field(
+        0.0, ge=0.0, le=100.0,
+        description="KL weight toward the starting model (0 = no reference model is loaded, trl's default; "
+        "DeepSeek-R1 used 0.001).",
+    )
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field(
+        "dapo",
+        description="How token losses are averaged: grpo = per reply, then over replies (the paper's; favours short "
+        "replies); dr_grpo = by a constant (Dr. GRPO, no length bias); dapo = over all tokens of the batch (DAPO, trl's "
+        "default); bnpo = over the tokens of the micro-batch.",
+    )
+    rewards: list[Reward] = Field(
+        default_factory=list, max_length=16,
+        description='Weighted reward functions, e.g. [{"name": "regex", "pattern": "^\\\\d+$"}, '
+        '{"name": "exact_match", "weight": 2}]. Stage grpo needs at least one. Built-ins: exact_match and contains '
+        "(against the dataset's reference reply), regex, length (target_chars), json_valid.",
+    )
+
+
+def grpo_problem(stage: str, grpo: GrpoConfig, per_device_batch_size: int, gradient_accumulation_steps: int
+                 ) -> str | None:
+    """Why these grpo settings cannot run with this stage and batch shape (None when they can)."""
+    if stage != "grpo":
+        return None if grpo == GrpoConfig() else (f"grpo settings apply to stage 'grpo' and the stage is {stage!r}; "
+                                                   "clear grpo or set stage to 'grpo'")
+    if not grpo.rewards:
+        return ("stage 'grpo' learns from reward functions and none is given; add one to grpo.rewards, e.g. "
+                '{"name": "exact_match"} or {"name": "regex", "pattern": "..."}')
+    replies = per_device_batch_size * gradient_accumulation_steps
+    if replies % grpo.num_generations:
+        return (f"stage 'grpo' scores groups of grpo.num_generations={grpo.num_generations} replies and a step "
+                f"samples per_device_batch_size x gradient_accumulation_steps = {replies}; make that a multiple of "
+                "num_generations")
+    return None
