@@ -183,7 +183,7 @@ class ModelDownloads:
             raise NotFound(f"no download {job_id!r}", loc=("path", "job_id"))
         return job
 
-    def list(self) -> list[DownloadJob]:
+    def list_jobs(self) -> list[DownloadJob]:
         """This process's downloads, and unfinished ones an earlier studio process left (state interrupted)."""
         return sorted([*self._jobs.values(), *self._interrupted()], key=lambda j: j.started_at, reverse=True)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from backend.config.schema import RunConfig
 from backend.errors import ErrorItem, Invalid
@@ -151,7 +152,7 @@ def _resolve_dataset_list(config: dict[str, Any], key: str, refs: StudioRefs,
 def _validate_leniently(config: dict[str, Any], warnings: list[ConfigWarning]) -> RunConfig:
     """Validate, leaving out one rejected field per round (an error's location may shift once another goes)."""
     # the flat form (lora_rank, pref_beta...) folded first, so an error inside it names a field _drop can remove
-    trial = RunConfig._fold_flat_method_fields(dict(config))
+    trial = RunConfig._fold_flat_method_fields(dict(config))  # type: ignore[operator]  # pydantic's validator proxy
     trial.setdefault("base_model", _MODEL_PLACEHOLDER)
     trial.setdefault("datasets", [_DATASET_PLACEHOLDER])
     for _ in range(_MAX_DROPS):
@@ -171,9 +172,10 @@ def _validate_leniently(config: dict[str, Any], warnings: list[ConfigWarning]) -
     raise Invalid("the config has too many invalid fields to repair", loc=("body",))
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in error["loc"])
-    return f"{loc}: {error['msg']}" if loc else error["msg"]
+    msg = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+    return f"{loc}: {msg}" if loc else msg
 
 
 def _drop(config: dict[str, Any], loc: Sequence[Any]) -> str | None:

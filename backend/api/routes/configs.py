@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from backend.api.deps import RegistryDep, SettingsDep
 from backend.api.errors import error_responses
-from backend.api.studio_errors_route import StudioErrorRoute
 from backend.config.llamafactory import parse_llamafactory_yaml
 from backend.config.normalize import (
     ConfigWarning,
@@ -28,7 +27,7 @@ from backend.config.yaml_input import MAX_YAML_BYTES, parse_config_yaml
 from backend.config_import import StudioCatalog, import_config
 from backend.errors import BadRequest, Invalid, TooLarge
 
-router = APIRouter(prefix="/configs", tags=["configs"], route_class=StudioErrorRoute)
+router = APIRouter(prefix="/configs", tags=["configs"])
 
 
 class ConfigWarningPublic(BaseModel):
@@ -81,7 +80,7 @@ def _public(normalized: NormalizedConfig, warnings: list[ConfigWarning] | None =
                         missing_base_model=normalized.missing_base_model)
 
 
-@router.post("/normalize", response_model=ConfigPublic)
+@router.post("/normalize", response_model=ConfigPublic, responses=error_responses(Invalid))
 def normalize(config: dict[str, Any], settings: SettingsDep, registry: RegistryDep) -> ConfigPublic:
     """A partial, older or flat run config as the full config this studio would run: defaults filled in, dataset
     names resolved to ids, and one warning per value left out (unknown model or dataset, a value today's schema
@@ -110,7 +109,8 @@ async def _yaml_text(request: Request) -> str:
     return text
 
 
-@router.post("/from-llamafactory", response_model=ConfigPublic, openapi_extra=YAML_BODY, responses=error_responses())
+@router.post("/from-llamafactory", response_model=ConfigPublic, openapi_extra=YAML_BODY,
+             responses=error_responses(BadRequest, Invalid, TooLarge))
 async def from_llamafactory(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigPublic:
     """A LLaMA-Factory training YAML (``llamafactory-cli train FILE``) as a Tunesmith run config: LF's keys mapped
     to ours (stage, finetuning_type + quantization_bit, lora_*, dataset, template, cutoff_len, the training
@@ -122,7 +122,8 @@ async def from_llamafactory(request: Request, settings: SettingsDep, registry: R
     return _public(imported.normalized, imported.warnings)
 
 
-@router.post("/from-yaml", response_model=ConfigImportPublic, openapi_extra=YAML_BODY, responses=error_responses())
+@router.post("/from-yaml", response_model=ConfigImportPublic, openapi_extra=YAML_BODY,
+             responses=error_responses(BadRequest, Invalid, TooLarge))
 async def from_yaml(request: Request, settings: SettingsDep, registry: RegistryDep) -> ConfigImportPublic:
     """A YAML file as Load config on the Train page gets it: a Tunesmith run config (what Download config wrote,
     a preset) or a LLaMA-Factory training YAML, told apart by the names only each uses (base_model/datasets/method

@@ -10,10 +10,17 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
 from backend.api.errors import error_responses
-from backend.api.studio_errors_route import StudioErrorRoute
+from backend.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientStorage,
+    Invalid,
+    NotFound,
+    Unavailable,
+)
 from backend.model_download import DownloadJob, DownloadPlan, ModelDownloads, Source
 
-router = APIRouter(prefix="/models/download", tags=["models"], route_class=StudioErrorRoute)
+router = APIRouter(prefix="/models/download", tags=["models"])
 _create_lock = threading.Lock()
 
 
@@ -94,7 +101,10 @@ def _public(downloads: ModelDownloads, job: DownloadJob) -> DownloadPublic:
                           finished_at=job.finished_at)
 
 
-@router.get("/plan", response_model=PlanPublic, responses=error_responses(403, 404, 503))
+HUB_ERRORS = (Invalid, NotFound, Forbidden, Unavailable)
+
+
+@router.get("/plan", response_model=PlanPublic, responses=error_responses(*HUB_ERRORS))
 def plan_download(downloads: DownloadsDep,
                   repo_id: str = Query(..., min_length=3, max_length=200, description="Hub model id (org/name)."),
                   revision: str | None = Query(None, max_length=200), source: Source = "huggingface") -> PlanPublic:
@@ -104,7 +114,7 @@ def plan_download(downloads: DownloadsDep,
 
 
 @router.post("", response_model=DownloadPublic, status_code=status.HTTP_202_ACCEPTED,
-             responses=error_responses(403, 404, 409, 503, 507))
+             responses=error_responses(*HUB_ERRORS, Conflict, InsufficientStorage))
 def start_download(body: DownloadCreate, downloads: DownloadsDep) -> DownloadPublic:
     """Start downloading a model into the models root; follow it with GET /models/download/{id}. Starting the
     same model again after a failure or cancel resumes it. 409 when it is already there or downloading, 507 when
@@ -116,17 +126,17 @@ def start_download(body: DownloadCreate, downloads: DownloadsDep) -> DownloadPub
 def list_downloads(downloads: DownloadsDep) -> DownloadsPublic:
     """The downloads since the studio started, and unfinished ones from before a restart (state interrupted:
     POST the same repo_id to resume), newest first."""
-    data = [_public(downloads, job) for job in downloads.list()]
+    data = [_public(downloads, job) for job in downloads.list_jobs()]
     return DownloadsPublic(data=data, count=len(data))
 
 
-@router.get("/{job_id}", response_model=DownloadPublic, responses=error_responses(404))
+@router.get("/{job_id}", response_model=DownloadPublic, responses=error_responses(NotFound))
 def get_download(job_id: str, downloads: DownloadsDep) -> DownloadPublic:
     """A download's state and bytes done / total."""
     return _public(downloads, downloads.get(job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=DownloadPublic, responses=error_responses(404, 409))
+@router.post("/{job_id}/cancel", response_model=DownloadPublic, responses=error_responses(NotFound, Conflict))
 def cancel_download(job_id: str, downloads: DownloadsDep) -> DownloadPublic:
     """Stop a running download; what it fetched is kept for a later resume. 409 when it is not running."""
     return _public(downloads, downloads.cancel(job_id))
