@@ -8,6 +8,8 @@ here, which they answer 404/422 before spawning anything."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from backend.settings import Settings  # noqa: E402
 
 MAX_EXAMPLES = 6
 HOME = Path(tempfile.mkdtemp(prefix="tunesmith-fuzz-"))
+atexit.register(shutil.rmtree, HOME, True)
 # TestClient calls the server "testserver": configured as its public name, as a deployment would be.
 app = create_app(Settings(home=HOME / "home", allowed_hosts=("testserver",)), start_runner=False,
                  register_builtins=False)

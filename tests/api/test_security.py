@@ -6,6 +6,7 @@ tests/api/test_security_server.py."""
 import errno
 import io
 import json
+import re
 import sqlite3
 
 import pytest
@@ -249,3 +250,16 @@ def test_root_path_prefixes_the_login_redirect_and_the_cookie(tmp_path):
         ok = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
         assert ok.headers["location"] == "/studio/" and "Path=/studio;" in ok.headers["set-cookie"]
         assert client.get("/api/v1/jobs", headers=bearer()).status_code == 200
+
+
+def test_every_documented_operation_but_health_needs_the_token(locked):
+    spec = locked.get("/openapi.json", headers=bearer()).json()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        for method in operations:
+            answer = locked.request(method.upper(), concrete)
+            expected = 200 if path == "/api/v1/health" else 401
+            assert answer.status_code == expected, f"{method.upper()} {concrete} -> {answer.status_code}"
+            checked += 1
+    assert checked > 30
