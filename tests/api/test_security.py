@@ -135,6 +135,8 @@ def test_cross_site_writes_are_refused_and_create_nothing(open_studio, headers):
                                   content=b'{"base_model": "x", "datasets": ["y"]}')
     assert text_plain.status_code == 403
     assert open_studio.delete("/api/v1/datasets/whatever", headers=headers).status_code == 403
+    for action in ("cancel", "stop", "resume", "merge"):  # body-less POSTs need no CORS preflight
+        assert open_studio.post(f"/api/v1/jobs/job_x/{action}", headers=headers).status_code == 403
     assert open_studio.get("/api/v1/datasets").json()["count"] == 0
     assert open_studio.get("/api/v1/datasets", headers=headers).status_code == 200  # reads are not writes
 
