@@ -15,6 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from app.client import TERMINAL_STATES, ApiError, Job, MetricRow, TunesmithClient
+from app.engine_runtime import runtime_parts
 from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_label, state_text
 from app.i18n import DEFAULT, LANGUAGES, localized, t, text
 from app.i18n.switch import CANCELLED, confirm_js
@@ -183,6 +184,7 @@ def engine_summary(engine: dict | None, lang: str = DEFAULT) -> str:
         parts.append(t("runs.liger", lang))
     if engine.get("batch_tokens"):
         parts.append(t("runs.batch_tokens", lang, tokens=engine["batch_tokens"]))
+    parts += runtime_parts(engine, lang)  # the quantized base and the distributed backend that really ran
     return " · ".join(p for p in parts if p)
 
 

@@ -42,6 +42,9 @@ def force_fsdp_on_cpu(trainer) -> bool:
         raise EngineError(f"backend fsdp: accelerate chose {state.distributed_type.value} on this CPU machine, "
                           "not FSDP nor MULTI_CPU", "set distributed.num_processes to 2 or more")
     plugin = FullyShardedDataParallelPlugin()  # reads FSDP_VERSION, FSDP_AUTO_WRAP_POLICY, ... from the launcher
+    if type(plugin.cpu_offload).__name__ == "CPUOffloadPolicy":  # torch's policy needs an accelerator to offload from
+        raise EngineError("FSDP offload_params needs a GPU: without one the parameters already are in CPU memory",
+                          "turn distributed.offload_params off")
     if state.mixed_precision != "no":
         plugin.set_mixed_precision(state.mixed_precision)
     AcceleratorState._shared_state["fsdp_plugin"] = plugin

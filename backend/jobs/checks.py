@@ -91,6 +91,10 @@ def check_distributed(config: RunConfig, available: list[int]) -> None:
         raise JobConfigError(("distributed", "num_processes"), "backend 'fsdp' shards the model across processes, "
                              "and without a GPU this job has one CPU process: set num_processes to 2 or more "
                              "(CPU processes over gloo), or use backend 'auto'")
+    if dist.backend == "fsdp" and dist.offload_params and not available:
+        raise JobConfigError(("distributed", "offload_params"), "FSDP's offload_params moves parameters from the "
+                             "GPU into CPU memory, and without a GPU they already are there (torch's CPU offload "
+                             "policy needs an accelerator): turn offload_params off")
     if dist.backend == "deepspeed" and not installed("deepspeed"):
         raise JobConfigError(("distributed", "backend"), "backend 'deepspeed' needs the deepspeed package, which is "
                              f"not installed: {DEEPSPEED_INSTALL}, or use backend 'fsdp'")

@@ -125,3 +125,35 @@ def test_sharded_full_runs_save_consolidated_weights_that_load_in_transformers(j
         trained = AutoModelForCausalLM.from_pretrained(model_dir).eval()
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
         assert not torch.allclose(trained(**inputs).logits, base(**inputs).logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["zero3_lora", "fsdp_lora"])
+def test_a_sharded_lora_run_merges_into_its_base(jobs, name, tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from backend.engine.merge import merge_adapter
+
+    run_dir = Path(jobs[name]["run_dir"])
+    merged_dir = merge_adapter(run_dir, out_dir=tmp_path / "merged")
+    inputs = _inputs(tiny_model_dir)
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()(**inputs).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+        tuned = PeftModel.from_pretrained(base, str(run_dir / "adapter")).eval()(**inputs).logits
+    assert torch.allclose(merged, tuned, atol=1e-4)
+
+
+def test_a_full_run_is_its_own_merged_model_or_converted_to_the_dtype_asked_for(jobs, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from backend.engine.merge import merge_adapter
+
+    run_dir = Path(jobs["fsdp_full"]["run_dir"])
+    assert merge_adapter(run_dir) == run_dir / "model"  # fp32 as trained: nothing to write
+    converted = merge_adapter(run_dir, dtype="bf16", out_dir=tmp_path / "bf16")
+    assert json.loads((converted / "config.json").read_text())["dtype"] == "bfloat16"
+    assert {t.dtype for t in load_file(converted / "model.safetensors").values()} == {torch.bfloat16}
+    assert (converted / "tokenizer_config.json").is_file()

@@ -66,6 +66,14 @@ def test_fsdp_on_one_cpu_process_is_refused_because_it_could_not_shard():
     assert err.value.loc == ("distributed", "num_processes") and "2 or more" in err.value.message
 
 
+def test_fsdp_param_offload_is_refused_without_a_gpu_and_allowed_with_one():
+    fsdp_offload = config(distributed={"backend": "fsdp", "offload_params": True, "num_processes": 2})
+    with pytest.raises(JobConfigError) as err:
+        check_hardware(fsdp_offload, [], gpu_details=list)
+    assert err.value.loc == ("distributed", "offload_params") and "turn offload_params off" in err.value.message
+    check_hardware(config(distributed={"backend": "fsdp", "offload_params": True}), [0, 1], gpu_details=list)
+
+
 @pytest.mark.parametrize("fields, package, loc, command", [
     ({"method": "qlora"}, "bitsandbytes", ("method",), "pip install bitsandbytes"),
     ({"optimizer": "adamw_8bit"}, "bitsandbytes", ("optimizer",), "pip install bitsandbytes"),
