@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -92,7 +93,15 @@ class DownloadJob:
     hint: str | None = None
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     finished_at: str | None = None
+    current_file: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    clock_start: float = field(default_factory=time.monotonic, repr=False)
+
+    def rate(self, bytes_done: int) -> float | None:
+        """Bytes per second fetched by this attempt (what an earlier attempt left does not count), or None."""
+        elapsed = time.monotonic() - self.clock_start
+        fetched = bytes_done - self.plan.present_bytes
+        return fetched / elapsed if self.state == "running" and elapsed > 1 and fetched > 0 else None
 
 
 def model_id_for(repo_id: str) -> str:
@@ -227,9 +236,10 @@ class ModelDownloads:
                     raise DownloadCancelled()
                 done = staging / hub_file.path
                 if not (done.is_file() and done.stat().st_size == hub_file.size):
+                    job.current_file = hub_file.path
                     self.hub.download_file(plan.repo_id, plan.commit, hub_file, staging, job.cancel)
             self._publish(plan, staging)
-            job.state = "succeeded"
+            job.state, job.current_file = "succeeded", None
         except DownloadCancelled:
             job.state, job.error = "cancelled", "cancelled; what was downloaded is kept, start it again to resume"
         except StudioError as exc:

@@ -102,9 +102,14 @@ def test_cancel_keeps_the_partial_file_and_a_restarted_studio_resumes_it(api, se
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         job = api.post(URL, json={"repo_id": "test-org/big"}).json()
         deadline = time.monotonic() + 60
-        while api.get(f"{URL}/{job['id']}").json()["bytes_done"] < 2 * MIB:
+        while (live := api.get(f"{URL}/{job['id']}").json())["bytes_done"] < 2 * MIB:
             assert time.monotonic() < deadline, "the first megabytes never arrived"
             time.sleep(0.02)
+        assert live["current_file"] == "model.safetensors" and live["state"] == "running"
+        time.sleep(1.1)  # the server pauses mid-file: the speed is measurable, the time left follows from it
+        live = api.get(f"{URL}/{job['id']}").json()
+        assert live["bytes_per_s"] > 0 and live["eta_s"] == pytest.approx(
+            (live["bytes_total"] - live["bytes_done"]) / live["bytes_per_s"], rel=0.05)
         cancelled = api.post(f"{URL}/{job['id']}/cancel")
         assert cancelled.status_code == 200
         stopped = wait_download(api, job["id"])

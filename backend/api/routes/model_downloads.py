@@ -73,6 +73,9 @@ class DownloadPublic(BaseModel):
     bytes_total: int
     progress: float = Field(description="0..1")
     files_total: int
+    current_file: str | None = Field(description="The file being fetched now.")
+    bytes_per_s: float | None = Field(description="Download speed of this attempt (None until it is measurable).")
+    eta_s: float | None = Field(description="Seconds left at that speed.")
     error: str | None
     hint: str | None
     started_at: str
@@ -94,11 +97,14 @@ def _plan_public(plan: DownloadPlan) -> PlanPublic:
 def _public(downloads: ModelDownloads, job: DownloadJob) -> DownloadPublic:
     plan = job.plan
     done = downloads.bytes_done(job)
+    rate = job.rate(done)
     return DownloadPublic(id=job.id, repo_id=plan.repo_id, revision=plan.revision, commit=plan.commit,
                           model_id=plan.model_id, state=job.state, bytes_done=done, bytes_total=plan.total_bytes,
                           progress=round(done / plan.total_bytes, 4) if plan.total_bytes else 1.0,
-                          files_total=len(plan.files), error=job.error, hint=job.hint, started_at=job.started_at,
-                          finished_at=job.finished_at)
+                          files_total=len(plan.files), current_file=job.current_file,
+                          bytes_per_s=round(rate, 1) if rate else None,
+                          eta_s=round((plan.total_bytes - done) / rate, 1) if rate else None,
+                          error=job.error, hint=job.hint, started_at=job.started_at, finished_at=job.finished_at)
 
 
 HUB_ERRORS = (Invalid, NotFound, Forbidden, Unavailable)
