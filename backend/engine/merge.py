@@ -74,11 +74,15 @@ def load_merged_adapter(run_dir: Path):
     """The run's adapter merged into a full-precision (fp32) copy of the base it was trained against."""
     from peft import PeftModel
 
-    from backend.engine.model import load_model
     from backend.engine.quantization import load_dequantized_base
+    from backend.engine.stages import get_stage
 
     run = rundir.read_resolved_run(run_dir)
     method = run.config.method
+    load_model = get_stage(run.config.stage).load_model  # a causal LM, or rm's sequence classifier (its score head)
+    if method.name == "qlora" and run.config.stage == "rm":
+        raise EngineError("merging a QLoRA reward model (stage rm) is not supported: its dequantized base would lose "
+                          "the score head", "use its adapter (with the base model), or train the reward model with LoRA")
     if method.name == "qlora":
         base = load_dequantized_base(Path(run.model_path), method, run_compute_dtype(run_dir, run.config.compute_type))
     else:
@@ -94,8 +98,6 @@ def merge_adapter(run_dir: str | Path, dtype: MergeDtype | None = None, max_shar
     run_dir/merged) in ``dtype`` (None = the base model's published dtype) and return its directory. A full or
     freeze run's own model/ is returned as is when no other dtype is asked for."""
     from transformers import AutoTokenizer
-
-    from backend.engine.model import load_model
 
     if dtype is not None and dtype not in MERGE_DTYPES:
         raise EngineError(f"dtype {dtype!r} is not one of {sorted(MERGE_DTYPES)}", "use bf16, fp16 or fp32")
@@ -115,7 +117,8 @@ def merge_adapter(run_dir: str | Path, dtype: MergeDtype | None = None, max_shar
             print(f"this {run.config.method.name} run trained the whole model: {model_dir} is already the merged "
                   "model", flush=True)
             return model_dir
-        merged, tokenizer_dir = load_model(model_dir, torch.float32), model_dir
+        merged = get_stage(run.config.stage).load_model(model_dir, torch.float32)  # rm: its sequence classifier
+        tokenizer_dir = model_dir
     else:
         raise EngineError(f"no adapter in {adapter_dir} and no model in {model_dir}",
                           "the run has not finished successfully; merging needs a succeeded run")

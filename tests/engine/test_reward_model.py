@@ -12,7 +12,7 @@ from backend.engine.model import load_tokenizer
 from backend.engine.preference import tokenize_pair
 from backend.engine.rows import iter_rows
 from tests.engine.test_preference_train import events, train
-from tests.engine.tiny_runs import read_result
+from tests.engine.tiny_runs import read_result, run_engine
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +81,18 @@ def test_rm_full_saves_a_sequence_classification_model(rm_full, tiny_model_dir):
     trained = AutoModelForSequenceClassification.from_pretrained(rm_full / "model").eval()
     assert trained.config.num_labels == 1 and trained.config.architectures == ["LlamaForSequenceClassification"]
     check_learned(rm_full, trained, tiny_model_dir)
+
+
+def test_rm_lora_merges_into_a_sequence_classifier_that_scores_like_the_adapter(rm_lora, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    done = run_engine("merge", "--run-dir", str(rm_lora))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    merged = AutoModelForSequenceClassification.from_pretrained(rm_lora / "merged", dtype=torch.float32).eval()
+    assert merged.config.num_labels == 1
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    adapted = PeftModel.from_pretrained(base, rm_lora / "adapter").eval()
+    tokenizer = load_tokenizer(tiny_model_dir)
+    pairs = rm_lora.parent / "pairs.jsonl"
+    assert torch.allclose(rewards(merged, tokenizer, pairs), rewards(adapted, tokenizer, pairs), atol=1e-3)
