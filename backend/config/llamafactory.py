@@ -58,6 +58,7 @@ def is_llamafactory_config(data: Mapping[str, Any]) -> bool:
 def map_llamafactory_args(args: Mapping[str, Any]) -> LlamaFactoryMapping:
     """LF arguments -> our run-config fields (unresolved model/dataset names; flat method keys folded later)."""
     out = LlamaFactoryMapping()
+    args = {k: v for k, v in args.items() if v is not None}  # `key: null` = LF's default, as in LF's own parser
     lf = {**LF_DEFAULTS, **args}
     for step in (_map_stage, _map_method, _map_data, _map_training, _map_precision, _map_preference, _map_kernels,
                  _map_distributed):

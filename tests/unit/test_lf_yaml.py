@@ -135,3 +135,9 @@ def test_invalid_yaml_names_the_line_and_non_lf_yaml_is_refused():
         parse_llamafactory_yaml("- a\n- b\n")
     with pytest.raises(Invalid, match="nothing in this YAML is a LLaMA-Factory training argument"):
         mapped("base_model: x\nnum_epochs: 3\n")
+
+
+def test_null_values_mean_the_llamafactory_default():
+    m = mapped("stage: sft\nlora_rank: 16\nlora_alpha: null\nlearning_rate: ~\noutput_dir: null\n")
+    assert m.config["lora_alpha"] == 32 and m.config["learning_rate"] == 5e-5
+    assert "output_dir" not in warned(m)
