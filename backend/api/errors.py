@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
@@ -69,10 +69,10 @@ def _loc_text(loc: Iterable[str | int]) -> str:
     return ".".join(str(part) for part in loc if part != "body") or "request"
 
 
-def validation_body(exc: RequestValidationError) -> dict:
-    """FastAPI's validation errors as the one shape: loc and msg only (pydantic's ``input`` is left out)."""
-    items = [ErrorItem(tuple(err.get("loc", ())), str(err.get("msg", "invalid"))[:MAX_MSG_CHARS])
-             for err in exc.errors()]
+def validation_body(exc: RequestValidationError | ValidationError) -> dict:
+    """Validation errors as the one shape: loc and msg only (pydantic's ``input`` is left out)."""
+    errors = exc.errors(include_input=False) if isinstance(exc, ValidationError) else exc.errors()
+    items = [ErrorItem(tuple(err.get("loc", ())), str(err.get("msg", "invalid"))[:MAX_MSG_CHARS]) for err in errors]
     if not items:
         return _body("the request is invalid", [])
     first = items[0]
@@ -91,6 +91,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(validation_body(exc), status_code=422)
 
 
+async def _model_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A pydantic model built from request data inside a service (not by FastAPI) refused it: still the
+    client's input, so 422, never a 500."""
+    assert isinstance(exc, ValidationError)
+    return JSONResponse(validation_body(exc), status_code=422)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail
@@ -106,6 +113,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StudioError, _studio_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValidationError, _model_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     _document_validation_errors(app)
 

@@ -62,3 +62,25 @@ def test_operations_document_their_error_statuses_with_the_error_body(api):
                 if code.startswith("4"):
                     ref = answer["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/ErrorBody"), (method, path, code, ref)
+
+
+def test_a_model_refusing_request_data_inside_a_route_is_422_not_500():
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    from backend.api.errors import install_error_handlers
+
+    class Settings(BaseModel):
+        rank: int
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/settings")
+    def make(body: dict) -> dict:
+        return Settings.model_validate(body).model_dump()  # validated by hand, as services do
+
+    with TestClient(app) as client:
+        resp = client.post("/settings", json={"rank": "x" * 100_000})
+    body = _shape(resp)
+    assert resp.status_code == 422 and body["errors"][0]["loc"] == ["rank"] and len(resp.content) < 2_000
