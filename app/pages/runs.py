@@ -20,6 +20,7 @@ from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_
 from app.i18n import DEFAULT, LANGUAGES, localized, t, text
 from app.i18n.switch import CANCELLED, confirm_js
 from app.pages import Refresh, compare
+from app.pages.runs_stopping import stopping_facts
 
 TABLE_KEYS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
 PLOT_COLUMNS = ["step", "loss", "series"]
@@ -220,7 +221,7 @@ def status_facts(job: Job, rows: list[MetricRow], lang: str) -> list[tuple[str, 
     ):
         if value:
             facts.append((t(f"runs.fact_{key}", lang), value))
-    return facts
+    return facts + stopping_facts(job.get("engine"), lang)
 
 
 def status_html(job: Job, rows: list[MetricRow], lang: str = DEFAULT) -> str:

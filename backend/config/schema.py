@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from backend.config.distributed import DistributedConfig
+from backend.config.early_stopping import best_checkpoint_problem
 from backend.config.grpo import GrpoConfig, grpo_problem
 from backend.config.methods import (  # noqa: F401 - re-exported: the schema is where callers look
     DpoLoss,
@@ -204,6 +205,18 @@ class RunConfig(_Strict):
         100, ge=1, description="Save a resumable checkpoint every N steps (None = only the final output)."
     )
     save_total_limit: int | None = Field(2, ge=1, le=1000, description="Keep only the newest K checkpoints (default 2; None = all).")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, le=1000, description="Early stopping: end training when the evaluation loss has not improved "
+        "for this many evaluations in a row (needs validation data: val_size or val_datasets). None = off."
+    )
+    early_stopping_threshold: float = Field(
+        0.0, ge=0.0, le=1000.0, description="Early stopping: an evaluation counts as an improvement only when the "
+        "evaluation loss falls below the best so far by more than this (absolute)."
+    )
+    load_best_model_at_end: bool = Field(
+        False, description="Make the checkpoint with the lowest evaluation loss the run's output instead of the last "
+        "step's (needs validation data). Checkpoints are then saved at every evaluation, whatever save_steps says."
+    )
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="Processes, GPUs, machines and the DDP / DeepSpeed ZeRO / FSDP backend."
@@ -302,6 +315,12 @@ class RunConfig(_Strict):
                              "weights); use compute_type 'bf16', or backend 'ddp'/'fsdp'")
         self._check_preference_stage()
         problem = grpo_problem(self.stage, self.grpo, self.per_device_batch_size, self.gradient_accumulation_steps)
+        if problem:
+            raise ValueError(problem)
+        problem = best_checkpoint_problem(stage=self.stage, has_validation=self.val_size > 0 or bool(self.val_datasets),
+                                          early_stopping_patience=self.early_stopping_patience,
+                                          early_stopping_threshold=self.early_stopping_threshold,
+                                          load_best_model_at_end=self.load_best_model_at_end)
         if problem:
             raise ValueError(problem)
         if self.batch_tokens is not None and not self.packing:

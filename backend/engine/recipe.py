@@ -17,6 +17,7 @@ from pathlib import Path
 from backend.config import rundir
 from backend.config.schema import ResolvedRun
 from backend.engine import run_setup, stages
+from backend.engine.early_stopping import best_checkpoint_facts
 from backend.engine.live_state import watch_live_state
 from backend.engine.named_chat_templates import apply_chat_template_name
 from backend.engine.outputs import (
@@ -99,8 +100,12 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
     if resume_from is not None:
         print(f"resuming from {resume_from.name} (step {checkpoint_step(resume_from)})", flush=True)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if eval_set is not None and not _evaluated_at(trainer.state, trainer.state.global_step):
+    # with load_best_model_at_end the model now holds the best step's weights: an eval here would log their loss
+    # at the last step
+    if eval_set is not None and not config.load_best_model_at_end and not _evaluated_at(trainer.state,
+                                                                                         trainer.state.global_step):
         trainer.evaluate()
+    facts.update(best_checkpoint_facts(config, trainer.state, hooks.early_stop))
 
     # save atomically: adapter/ for LoRA, model/ for full/freeze
     output = "adapter" if peft_config is not None else "model"
@@ -108,6 +113,8 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
                 initial_adapter=initial_adapter)
     if hooks.stop_request.stopped_at is not None:
         facts["stopped_early_at_step"] = hooks.stop_request.stopped_at
+    if is_main_process() and ("early_stopping" in facts or "best_checkpoint" in facts):
+        write_engine_facts(run_dir, facts)  # the card reads engine.json: where and why training stopped
     return {"status": "succeeded", "output": output, "train_loss": hooks.events.train_loss, **facts}
 
 

@@ -39,6 +39,7 @@ class TrainerHooks:
 
     events: Any  # backend.engine.callbacks.EventsCallback
     stop_request: Any  # backend.engine.callbacks.StopRequestCallback
+    early_stop: Any = None  # backend.engine.early_stopping.EarlyStopOnEvalLoss when early stopping is on
 
 
 def has_cuda() -> bool:
@@ -59,8 +60,11 @@ def wsd_decay_steps(num_training_steps: int) -> int:
 def training_args(config_cls, ctx: StageContext, **extra):
     """``config_cls`` (trl's SFTConfig, DPOConfig, KTOConfig, RewardConfig...) with the run's shared settings,
     updated by the stage's ``extra``. The one place run settings become trainer arguments."""
+    from backend.engine.early_stopping import best_tracking_args
+
     config = ctx.run.config
     has_eval = ctx.eval_dataset is not None
+    eval_steps = (config.eval_steps or 0.2) if has_eval else None
     settings = dict(
         output_dir=str(ctx.run_dir / rundir.CHECKPOINTS_DIR),
         per_device_eval_batch_size=config.per_device_batch_size,
@@ -78,7 +82,7 @@ def training_args(config_cls, ctx: StageContext, **extra):
         save_steps=config.save_steps or 100,
         save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=(config.eval_steps or 0.2) if has_eval else None,
+        eval_steps=eval_steps,
         optim=config.optimizer,
         neftune_noise_alpha=config.neftune_noise_alpha,
         seed=config.seed,
@@ -93,6 +97,7 @@ def training_args(config_cls, ctx: StageContext, **extra):
         **ctx.precision.trainer_flags,
         **_checkpointing_flag(config_cls, ctx.checkpointing),
     )
+    settings.update(best_tracking_args(config, eval_steps) if has_eval else {})
     return config_cls(**{**settings, **extra})
 
 
@@ -143,7 +148,8 @@ def trainer_class(base, ctx: StageContext):
 
 def finish_trainer(trainer, ctx: StageContext) -> TrainerHooks:
     """Hook a stage's trainer to the run directory: events.jsonl (instead of the trainer's own printing), the
-    stop flag of "Stop & save", and pure-bf16 adapters (peft keeps them in fp32 otherwise)."""
+    stop flag of "Stop & save", early stopping on the eval loss, and pure-bf16 adapters (peft keeps them in fp32
+    otherwise)."""
     import torch
     from transformers import PrinterCallback
 
@@ -157,4 +163,10 @@ def finish_trainer(trainer, ctx: StageContext) -> TrainerHooks:
                          stop_request=StopRequestCallback(ctx.run_dir / rundir.STOP_FILE))
     trainer.add_callback(hooks.events)
     trainer.add_callback(hooks.stop_request)
+    config = ctx.run.config
+    if config.early_stopping_patience is not None:
+        from backend.engine.early_stopping import EarlyStopOnEvalLoss
+
+        hooks.early_stop = EarlyStopOnEvalLoss(config.early_stopping_patience, config.early_stopping_threshold)
+        trainer.add_callback(hooks.early_stop)
     return hooks
