@@ -10,7 +10,8 @@ still enforces the exact limit on the file itself and on a zip's unpacked size.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 from fastapi.routing import APIRoute
@@ -32,9 +33,9 @@ def _too_large(limit: int) -> HTTPException:
 class UploadLimitRoute(APIRoute):
     """An APIRoute whose POST bodies may not exceed the app's ``settings.max_upload_bytes`` (+ FORM_OVERHEAD)."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if "POST" not in self.methods:
+        if "POST" not in (self.methods or set()):
             return handler
 
         async def limited_handler(request: Request) -> Response:
