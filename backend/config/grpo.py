@@ -8,7 +8,9 @@ Built-in reward functions (each scores one reply in [0, 1]; the run's reward is 
 - ``contains``: the reply contains the reference reply;
 - ``regex``: the reply matches ``pattern`` (Python ``re.search``; anchor it with ^...$ for a format check);
 - ``length``: 1 at ``target_chars`` characters, falling linearly to 0 at twice as far (or at 0 characters);
-- ``json_valid``: the reply parses as JSON.
+- ``json_valid``: the reply parses as JSON;
+- ``reward_model``: the score of the reward model a finished stage-rm run of this studio trained (``run``: its job
+  id), on the prompt and the reply (RLHF's RM -> RL; unbounded, not [0, 1]).
 """
 
 from __future__ import annotations
@@ -68,8 +70,16 @@ class JsonValidReward(_Reward):
     name: Literal["json_valid"] = "json_valid"
 
 
-Reward = Annotated[Union[ExactMatchReward, ContainsReward, RegexReward, LengthReward, JsonValidReward],
-                   Field(discriminator="name")]
+class RewardModelReward(_Reward):
+    """The score a finished stage-rm run's reward model gives the prompt and the reply."""
+
+    name: Literal["reward_model"] = "reward_model"
+    run: str = Field(..., min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+                     description="Job id of a finished stage-rm run of this studio (its runs/<id> directory).")
+
+
+Reward = Annotated[Union[ExactMatchReward, ContainsReward, RegexReward, LengthReward, JsonValidReward,
+                         RewardModelReward], Field(discriminator="name")]
 
 
 class GrpoConfig(StrictModel):
@@ -102,8 +112,8 @@ class GrpoConfig(StrictModel):
     )
 
 
-def grpo_problem(stage: str, grpo: GrpoConfig, per_device_batch_size: int, gradient_accumulation_steps: int
-                 ) -> str | None:
+def grpo_problem(stage: str, grpo: GrpoConfig, per_device_batch_size: int, gradient_accumulation_steps: int,
+                 cutoff_len: int) -> str | None:
     """Why these grpo settings cannot run with this stage and batch shape (None when they can)."""
     if stage != "grpo":
         return None if grpo == GrpoConfig() else (f"grpo settings apply to stage 'grpo' and the stage is {stage!r}; "
@@ -111,6 +121,10 @@ def grpo_problem(stage: str, grpo: GrpoConfig, per_device_batch_size: int, gradi
     if not grpo.rewards:
         return ("stage 'grpo' learns from reward functions and none is given; add one to grpo.rewards, e.g. "
                 '{"name": "exact_match"} or {"name": "regex", "pattern": "..."}')
+    if grpo.max_completion_length >= cutoff_len:
+        return (f"stage 'grpo' fits prompt + reply into cutoff_len={cutoff_len} and grpo.max_completion_length="
+                f"{grpo.max_completion_length} leaves no room for the prompt; raise cutoff_len or lower "
+                "max_completion_length")
     replies = per_device_batch_size * gradient_accumulation_steps
     if replies % grpo.num_generations:
         return (f"stage 'grpo' scores groups of grpo.num_generations={grpo.num_generations} replies and a step "

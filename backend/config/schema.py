@@ -314,7 +314,8 @@ class RunConfig(_Strict):
             raise ValueError("compute_type 'pure_bf16' cannot run under DeepSpeed (it keeps its own fp32 master "
                              "weights); use compute_type 'bf16', or backend 'ddp'/'fsdp'")
         self._check_preference_stage()
-        problem = grpo_problem(self.stage, self.grpo, self.per_device_batch_size, self.gradient_accumulation_steps)
+        problem = grpo_problem(self.stage, self.grpo, self.per_device_batch_size, self.gradient_accumulation_steps,
+                               self.cutoff_len)
         if problem:
             raise ValueError(problem)
         problem = best_checkpoint_problem(stage=self.stage, has_validation=self.val_size > 0 or bool(self.val_datasets),

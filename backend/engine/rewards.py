@@ -62,12 +62,18 @@ def length_reward(target_chars: int) -> RewardFunction:
     return length
 
 
-def build_reward_functions(grpo: GrpoConfig) -> tuple[list[RewardFunction], list[float]]:
+def build_reward_functions(grpo: GrpoConfig, load_reward_model: Callable[..., RewardFunction] | None = None
+                           ) -> tuple[list[RewardFunction], list[float]]:
     """``(functions, weights)`` of the run; each function is named as logged (``rewards/<name>/mean``): the
-    reward's name, with its position when a name repeats (``regex_2``)."""
+    reward's name, with its position when a name repeats (``regex_2``). ``load_reward_model(spec)`` makes the
+    function of a ``reward_model`` reward (it loads a model, so it lives with the engine's stage)."""
     functions: list[RewardFunction] = []
     for index, spec in enumerate(grpo.rewards):
-        if spec.name == "regex":
+        if spec.name == "reward_model":
+            if load_reward_model is None:
+                raise ValueError("a reward_model reward needs load_reward_model")
+            function = load_reward_model(spec)
+        elif spec.name == "regex":
             function = regex_reward(spec.pattern)
         elif spec.name == "length":
             function = length_reward(spec.target_chars)

@@ -81,3 +81,38 @@ def test_grpo_with_a_regex_reward_raises_the_expected_reward(tmp_path, tiny_mode
     before = expected_reward(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), tokenizer, prompts)
     after = expected_reward(AutoModelForCausalLM.from_pretrained(run_dir / "model").eval(), tokenizer, prompts)
     assert after > before + 0.1, (before, after)
+
+
+@pytest.mark.slow
+def test_grpo_with_a_reward_model_from_an_rm_run_trains_and_logs_its_reward(tmp_path, tiny_model_dir):
+    """RM -> RL: an rm run (runs/rm_job) scores the replies of a grpo run beside it (runs/grpo_job)."""
+    import shutil
+
+    from tests.engine.test_preference_train import PAIRS
+    from tests.engine.tiny_runs import write_jsonl
+
+    rm_run = make_run_dir(tmp_path / "rm", tiny_model_dir, write_jsonl(tmp_path / "pairs.jsonl", PAIRS), stage="rm",
+                          method="lora", lora_rank=4, max_steps=2)
+    done = run_engine("train", "--run-dir", str(rm_run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    shutil.copytree(rm_run, runs / "rm_job")
+    grpo = make_run_dir(tmp_path / "grpo", tiny_model_dir, stage="grpo", method="lora", lora_rank=4, max_steps=2,
+                        per_device_batch_size=4, gradient_accumulation_steps=1, cutoff_len=128,
+                        grpo={"num_generations": 4, "max_completion_length": 4,
+                              "rewards": [{"name": "reward_model", "run": "rm_job"},
+                                          {"name": "length", "target_chars": 8, "weight": 0.5}]})
+    shutil.copytree(grpo, runs / "grpo_job")
+    done = run_engine("train", "--run-dir", str(runs / "grpo_job"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "reward_model: scoring replies with run rm_job" in done.stdout
+    rows = [row for row in events(runs / "grpo_job") if "loss" in row]
+    assert len(rows) == 2 and all("rewards/reward_model/mean" in row and "rewards/length/mean" in row for row in rows)
+    assert len({row["rewards/reward_model/mean"] for row in rows}) == 2  # real, varying scores
+
+    missing = make_run_dir(tmp_path / "missing", tiny_model_dir, stage="grpo", max_steps=1, per_device_batch_size=4,
+                           gradient_accumulation_steps=1, cutoff_len=128,
+                           grpo={"max_completion_length": 4, "rewards": [{"name": "reward_model", "run": "nope"}]})
+    done = run_engine("train", "--run-dir", str(missing))
+    assert done.returncode == 1 and read_result(missing)["error"].startswith("reward_model: there is no run 'nope'")

@@ -144,6 +144,8 @@ def test_pissa_is_fine_without_a_reference_model():
     ({"stage": "grpo", "per_device_batch_size": 3, "gradient_accumulation_steps": 1,
       "grpo": {"rewards": [{"name": "json_valid"}]}}, "make that a multiple of num_generations"),
     ({"stage": "sft", "grpo": {"num_generations": 8}}, "grpo settings apply to stage 'grpo'"),
+    ({"stage": "grpo", "cutoff_len": 64, "grpo": {"rewards": [{"name": "json_valid"}]}}, "leaves no room for the prompt"),
+    ({"stage": "grpo", "grpo": {"rewards": [{"name": "reward_model", "run": "../etc"}]}}, "should match pattern"),
     ({"stage": "grpo", "grpo": {"rewards": [{"name": "regex", "pattern": "("}]}}, "is no regular expression"),
     ({"stage": "grpo", "grpo": {"rewards": [{"name": "python", "path": "x.py"}]}}, "does not match any of the expected"),
 ])
