@@ -505,6 +505,7 @@ MESSAGES: dict[str, str] = {
     "runs.fact_eval_loss": "eval loss",
     "runs.fact_reward_margin": "reward margin",
     "runs.fact_reward_accuracy": "reward accuracy",
+    "runs.fact_reward_mean": "mean reward",
     "runs.fact_lr": "lr",
     "runs.fact_epoch": "epoch",
     "runs.fact_tokens_s": "tokens/s",

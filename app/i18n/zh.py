@@ -475,6 +475,7 @@ MESSAGES: dict[str, str] = {
     "runs.fact_eval_loss": "评估损失",
     "runs.fact_reward_margin": "奖励差",
     "runs.fact_reward_accuracy": "奖励准确率",
+    "runs.fact_reward_mean": "平均奖励",
     "runs.fact_lr": "学习率",
     "runs.fact_epoch": "轮次",
     "runs.fact_tokens_s": "词元/秒",

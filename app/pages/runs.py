@@ -195,8 +195,9 @@ def status_facts(job: Job, rows: list[MetricRow], lang: str) -> list[tuple[str, 
     state = str(job.get("state", ""))
     total, step = job.get("total_steps"), job.get("step") or 0
 
-    def latest(key: str) -> Any:
-        return next((r.get(key) for r in reversed(rows) if r.get(key) is not None), None)
+    def latest(*keys: str) -> Any:
+        """The newest logged value of the first of ``keys`` a row has (trainers name the same fact differently)."""
+        return next((r[k] for r in reversed(rows) for k in keys if r.get(k) is not None), None)
 
     facts = [(t("runs.fact_step", lang), f"{step}/{total}" if total else str(step))]
     if state == "running" and not rows and not step:
@@ -205,8 +206,9 @@ def status_facts(job: Job, rows: list[MetricRow], lang: str) -> list[tuple[str, 
     for key, value in (
         ("loss", fmt_float(job.get("latest_loss"))),
         ("eval_loss", fmt_float(latest("eval_loss"))),
-        ("reward_margin", fmt_float(latest("rewards/margins"), 3)),  # stages dpo/kto
-        ("reward_accuracy", fmt_float(latest("rewards/accuracies"), 3)),
+        ("reward_margin", fmt_float(latest("rewards/margins", "margin"), 3)),  # stages dpo/kto; rm
+        ("reward_accuracy", fmt_float(latest("rewards/accuracies", "accuracy"), 3)),
+        ("reward_mean", fmt_float(latest("reward"), 3)),  # stage grpo: the weighted reward of the sampled replies
         ("lr", fmt_float(latest("lr"), 3)),
         ("epoch", fmt_float(latest("epoch"), 3)),
         ("tokens_s", fmt_float(latest("tokens_per_s"), 4)),

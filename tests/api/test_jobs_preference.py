@@ -116,6 +116,10 @@ def test_runs_page_shows_the_latest_reward_margin_and_accuracy():
     assert "reward margin <b>0.421</b>" in text and "reward accuracy <b>0.75</b>" in text
     assert list(loss_frame(rows)["loss"].dropna()) == [0.69, 0.52, 0.5]  # the loss curve plots as for sft
     assert "reward" not in status_html({"id": "job_y", "state": "running"}, [{"step": 1, "loss": 2.0}])
+    rm = status_html({"id": "job_rm", "state": "running"}, [{"step": 1, "loss": 0.4, "accuracy": 1.0, "margin": 2.5}])
+    assert "reward margin <b>2.5</b>" in rm and "reward accuracy <b>1</b>" in rm
+    grpo = status_html({"id": "job_g", "state": "running"}, [{"step": 1, "loss": 0.0, "reward": 0.375}])
+    assert "mean reward <b>0.375</b>" in grpo
 
 
 def test_rm_takes_preference_pairs_only_and_no_preference_settings(client):

@@ -7,7 +7,8 @@ plain text, as SFT renders them for templates without tools) and a reference rep
 grpo.max_completion_length tokens are left out (counted in the log). trl renders the prompt with the tokenizer's
 chat template (the run's named template, if any), samples grpo.num_generations replies per prompt, scores them,
 and raises the likelihood of the replies above their group's mean. Logged per step: reward (weighted sum),
-rewards/<function>/mean, kl (with grpo.beta > 0) and completions/mean_length, in events.jsonl.
+rewards/<function>/mean, kl (with grpo.beta > 0) and completions/mean_length, in events.jsonl; two sampled
+replies with their rewards per logging step in the run log.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def build_trainer(ctx: StageContext):
         num_generations=grpo.num_generations, max_completion_length=grpo.max_completion_length,
         temperature=grpo.temperature, beta=grpo.beta, loss_type=grpo.loss_type, reward_weights=weights,
         include_num_input_tokens_seen="no",  # trl counts its own tokens (num_tokens)
-        log_completions=False,
+        log_completions=True, num_completions_to_print=2,  # sample replies with their rewards in the run log
     )
     return trainer_class(GRPOTrainer, ctx)(
         model=ctx.model, reward_funcs=functions, args=args, train_dataset=ctx.train_dataset,
