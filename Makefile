@@ -35,6 +35,7 @@ deepspeed-cpu-ops:
 	@if $(BIN)/python -c "from deepspeed.git_version_info import installed_ops as o; raise SystemExit(not o.get('cpu_adam'))" >/dev/null 2>&1; \
 	then echo "==> DeepSpeed CPU ops already built"; \
 	else echo "==> building DeepSpeed's CPU Adam and shared-memory comm ops once (a few minutes, once)"; \
+	  $(BIN)/pip install --quiet --progress-bar off "setuptools>=70" wheel && \
 	  DS_BUILD_OPS=0 DS_BUILD_CPU_ADAM=1 DS_BUILD_SHM_COMM=1 $(BIN)/pip install --quiet --progress-bar off \
 	    --no-build-isolation --no-cache-dir --no-deps --force-reinstall "deepspeed==$(DS_VERSION)" \
 	  || echo "!! DeepSpeed CPU ops not prebuilt: the first ZeRO offload / CPU DeepSpeed run will JIT-compile them"; fi

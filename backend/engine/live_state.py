@@ -80,7 +80,9 @@ def _deepspeed_facts(engine) -> dict:
 
 
 def _fsdp_facts(model, plugin) -> dict:
-    """FSDP2 shards each parameter as a DTensor; each process holds ``to_local()``, a slice of it."""
+    """FSDP2 turns each parameter into a DTensor; each process holds ``to_local()``, its share of it (all of it
+    when there is one process). ``sharded_params``: every parameter is FSDP-managed; ``local_share``: the part
+    of the model this process holds (about 1/world_size)."""
     from torch.distributed.tensor import DTensor
 
     params = list(model.parameters())
@@ -88,7 +90,8 @@ def _fsdp_facts(model, plugin) -> dict:
     local = sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params)
     offload = ["params"] if plugin is not None and type(plugin.cpu_offload).__name__ == "CPUOffloadPolicy" else []
     return {"fsdp_version": getattr(plugin, "fsdp_version", None), "offload": offload,
-            "sharded_params": bool(dtensors) and local < sum(p.numel() for p in params),
+            "sharded_params": bool(params) and len(dtensors) == len(params),
+            "local_share": round(local / max(1, sum(p.numel() for p in params)), 4),
             "dtensor_params": len(dtensors), "params": len(params)}
 
 
@@ -136,6 +139,8 @@ def check_as_asked(config: RunConfig, facts: dict) -> None:
                           f"({facts['world_size']} process(es))", hint)
     if dist.backend == "fsdp" and not facts.get("sharded_params"):
         raise EngineError("backend fsdp was asked for but the parameters are not sharded", hint)
+    if dist.backend == "fsdp" and facts["world_size"] > 1 and facts.get("local_share", 0) >= 1:
+        raise EngineError(f"backend fsdp runs {facts['world_size']} processes but each holds the whole model", hint)
     if dist.backend == "deepspeed":
         if facts.get("zero_stage") != dist.zero_stage:
             raise EngineError(f"ZeRO stage {dist.zero_stage} was asked for but DeepSpeed runs stage "

@@ -3,8 +3,9 @@
     python -m backend.engine merge --run-dir runs/<id> [--dtype bf16|fp16|fp32] [--max-shard-size 2GB]
 
 - LoRA: the base in fp32, the adapter merged, saved in ``dtype`` (default: the dtype the base was published in).
-- QLoRA: the adapter learned against the *quantized* base, and merging into bitsandbytes layers silently drops
-  it, so the base is loaded quantized exactly as in training, dequantized, and the merge goes into that copy.
+- QLoRA: the adapter learned against the *quantized* base, and merging into bitsandbytes layers can silently drop
+  it (see backend.engine.quantization), so the base is loaded quantized exactly as in training, dequantized, and
+  the merge goes into that full-precision copy.
 - full/freeze runs (also ZeRO-3/FSDP ones, whose trainer saved consolidated weights): run_dir/model already is
   the standalone model; with an explicit ``dtype`` that differs from it, a converted copy goes to run_dir/merged.
 Refuses an adapter whose lora_B weights are all zero: merging it would silently produce the base model.

@@ -17,6 +17,8 @@ def config(**distributed) -> RunConfig:
 @pytest.mark.parametrize("asked, live, words", [
     ({"backend": "fsdp"}, {"backend": "ddp", "world_size": 2, "sharded_params": False}, "ddp is running"),
     ({"backend": "fsdp"}, {"backend": "fsdp", "world_size": 2, "sharded_params": False}, "not sharded"),
+    ({"backend": "fsdp"}, {"backend": "fsdp", "world_size": 2, "sharded_params": True, "local_share": 1.0},
+     "each holds the whole model"),
     ({"backend": "deepspeed", "zero_stage": 3}, {"backend": "deepspeed", "world_size": 2, "zero_stage": 2,
                                                  "offload": [], "sharded_params": False}, "runs stage 2"),
     ({"backend": "deepspeed", "zero_stage": 3}, {"backend": "deepspeed", "world_size": 2, "zero_stage": 3,
@@ -32,7 +34,11 @@ def test_what_runs_must_be_what_was_asked(asked, live, words):
 
 
 @pytest.mark.parametrize("asked, live", [
-    ({"backend": "fsdp"}, {"backend": "fsdp", "world_size": 2, "sharded_params": True, "offload": []}),
+    ({"backend": "fsdp"}, {"backend": "fsdp", "world_size": 2, "sharded_params": True, "local_share": 0.5,
+                           "offload": []}),
+    # one GPU: FSDP manages every parameter, and one process holds all of each
+    ({"backend": "fsdp", "num_processes": 1}, {"backend": "fsdp", "world_size": 1, "sharded_params": True,
+                                               "local_share": 1.0, "offload": []}),
     ({"backend": "deepspeed", "zero_stage": 3, "offload_optimizer": True, "offload_params": True},
      {"backend": "deepspeed", "world_size": 2, "zero_stage": 3, "offload": ["optimizer", "params"],
       "sharded_params": True}),

@@ -5,7 +5,8 @@ Two jobs on the tiny Llama: QLoRA 4-bit with ``paged_adamw_8bit`` and QLoRA 8-bi
 ``engine.quantization`` (read from the loaded layers) and ``engine.optimizer`` say what ran; the base stays
 quantized when the adapter is loaded back on it; the merged model (QLoRA: into the *dequantized* base) gives the
 same logits as quantized base + adapter, has no quantization left and the base's dtype, and scores a clearly
-lower loss than the base on the training replies (a merge into the 4-bit layers would silently drop the adapter).
+lower loss than the base on the training replies (measured: 5.88 vs 6.26; a merge into the 4-bit layers can
+silently drop the adapter, as seen on SmolLM2).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ JOBS = {
 }
 # a learning rate the tiny random model notices in 8 steps
 TRAINING = {"max_steps": 8, "learning_rate": 2e-2}
-LOSS_MARGIN = 0.3  # the merged model's reply loss must be at least this much below the base's
+LOSS_MARGIN = 0.2  # the merged model's reply loss must be at least this much below the base's (measured: 0.38)
 
 
 @pytest.fixture(scope="module")
