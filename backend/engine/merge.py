@@ -100,6 +100,8 @@ def merge_adapter(run_dir: str | Path, dtype: MergeDtype | None = None, max_shar
     freeze run's own model/ is returned as is when no other dtype is asked for."""
     from transformers import AutoTokenizer
 
+    from backend.engine.stages import get_stage
+
     if dtype is not None and dtype not in MERGE_DTYPES:
         raise EngineError(f"dtype {dtype!r} is not one of {sorted(MERGE_DTYPES)}", "use bf16, fp16 or fp32")
     check_max_shard_size(max_shard_size)
