@@ -216,6 +216,7 @@ def status_facts(job: Job, rows: list[MetricRow], lang: str) -> list[tuple[str, 
         ("started", fmt_time(job.get("started_at"))),
         ("finished", fmt_time(job.get("finished_at"))),
         ("output", str(job.get("output") or "")),
+        ("parent_run", str(job.get("parent_run") or "")),  # lineage: the run this one continued from
         ("engine", engine_summary(job.get("engine"), lang)),
         ("queued", str(job.get("waiting_for") or "") if state == "queued" else ""),
         ("stopped_early", t("runs.at_step", lang, step=stopped) if stopped else ""),

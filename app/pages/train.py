@@ -158,6 +158,8 @@ def build(client: TunesmithClient) -> TrainPage:
         with gr.Row():
             for name in ("packing", "batch_tokens", "chat_template", "train_on_prompt"):
                 fields[name] = schema_widget(RunConfig, name, name)
+        with gr.Row():
+            fields["init_from_run"] = schema_widget(RunConfig, "init_from_run", "init_from_run")
         with gr.Group(visible=False, elem_id="train-preference-group") as preference_group:
             gr.Markdown(t("train.preference_help"), elem_id="train-preference-help")
             with gr.Row():

@@ -221,6 +221,13 @@ class RunConfig(_Strict):
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="Processes, GPUs, machines and the DDP / DeepSpeed ZeRO / FSDP backend."
     )
+    init_from_run: str | None = Field(
+        None, min_length=5, max_length=64, pattern=r"^job_[A-Za-z0-9_-]+$",
+        description="Continue from a finished run: the id of a succeeded run (same base model) whose trained "
+        "adapter (lora/qlora, with the same rank, alpha, targets and variants) or trained model (full/freeze) "
+        "this run starts from instead of a fresh adapter or the base weights; more epochs on the same data or "
+        "new data on top. The parent's id is this run's lineage (parent_run on GET /api/v1/jobs/{id}).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -412,4 +419,7 @@ class ResolvedRun(_Strict):
     model_path: str = Field(..., description="Absolute path of the HF-format base model directory.")
     datasets: list[DatasetRef]
     val_datasets: list[DatasetRef] = Field(default_factory=list, description="Datasets giving the evaluation loss.")
+    init_from: str | None = Field(
+        None, description="Absolute path of the parent run's adapter (lora/qlora) or trained model (full/freeze) "
+        "this run starts from (config.init_from_run); None = a fresh adapter on the base, or the base weights.")
     created_at: str = ""

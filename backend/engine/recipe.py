@@ -18,6 +18,7 @@ from backend.config import rundir
 from backend.config.schema import ResolvedRun
 from backend.engine import run_setup, stages
 from backend.engine.early_stopping import best_checkpoint_facts
+from backend.engine.init_from import load_parent_adapter
 from backend.engine.live_state import watch_live_state
 from backend.engine.named_chat_templates import apply_chat_template_name
 from backend.engine.outputs import (
@@ -90,6 +91,8 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
                        packed_groups=bool(batch_tokens), facts=facts)
     trainer = stage.build_trainer(ctx)
     hooks = finish_trainer(trainer, ctx)
+    if run.init_from and peft_config is not None:  # a continued run: the parent's adapter, checked on load
+        facts["init_from"] = {**load_parent_adapter(trainer.model, run.init_from), "run": config.init_from_run}
     watch_live_state(trainer, config, facts, write_engine_facts, run_dir)  # FSDP on CPU; what really runs
     initial_adapter = save_initial_adapter(trainer, run_dir) if peft_config is not None else None
     trainable, total = methods.count_parameters(trainer.model)

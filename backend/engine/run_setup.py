@@ -108,7 +108,7 @@ def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: di
     gradient checkpointing and Liger decided."""
     import torch
 
-    from backend.engine import methods, model as model_io, quantization
+    from backend.engine import init_from, methods, model as model_io, quantization
 
     config = run.config
     load_kwargs = {}
@@ -118,12 +118,15 @@ def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: di
     # full/freeze keep fp32 master weights (autocast does the bf16/fp16 math) unless pure_bf16; LoRA bases load in
     # the compute dtype
     weights_dtype = precision.dtype if config.method.name in ("lora", "qlora") or precision.pure else torch.float32
-    model = load_model(run.model_path, weights_dtype, attn_implementation=attention, **load_kwargs)
+    weights_from = init_from.weights_dir(run)  # a continued full/freeze run: its parent's trained model
+    model = load_model(weights_from, weights_dtype, attn_implementation=attention, **load_kwargs)
+    if weights_from != run.model_path:
+        facts["init_from"] = {"path": weights_from, "run": config.init_from_run}
     attention = getattr(model.config, "_attn_implementation", None) or attention
     if config.method.name == "qlora":
         facts["quantization"] = quantization.quantization_facts(model)  # from the loaded layers: really 4/8-bit
     facts["attn_implementation"] = attention
-    print(f"model: {run.model_path} ({precision.name}, weights {weights_dtype})", flush=True)
+    print(f"model: {weights_from} ({precision.name}, weights {weights_dtype})", flush=True)
     print(f"attention: {model_io.describe_attention(attention, config.packing)}", flush=True)
     if plan is not None and config.gradient_checkpointing == "auto":
         checkpointing, why = plan.gradient_checkpointing, "memory plan"

@@ -20,6 +20,7 @@ from backend.errors import Conflict, NotFound
 from backend.fsio import iter_jsonl
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
+from backend.jobs.lineage import parent_weights
 from backend.jobs.runner import JobRunner
 from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, utc_now
 from backend.settings import Settings
@@ -119,6 +120,9 @@ class JobService:
             known = ", ".join(m.id for m in catalog.list_models(self.settings)) or "none"
             raise JobConfigError(("base_model",), f"unknown base model {config.base_model!r}; available: {known}. "
                                  "Pick one from GET /api/v1/models or give an absolute path to an HF-format model directory.")
+        init_from = None
+        if config.init_from_run is not None:
+            init_from = str(parent_weights(self.store.get(config.init_from_run), config, model.path))
         refs, val_refs = resolve_datasets(self.registry, config)
         gpus = self.runner.gpu_probe()  # one nvidia-smi call per submit (a second only for a bf16 GPU check)
         check_hardware(config, gpus, gpu_details=query_gpus)
@@ -128,7 +132,7 @@ class JobService:
             "val_datasets": [ref.id for ref in val_refs],
         })
         return ResolvedRun(run_id=run_id, config=config, model_path=model.path, datasets=refs, val_datasets=val_refs,
-                           created_at=utc_now())
+                           init_from=init_from, created_at=utc_now())
 
     def submit(self, config: RunConfig, name: str | None = None) -> JobRow:
         job_id = new_job_id()

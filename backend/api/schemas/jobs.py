@@ -43,6 +43,8 @@ class JobPublic(BaseModel):
         None, description="What the engine resolved once training started (engine.json): precision, "
         "attn_implementation actually active, gradient_checkpointing, liger_kernel, batch_tokens, memory_plan.")
     run_dir: str
+    parent_run: str | None = Field(None, description="Lineage: the run this one continued from (config.init_from_run); "
+                                   "it started from that run's adapter or trained model.")
 
     @classmethod
     def of(cls, job: JobRow, run: RunFacts, waiting_for: str | None = None) -> JobPublic:
@@ -59,6 +61,7 @@ class JobPublic(BaseModel):
             run_dir=job.run_dir, waiting_for=waiting_for if job.state == "queued" else None,
             stop_requested=job.state == "running" and run.stop_requested,
             stopped_early_at_step=run.stopped_early_at_step if job.state == "succeeded" else None,
+            parent_run=job.config.get("init_from_run"),
         )
 
 
