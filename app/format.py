@@ -85,7 +85,7 @@ def error_markdown(exc: Exception, lang: str = DEFAULT) -> str:
         key = f"error.status.{status}"
         reason = t(key, lang) if key in _MESSAGES_EN else t("error.status.other", lang)
         return t("error.api", lang, reason=reason, details=exc.as_markdown())
-    return t("common.error", lang, kind=type(exc).__name__, message=html.escape(str(exc)))
+    return t("ui.error", lang, kind=type(exc).__name__, message=html.escape(str(exc)))
 
 
 def _escape(text: Any) -> str:

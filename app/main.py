@@ -27,7 +27,11 @@ STUDIO_CSS = """
 #app-header h1 { margin-bottom: 0; }
 #lang-switch { flex-grow: 0; align-self: flex-start; }
 #app-header p { margin-top: 2px; color: var(--body-text-color-subdued); }
-.ts-hint p { font-size: 13px; color: var(--body-text-color-subdued); margin: 0; }
+.ts-hint p { font-size: 13px; color: var(--block-info-text-color); margin: 0; }
+/* Contrast (WCAG AA, 4.5:1): help text darker than the theme's grey, white on a darker orange. */
+:root { --block-info-text-color: #4b5563; --button-primary-background-fill: #c2410c;
+        --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #ffffff; }
+.dark { --block-info-text-color: #d1d5db; }
 """
 
 
@@ -93,6 +97,7 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
         switched.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
         for page in (datasets_page, train_page, runs_page, export_page, evaluate_page, chat_page):
             page.refresh.on(switched.then)
+        runs_page.repaint.on(switched.then)
         datasets_page.refresh.on(datasets_tab.select)
         train_page.refresh.on(train_tab.select)
         runs_page.refresh.on(runs_tab.select)
@@ -128,11 +133,13 @@ def wire_run_shortcuts(tabs: gr.Tabs, runs_page: runs.RunsPage, pages: dict[str,
     for tab_id, page in pages.items():
         wanted = gr.State(None)
         as_choice = (lambda job_id: targets.target_value("job", job_id)) if tab_id != "export" else (lambda j: j)
+        # The tab is switched last: switching fires its own refresh, which then keeps the run already picked.
         runs_page.shortcuts[tab_id].click(
-            lambda job_id, tab=tab_id, encode=as_choice: (gr.Tabs(selected=tab), encode(job_id)),
-            inputs=[runs_page.job], outputs=[tabs, wanted], show_progress="hidden",
+            lambda job_id, encode=as_choice: encode(job_id), inputs=[runs_page.job], outputs=[wanted],
+            show_progress="hidden",
         ).then(page.refresh.fn, inputs=[wanted, *list(page.refresh.inputs)[1:]], outputs=list(page.refresh.outputs),
-               show_progress="hidden")
+               show_progress="hidden").then(lambda tab=tab_id: gr.Tabs(selected=tab), outputs=[tabs],
+                                            show_progress="hidden")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ def build_server(settings: Settings, host: str, port: int, root_path: str = ""):
     """The API at /api/v1 and the Gradio studio at /, on one FastAPI app."""
     import gradio as gr
 
+    from app.i18n.page import PageLanguageMiddleware
     from app.main import STUDIO_CSS, build_app
     from backend.api.main import create_app
 
@@ -30,7 +31,9 @@ def build_server(settings: Settings, host: str, port: int, root_path: str = ""):
     if ":" in client_host:
         client_host = f"[{client_host}]"
     blocks = build_app(f"http://{client_host}:{port}/api/v1", token=settings.token)
-    return gr.mount_gradio_app(api, blocks, path="/", css=STUDIO_CSS, root_path=root_path or None)
+    app = gr.mount_gradio_app(api, blocks, path="/", css=STUDIO_CSS, root_path=root_path or None)
+    app.add_middleware(PageLanguageMiddleware)  # Gradio's own strings in the chosen language (app/i18n/page.py)
+    return app
 
 
 def is_loopback(host: str) -> bool:

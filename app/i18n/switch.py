@@ -82,6 +82,7 @@ def build_switch() -> gr.Radio:
     return gr.Radio(
         choices=[(lang.name, code) for code, lang in LANGUAGES.items()],
         value=DEFAULT,
+        label="Language / 语言",  # its accessible name (not shown), the same in every language
         show_label=False,
         container=False,
         elem_id="lang-switch",

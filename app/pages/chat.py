@@ -6,6 +6,8 @@ keeps the last used model loaded in a worker process, so only the first reply fo
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -14,9 +16,8 @@ import gradio as gr
 
 from app.client import ApiError, Job, Model, TunesmithClient
 from app.format import error_markdown
-from app.i18n import DEFAULT, localized, t
-from app.pages import Refresh
-from app.pages import targets
+from app.i18n import DEFAULT, localized, request_lang, t
+from app.pages import Refresh, targets
 
 
 @dataclass
@@ -65,8 +66,28 @@ def stats_markdown(reply: dict, lang: str = DEFAULT) -> str:
     return t("chat.stats", lang, tokens=tokens, seconds=f"{seconds:.2f}", rate=rate, label=label) + note
 
 
+class StopRequests:
+    """Stop buttons pressed, per browser session: the streaming reply of that session checks it between pieces
+    and ends early (Gradio's own event cancelling would leave the API's stream, and its chat worker, busy)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+
+    def start(self, session: str) -> Callable[[], bool]:
+        event = self._events[session] = threading.Event()
+        return event.is_set
+
+    def stop(self, session: str) -> None:
+        if session in self._events:
+            self._events[session].set()
+
+    def finish(self, session: str) -> None:
+        self._events.pop(session, None)
+
+
 def answer_turn(client: TunesmithClient, history: list[dict], target_value: str | None, system_prompt: str | None,
-                max_new_tokens: float, temperature: float, top_p: float, lang: str = DEFAULT):
+                max_new_tokens: float, temperature: float, top_p: float, lang: str = DEFAULT,
+                stopped: Callable[[], bool] = lambda: False):
     """Stream the answer to the pending user message: yields ``(chatbot, textbox, status)`` updates.
 
     The reply grows in the conversation as the model writes it. On failure the pending message (and any
@@ -86,16 +107,24 @@ def answer_turn(client: TunesmithClient, history: list[dict], target_value: str 
     reply = {"role": "assistant", "content": ""}
     final: dict = {}
     writer = target_value.split(":", 1)[1] if target_value else "?"
+    events = client.chat_stream(messages, **target_ref, max_new_tokens=int(max_new_tokens),
+                                temperature=float(temperature), top_p=float(top_p))
     try:
-        for event in client.chat_stream(messages, **target_ref, max_new_tokens=int(max_new_tokens),
-                                        temperature=float(temperature), top_p=float(top_p)):
+        for event in events:
             if "delta" in event:
                 reply["content"] += str(event["delta"])
+                if stopped():
+                    break
                 yield history + [dict(reply)], gr.skip(), t("chat.writing", lang, label=writer)
             else:
                 final = event
     except ApiError as exc:
         yield history[:-1], pending, t("chat.no_answer", lang) + "\n\n" + error_markdown(exc, lang)
+        return
+    finally:
+        events.close()  # a stopped reply: closing the stream ends it on the API side too
+    if not final:
+        yield history + [reply], gr.skip(), t("chat.stopped", lang)
         return
     reply["content"] = str(final.get("text", reply["content"].strip()))
     yield history + [reply], gr.skip(), stats_markdown(final, lang)
@@ -136,16 +165,18 @@ def build(client: TunesmithClient) -> ChatPage:
     chatbot, text, send, stop = c["chatbot"], c["text"], c["send"], c["stop"]
     inputs = [chatbot, c["target"], c["system"], c["max_tokens"], c["temperature"], c["top_p"]]
     replying = [text, send, stop]
+    stops = StopRequests()
     for trigger in (send.click, text.submit):
         # While a reply streams the box and Send are locked (a message sent then would be overwritten by the
-        # reply's next update) and Stop is offered; both ways out unlock them.
-        reply_event = trigger(localized(add_user_message), inputs=[chatbot, text], outputs=[chatbot, *replying],
-                              show_progress="hidden").then(
-            localized(partial(stream_reply, client)), inputs=inputs,
-            outputs=[chatbot, text, c["status"]], show_progress="minimal")
-        reply_event.then(localized(unlock), outputs=replying, show_progress="hidden")
-        stop.click(localized(unlock), outputs=replying, cancels=[reply_event], show_progress="hidden").then(
-            localized(lambda lang: t("chat.stopped", lang)), outputs=[c["status"]], show_progress="hidden")
+        # reply's next update) and Stop is offered; the reply's end unlocks them.
+        trigger(localized(add_user_message), inputs=[chatbot, text], outputs=[chatbot, *replying],
+                show_progress="hidden").then(
+            reply_handler(client, stops), inputs=inputs, outputs=[chatbot, text, c["status"]],
+            show_progress="minimal").then(localized(unlock), outputs=replying, show_progress="hidden")
+    def press_stop(request: gr.Request) -> None:
+        stops.stop(request.session_hash)
+
+    stop.click(press_stop, show_progress="hidden")
     c["clear"].click(lambda: ([], "", ""), outputs=[chatbot, text, c["status"]], show_progress="hidden")
     c["target"].input(localized(on_target), inputs=[c["target"]], outputs=[c["status"]], show_progress="hidden")
     refresh = Refresh(localized(partial(refresh_targets, client)), [c["target"]], [c["target"]])
@@ -176,8 +207,15 @@ def add_user_message(lang: str, history: list[dict], message: str):
             gr.Button(interactive=False), gr.Button(visible=True))
 
 
-def stream_reply(client: TunesmithClient, lang: str, *values: Any):
-    yield from answer_turn(client, *values, lang=lang)
+def reply_handler(client: TunesmithClient, stops: StopRequests):
+    """The streaming reply's callback: Gradio passes the request (language, and the session Stop speaks for)."""
+    def reply(request: gr.Request, *values: Any):
+        stopped = stops.start(request.session_hash)
+        try:
+            yield from answer_turn(client, *values, lang=request_lang(request), stopped=stopped)
+        finally:
+            stops.finish(request.session_hash)
+    return reply
 
 
 def unlock(lang: str):

@@ -131,11 +131,13 @@ def build(client: TunesmithClient) -> CompareSection:
                              max_choices=MAX_RUNS, elem_id="runs-compare-select", scale=5)
         reload = gr.Button("↻", size="sm", scale=0, min_width=44, elem_id="runs-compare-refresh")
     with gr.Row(equal_height=False):
-        loss_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("plot.step"),
-                                y_title=t("plot.train_loss"), title=t("plot.train_loss_title"), height=300,
+        loss_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("chart.step"),
+                                y_title=t("chart.train_loss"), title=t("chart.train_loss_title"), height=300,
+                                color_title=t("compare.col_run"),
                                 elem_id="compare-loss-plot")
-        eval_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("plot.step"),
-                                y_title=t("plot.eval_loss"), title=t("plot.eval_loss_title"), height=300,
+        eval_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("chart.step"),
+                                y_title=t("chart.eval_loss"), title=t("chart.eval_loss_title"), height=300,
+                                color_title=t("compare.col_run"),
                                 elem_id="compare-eval-plot")
     table = gr.Dataframe(value=compare_table([]), interactive=False, show_label=False, elem_id="compare-table")
     note = gr.Markdown(elem_id="compare-note")

@@ -166,5 +166,8 @@ def upload_file(client: TunesmithClient, path: str, name: str | None, dedup: boo
     except ApiError as exc:
         refused = exc.status_code is not None and 400 <= exc.status_code < 500
         key = "upload.failed_nothing_kept" if refused else "upload.failed"
-        return t(key, lang, file=filename) + "\n\n" + error_markdown(exc, lang), None
+        message = t(key, lang, file=filename) + "\n\n" + error_markdown(exc, lang)
+        if exc.status_code == 422 and not (columns or tags):
+            message += "\n\n" + t("upload.mapping_hint", lang)  # other field names: the mapping is the way in
+        return message, None
     return upload_markdown(ds, dedup, lang), ds.get("id")

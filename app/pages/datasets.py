@@ -42,6 +42,7 @@ from backend.config.schema import ChatTemplate, RunConfig
 FILE_TYPES = [".json", ".jsonl", ".csv", ".parquet", ".txt", ".zip"]
 TABLE_KEYS = ["name", "format", "rows", "size", "created", "id"]
 DEFAULT_CUTOFF = RunConfig.model_fields["cutoff_len"].default
+KINDS = ("sft", "preference", "kto", "text")  # what a dataset can train (the API's "kind"), shown in its label
 
 
 @dataclass
@@ -55,7 +56,8 @@ def dataset_label(ds: Dataset, lang: str = DEFAULT) -> str:
     rows = ds.get("num_rows")
     extra = " · " + t("datasets.rows", lang, rows=rows) if rows is not None else ""
     builtin = " · " + t("datasets.builtin", lang) if ds.get("builtin") else ""
-    return f"{ds.get('name', ds.get('id'))}{extra}{builtin}"
+    kind = " · " + t(f"kind.{ds['kind']}", lang) if ds.get("kind") in KINDS else ""
+    return f"{ds.get('name', ds.get('id'))}{extra}{kind}{builtin}"
 
 
 def table_columns(lang: str) -> list[str]:

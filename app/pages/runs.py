@@ -24,7 +24,7 @@ from app.pages.runs_stopping import stopping_facts
 
 TABLE_KEYS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
 PLOT_COLUMNS = ["step", "loss", "series"]
-SERIES_KEYS = ("plot.train_loss", "plot.eval_loss")  # the curve names, in the viewer's language
+SERIES_KEYS = ("chart.train_loss", "chart.eval_loss")  # the curve names, in the viewer's language
 # One colour per curve whatever the language its name is in.
 SERIES_COLOURS = {text(key, code): colour for key, colour in zip(SERIES_KEYS, ("#2563eb", "#f97316"))
                   for code in LANGUAGES}
@@ -272,11 +272,12 @@ class RunsPage:
     timer: gr.Timer
     refresh: Refresh
     shortcuts: dict[str, gr.Button]  # tab id -> the button that opens the selected run there
+    repaint: Refresh  # the selected run's card, plot and log drawn again (after a language switch)
 
 
 def _layout() -> dict[str, Any]:
     c: dict[str, Any] = {}
-    gr.Markdown(t("runs.intro"))
+    gr.Markdown(t("runs.intro"), elem_id="runs-intro")
     with gr.Row(equal_height=True):
         c["job"] = gr.Dropdown(label=t("runs.run"), choices=[], value=None, elem_id="runs-job", scale=5)
         with gr.Column(scale=0, min_width=150):
@@ -294,7 +295,8 @@ def _layout() -> dict[str, Any]:
     c["status"] = gr.HTML(empty_status(), css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
     with gr.Row(equal_height=False):
         c["plot"] = gr.LinePlot(value=None, x="step", y="loss", color="series", color_map=SERIES_COLOURS,
-                                x_title=t("plot.step"), y_title=t("plot.loss"), title=t("plot.loss_title"),
+                                x_title=t("chart.step"), y_title=t("chart.loss"), title=t("chart.loss_title"),
+                                color_title=t("chart.curve"),
                                 height=320, elem_id="loss-plot", scale=3)
         c["logs"] = gr.Textbox(label=t("runs.log", lines=LOG_TAIL), lines=16, max_lines=16, autoscroll=True,
                                interactive=False, elem_id="runs-logs", scale=2)
@@ -332,7 +334,8 @@ def build(client: TunesmithClient) -> RunsPage:
                               " if (t) t.scrollTop = t.scrollHeight; }, 50); }")
     refresh = Refresh(localized(lambda lang, current: refresh_jobs(client, lang, current, "")), [job], table_outputs)
     return RunsPage(job=job, timer=timer, refresh=refresh,
-                    shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS})
+                    shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS},
+                    repaint=Refresh(localized(partial(repaint, client)), [job, gr.State({})], poll_outputs))
 
 
 # -- handlers: plain functions of (client, lang, inputs...) -----------------------------------------------
@@ -393,6 +396,13 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
     new_state = {"job": job_id, "rows": rows, "final": final, "started_at": job_info.get("started_at")}
     return (status_html(job_info, rows, lang), loss_frame(rows, lang), log_text, new_state,
             *action_updates(job_info.get("state")))
+
+
+def repaint(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any]):
+    """The selected run drawn again in ``lang``: the plot is emptied first, so it is laid out afresh for the curve
+    names in the new language (see loss_frame), then filled."""
+    yield (gr.skip(), None, *(gr.skip() for _ in range(2 + 3 + len(SHORTCUTS))))
+    yield poll(client, lang, job_id, state)
 
 
 def tick(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any], signature: str):

@@ -44,7 +44,7 @@ class TrainPage:
 
 
 def model_choices(models: list[Model], lang: str) -> tuple[list[tuple[str, str]], str | None]:
-    choices = [(t("common.bundled", lang, id=m["id"]) if m.get("bundled") else m["id"], m["id"])
+    choices = [(t("ui.bundled", lang, id=m["id"]) if m.get("bundled") else m["id"], m["id"])
                for m in models if m.get("id")]
     default = next((m["id"] for m in models if m.get("bundled")), choices[0][1] if choices else None)
     return choices, default
@@ -97,6 +97,8 @@ def build(client: TunesmithClient) -> TrainPage:
     fields["mixture_size"], fields["val_datasets"] = data.mixture_size, data.val_datasets
 
     with gr.Row(equal_height=True):
+        # The stage first, as LLaMA-Factory users pick it: it decides which datasets and settings apply.
+        fields["stage"] = schema_widget(RunConfig, "stage", "stage")
         method = gr.Radio(
             choices=[(t(f"method.{m}"), m) for m in METHODS],
             value="lora",
@@ -136,8 +138,14 @@ def build(client: TunesmithClient) -> TrainPage:
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "cutoff_len"):
             fields[name] = schema_widget(RunConfig, name, name)
     with gr.Row():
-        for name in ("stage", "compute_type", "logging_steps", "seed"):
+        for name in ("compute_type", "logging_steps", "seed"):
             fields[name] = schema_widget(RunConfig, name, name)
+    # Preference settings sit with the training settings (not under Advanced): a dpo/kto run needs them.
+    with gr.Group(visible=False, elem_id="train-preference-group") as preference_group:
+        gr.Markdown(t("train.preference_help"), elem_id="train-preference-help")
+        with gr.Row():
+            for name in PreferenceConfig.model_fields:
+                fields[f"preference.{name}"] = schema_widget(PreferenceConfig, name, f"pref_{name}")
 
     with gr.Accordion(t("train.advanced"), open=False, elem_id="train-advanced"):
         with gr.Row():
@@ -160,11 +168,6 @@ def build(client: TunesmithClient) -> TrainPage:
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Row():
             fields["init_from_run"] = schema_widget(RunConfig, "init_from_run", "init_from_run")
-        with gr.Group(visible=False, elem_id="train-preference-group") as preference_group:
-            gr.Markdown(t("train.preference_help"), elem_id="train-preference-help")
-            with gr.Row():
-                for name in PreferenceConfig.model_fields:
-                    fields[f"preference.{name}"] = schema_widget(PreferenceConfig, name, f"pref_{name}")
         with gr.Accordion(t("train.distributed"), open=False,
                           elem_id="train-distributed"):
             gr.Markdown(t("train.distributed_help"))
@@ -240,22 +243,22 @@ def build(client: TunesmithClient) -> TrainPage:
             value = current_model if current_model and (current_model in ids or "/" in current_model) else default
             model_update = gr.Dropdown(choices=choices, value=value)
         except ApiError as exc:
-            warnings.append(f"{t('common.models', lang)}: {exc}")
+            warnings.append(f"{t('ui.models', lang)}: {exc}")
         try:
             items = client.list_datasets()
             ds_choices = [(dataset_label(ds, lang), ds["id"]) for ds in items if ds.get("id")]
             datasets_update, val_update, names, table_update = dataset_choice_updates(
                 ds_choices, current_datasets, current_val, table)
         except ApiError as exc:
-            warnings.append(f"{t('common.datasets', lang)}: {exc}")
+            warnings.append(f"{t('ui.datasets', lang)}: {exc}")
         try:
             sources = gr.Dropdown(choices=train_config.start_choices(client.list_presets(), client.list_jobs(), lang),
                                   value=None)
         except ApiError as exc:
             sources = gr.skip()
-            warnings.append(f"{t('common.presets_runs', lang)}: {exc}")
+            warnings.append(f"{t('ui.presets_runs', lang)}: {exc}")
         if warnings:
-            gr.Warning(t("common.refresh_failed", lang, what="; ".join(warnings)))
+            gr.Warning(t("ui.refresh_failed", lang, what="; ".join(warnings)))
         return model_update, datasets_update, val_update, names, table_update, sources
 
     method.change(on_method, inputs=[method], outputs=[method_help_md, lora_group, qlora_group, freeze_group])

@@ -90,3 +90,35 @@ def test_a_turn_streams_and_a_failure_gives_the_message_back() -> None:
     chat, text, status = last(answer_turn(client, history, None, "", 16, 0.7, 0.9))
     assert chat == [] and text == "2+2?" and "Pick a base model" in status
     assert len(sent) == 3
+
+
+def test_stop_ends_the_reply_keeps_what_was_written_and_closes_the_stream() -> None:
+    """Issue 12 group 2: Stop generation. The reply stops at the next piece, the partial text stays in the
+    conversation, and the API stream is closed (so the API's chat worker is free for the next message)."""
+    import httpx
+
+    from app.pages.chat import StopRequests
+
+    closed = []
+
+    class Lines(httpx.SyncByteStream):
+        def __iter__(self):
+            for piece in ("Fo", "ur", " and", " more"):
+                yield (json.dumps({"delta": piece}) + "\n").encode()
+            yield (json.dumps({"done": True, "text": "Four and more", "tokens": 4, "seconds": 1.0}) + "\n").encode()
+
+        def close(self):
+            closed.append(True)
+
+    client = _client(lambda request: httpx.Response(200, stream=Lines(),
+                                                    headers={"content-type": "application/x-ndjson"}))
+    stops = StopRequests()
+    stopped = stops.start("session-1")
+    updates = []
+    for update in answer_turn(client, [{"role": "user", "content": "2+2?"}], "model:tiny", "", 16, 0.0, 0.9,
+                              lang="zh", stopped=stopped):
+        updates.append(update)
+        stops.stop("session-1")  # pressed while the first piece shows
+    chat, text, status = updates[-1]
+    assert chat[-1] == {"role": "assistant", "content": "Four"} and "已停止" in status
+    assert closed, "the API stream was left open"

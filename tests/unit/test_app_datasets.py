@@ -213,6 +213,7 @@ def test_advanced_format_and_column_mapping_reach_the_api(client, tmp_path):
     qa = _write(tmp_path / "qa_pairs.json", [{"question": f"Q{i}?", "answer": f"A{i}."} for i in range(3)])
     message, selected = upload_file(client, str(qa), None, False, "auto", "", Recorder())
     assert selected is None and "nothing was registered" in message  # neither alpaca nor chat: detection fails
+    assert "Advanced: format & column mapping" in message  # issue 12 group 8: the error points to the mapping
 
     message, selected = upload_file(client, str(qa), None, False, "alpaca",
                                     '{"prompt": "question", "response": "answer"}', Recorder())

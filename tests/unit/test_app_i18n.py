@@ -169,3 +169,50 @@ def test_the_header_switch_and_every_tab_label_are_translated(studio: gr.Blocks)
     switch = next(b for b in studio.blocks.values() if getattr(b, "elem_id", None) == "lang-switch")
     assert [c[1] for c in switch.choices] == ["en", "zh"] and [c[0] for c in switch.choices] == ["English", "中文"]
     assert studio.i18n_instance is not None and "zh-CN" in studio.i18n_instance.translations_dict
+
+
+def test_the_page_names_the_chosen_language_to_gradio_before_it_starts() -> None:
+    """?lang= or the remembered cookie puts navigator.language in that language at the top of <head> (Gradio
+    reads it once, at start, for its own strings); a page asked for without a language is left alone."""
+    import asyncio
+
+    from app.i18n.page import PageLanguageMiddleware, chosen_language
+
+    assert chosen_language(b"lang=zh", "") == "zh" and chosen_language(b"", "tunesmith_lang=zh; x=1") == "zh"
+    assert chosen_language(b"lang=en", "tunesmith_lang=zh") == "en" and chosen_language(b"", "") is None
+    assert chosen_language(b"", 'bad"cookie') is None
+
+    page = b"<!doctype html><html><head><title>t</title></head><body></body></html>"
+
+    async def studio(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                                (b"content-length", str(len(page)).encode())]})
+        await send({"type": "http.response.body", "body": page})
+
+    def get(path: str, query: bytes) -> tuple[dict, bytes]:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "headers": []}
+        asyncio.run(PageLanguageMiddleware(studio)(scope, None, send))
+        return sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+
+    start, body = get("/", b"lang=zh")
+    assert body.startswith(b"<!doctype html><html><head><script>") and b'"zh-CN"' in body
+    assert dict(start["headers"])[b"content-length"] == str(len(body)).encode()
+    assert get("/", b"")[1] == page and get("/gradio_api/info", b"lang=zh")[1] == page
+
+
+# Gradio 6's own catalog sections: our catalogs are merged into the same dictionaries, so a key of ours in one of
+# them would replace Gradio's text (``common.error`` once turned Gradio's error toasts into our template).
+GRADIO_SECTIONS = {"annotated_image", "audio", "blocks", "checkbox", "code", "color_picker", "common", "dataframe",
+                   "dropdown", "errors", "file", "highlighted_text", "image", "label", "login", "number", "plot",
+                   "radio", "slider", "upload_text", "video", "chatbot", "image_editor", "3D_model"}
+
+
+def test_our_keys_stay_out_of_gradios_own_sections() -> None:
+    clashes = [k for k in LANGUAGES["en"].messages if k.split(".")[0] in GRADIO_SECTIONS and k != "common.complete"]
+    assert not clashes, clashes
