@@ -15,19 +15,10 @@ import pandas as pd
 
 from app.client import ApiError, Job, TunesmithClient
 from app.downloads import scratch_dir
-from app.format import error_markdown, fmt_bytes, fmt_time
+from app.format import error_markdown, fmt_bytes, fmt_time, state_text
+from app.i18n import DEFAULT, localized, request_lang, t
 from app.pages import Refresh
 from app.pages.runs import job_label
-
-FILE_COLUMNS = ["file", "size"]
-
-INTRO = """\
-Export a finished run. **LoRA/QLoRA** runs produce an adapter (`adapter_config.json` +
-`adapter_model.safetensors`, plus tokenizer files) that loads with PEFT on top of its base model; merging
-folds it into the base weights and gives a standalone safetensors model. **Full/freeze** runs already are a
-complete model.
-"""
-
 
 @dataclass
 class ExportPage:
@@ -35,129 +26,129 @@ class ExportPage:
     refresh: Refresh
 
 
-def zip_frame(path: Path) -> pd.DataFrame:
+def zip_frame(path: Path, lang: str = DEFAULT) -> pd.DataFrame:
     with zipfile.ZipFile(path) as zf:
         rows = [[info.filename, fmt_bytes(info.file_size)] for info in zf.infolist() if not info.is_dir()]
-    return pd.DataFrame(rows, columns=FILE_COLUMNS)
+    return pd.DataFrame(rows, columns=[t("export.col_file", lang), t("export.col_size", lang)])
 
 
-def summary_markdown(job: Job) -> str:
+def summary_markdown(job: Job, lang: str = DEFAULT) -> str:
     config = job.get("config") or {}
     method = config.get("method")
     method_name = method.get("name") if isinstance(method, dict) else method
     name = job.get("name")
     lines = [
         (f"**{name}** · `{job.get('id')}`" if name and name != job.get("id") else f"**`{job.get('id')}`**")
-        + f" · {job.get('state')}",
-        f"base model `{config.get('base_model', '?')}` · method `{method_name}` · output `{job.get('output') or '—'}`"
-        f" · finished {fmt_time(job.get('finished_at')) or '—'}",
+        + f" · {state_text(job.get('state'), lang)}",
+        t("export.summary", lang, model=config.get("base_model", "?"), method=method_name,
+          output=job.get("output") or "—", finished=fmt_time(job.get("finished_at")) or "—"),
     ]
     if job.get("has_merged"):
-        lines.append("A merged model already exists on the server.")
+        lines.append(t("export.has_merged", lang))
     return "  \n".join(lines)
 
 
 def build(client: TunesmithClient) -> ExportPage:
-    gr.Markdown(INTRO)
+    gr.Markdown(t("export.intro"))
     with gr.Row(equal_height=True):
-        job = gr.Dropdown(label="Finished run", choices=[], value=None, elem_id="export-job", scale=5)
-        refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=100, elem_id="export-refresh")
-    summary = gr.Markdown("Pick a succeeded run.", elem_id="export-summary")
+        job = gr.Dropdown(label=t("export.job"), choices=[], value=None, elem_id="export-job", scale=5)
+        refresh_btn = gr.Button(t("export.refresh"), size="sm", scale=0, min_width=100, elem_id="export-refresh")
+    summary = gr.Markdown(t("export.pick"), elem_id="export-summary")
     with gr.Row(equal_height=False):
         with gr.Column(variant="panel"):
-            gr.Markdown("### LoRA adapter\nSmall; needs the base model to run.")
-            adapter_prepare = gr.Button("Prepare adapter zip", elem_id="adapter-prepare")
+            gr.Markdown(t("export.adapter_head"))
+            adapter_prepare = gr.Button(t("export.prepare_adapter"), elem_id="adapter-prepare")
             adapter_download = gr.DownloadButton(
-                "Download adapter (zip)", visible=False, variant="primary", elem_id="adapter-download"
+                t("export.download_adapter"), visible=False, variant="primary", elem_id="adapter-download"
             )
             adapter_files = gr.Dataframe(
-                headers=FILE_COLUMNS, visible=False, interactive=False, label="Adapter files", elem_id="adapter-files"
+                visible=False, interactive=False, label=t("export.adapter_files"), elem_id="adapter-files"
             )
         with gr.Column(variant="panel"):
-            gr.Markdown(
-                "### Merged model\nBase + adapter in one standalone safetensors model (merging takes a while for big"
-                " models). For full/freeze runs: the trained model."
-            )
-            merge = gr.Button("Merge & prepare download", elem_id="merge-start")
+            gr.Markdown(t("export.merged_head"))
+            merge = gr.Button(t("export.merge"), elem_id="merge-start")
             merged_download = gr.DownloadButton(
-                "Download merged model (zip)", visible=False, variant="primary", elem_id="merged-download"
+                t("export.download_merged"), visible=False, variant="primary", elem_id="merged-download"
             )
             merged_files = gr.Dataframe(
-                headers=FILE_COLUMNS, visible=False, interactive=False, label="Merged model files", elem_id="merged-files"
+                visible=False, interactive=False, label=t("export.merged_files"), elem_id="merged-files"
             )
     status = gr.Markdown(elem_id="export-status")
 
-    def refresh_jobs(current: str | None):
+    def refresh_jobs(lang: str, current: str | None):
         try:
             jobs = client.list_jobs()
         except ApiError as exc:
-            gr.Warning(f"Could not list runs: {exc}")
+            gr.Warning(t("export.list_failed", lang, error=exc))
             return gr.skip()
         done = [j for j in jobs if j.get("state") == "succeeded" and j.get("id")]
         done.sort(key=lambda j: str(j.get("finished_at") or j.get("created_at") or ""), reverse=True)
-        choices = [(job_label(j), j["id"]) for j in done]
+        choices = [(job_label(j, lang), j["id"]) for j in done]
         ids = {c[1] for c in choices}
         return gr.Dropdown(choices=choices, value=current if current in ids else None)
 
-    def on_pick(job_id: str | None):
+    def on_pick(lang: str, job_id: str | None):
         hidden = (gr.DownloadButton(visible=False, value=None), gr.Dataframe(visible=False))
-        buttons = (gr.Button(interactive=True), gr.Button("Merge & prepare download", interactive=True))
+        buttons = (gr.Button(interactive=True), gr.Button(t("export.merge", lang), interactive=True))
         if not job_id:
-            return "Pick a succeeded run.", *buttons, *hidden, *hidden, ""
+            return t("export.pick", lang), *buttons, *hidden, *hidden, ""
         try:
             info = client.get_job(job_id)
         except ApiError as exc:
-            return error_markdown(exc), *buttons, *hidden, *hidden, ""
+            return error_markdown(exc, lang), *buttons, *hidden, *hidden, ""
         if info.get("output") == "model":
-            buttons = (gr.Button(interactive=False), gr.Button("Prepare model download", interactive=True))
-            note = "ℹ This run trained the whole model: there is no adapter, and the model needs no merge."
-            return summary_markdown(info), *buttons, *hidden, *hidden, note
-        return summary_markdown(info), *buttons, *hidden, *hidden, ""
+            buttons = (gr.Button(interactive=False), gr.Button(t("export.prepare_model", lang), interactive=True))
+            return summary_markdown(info, lang), *buttons, *hidden, *hidden, t("export.full_model", lang)
+        return summary_markdown(info, lang), *buttons, *hidden, *hidden, ""
 
-    def prepare_adapter(job_id: str | None, progress: gr.Progress = gr.Progress()):
+    def prepare_adapter(request: gr.Request, job_id: str | None, progress: gr.Progress = gr.Progress()):
+        lang = request_lang(request)
         if not job_id:
-            return gr.skip(), gr.skip(), "⚠ Pick a succeeded run first."
-        progress(0.1, desc="Fetching adapter from the API")
+            return gr.skip(), gr.skip(), t("export.pick_first", lang)
+        progress(None, desc=t("export.fetching_adapter", lang))
         try:
             path = client.download_adapter(job_id, scratch_dir() / f"adapter-{job_id}.zip")
-            files = zip_frame(path)
+            files = zip_frame(path, lang)
         except (ApiError, zipfile.BadZipFile) as exc:
-            return gr.DownloadButton(visible=False), gr.Dataframe(visible=False), "Adapter export failed.\n\n" + error_markdown(exc)
+            return (gr.DownloadButton(visible=False), gr.Dataframe(visible=False),
+                    t("export.adapter_failed", lang) + "\n\n" + error_markdown(exc, lang))
         size = fmt_bytes(path.stat().st_size)
         return (
-            gr.DownloadButton(value=str(path), label=f"Download adapter (zip, {size})", visible=True),
+            gr.DownloadButton(value=str(path), label=t("export.download_adapter_size", lang, size=size), visible=True),
             gr.Dataframe(value=files, visible=True),
-            f"✓ Adapter of `{job_id}` is ready: {len(files)} files, {size}.",
+            t("export.adapter_ready", lang, id=job_id, count=len(files), size=size),
         )
 
-    def prepare_merged(job_id: str | None, progress: gr.Progress = gr.Progress()):
+    def prepare_merged(request: gr.Request, job_id: str | None, progress: gr.Progress = gr.Progress()):
+        lang = request_lang(request)
         if not job_id:
-            return gr.skip(), gr.skip(), "⚠ Pick a succeeded run first."
+            return gr.skip(), gr.skip(), t("export.pick_first", lang)
         try:
             info = client.get_job(job_id)
             if not info.get("has_merged") and info.get("output") != "model":
-                progress(0.1, desc="Merging adapter into the base model")
+                progress(None, desc=t("export.merging", lang))
                 client.merge(job_id)
-            progress(0.6, desc="Fetching the merged model")
+            progress(None, desc=t("export.fetching_merged", lang))
             path = client.download_merged(job_id, scratch_dir() / f"merged-{job_id}.zip")
-            files = zip_frame(path)
+            files = zip_frame(path, lang)
         except (ApiError, zipfile.BadZipFile) as exc:
-            return gr.DownloadButton(visible=False), gr.Dataframe(visible=False), "Merge/export failed.\n\n" + error_markdown(exc)
+            return (gr.DownloadButton(visible=False), gr.Dataframe(visible=False),
+                    t("export.merge_failed", lang) + "\n\n" + error_markdown(exc, lang))
         size = fmt_bytes(path.stat().st_size)
         return (
-            gr.DownloadButton(value=str(path), label=f"Download merged model (zip, {size})", visible=True),
+            gr.DownloadButton(value=str(path), label=t("export.download_merged_size", lang, size=size), visible=True),
             gr.Dataframe(value=files, visible=True),
-            f"✓ Merged model of `{job_id}` is ready: {len(files)} files, {size}.",
+            t("export.merged_ready", lang, id=job_id, count=len(files), size=size),
         )
 
     job.change(
-        on_pick,
+        localized(on_pick),
         inputs=[job],
         outputs=[summary, adapter_prepare, merge, adapter_download, adapter_files, merged_download, merged_files, status],
         show_progress="hidden",
     )
     adapter_prepare.click(prepare_adapter, inputs=[job], outputs=[adapter_download, adapter_files, status])
     merge.click(prepare_merged, inputs=[job], outputs=[merged_download, merged_files, status])
-    refresh = Refresh(refresh_jobs, [job], [job])
+    refresh = Refresh(localized(refresh_jobs), [job], [job])
     refresh.on(refresh_btn.click)
     return ExportPage(job=job, refresh=refresh)

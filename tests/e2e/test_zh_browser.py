@@ -147,7 +147,7 @@ def test_upload_train_curve_download_in_chinese(studio: str, chromium_path: Path
             # -- the header switch: English, live, and remembered --------------------------------------------
             page.get_by_role("tab", name="运行").click()
             page.locator("#lang-switch label", has_text="English").click()
-            expect(page.locator("#runs-intro")).to_contain_text("Every run")  # static text: flips in the browser
+            expect(page.locator("#runs-intro")).to_contain_text("Every run", timeout=30_000)  # flips in the browser
             expect(page.get_by_role("tab").first).to_have_text("Datasets", timeout=30_000)  # tab buttons: a round trip
             assert _tab_names(page) == TABS_EN
             expect(page.locator("#runs-status")).to_contain_text("succeeded", timeout=15_000)

@@ -29,7 +29,7 @@ ALLOWED_LATIN = {
     "instruction", "input", "output", "conversations", "from", "value", "role", "content", "chosen", "rejected",
     "label", "text", "system", "history", "dataset_info", "data", "identity", "ada", "acme", "labs", "smol-lora-r8",
     "jsonl", "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm", "grpo",
-    "p95", "openai", "eta", "top-p", "f1",
+    "p95", "openai", "eta", "top-p", "f1", "peft",
 }
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+\-']*[A-Za-z0-9+]|[A-Za-z]")
 
@@ -137,7 +137,7 @@ def studio() -> gr.Blocks:
     return build_app("http://127.0.0.1:9/api/v1")
 
 
-TRANSLATED_TABS = ["tab-datasets", "tab-train", "tab-runs", "tab-evaluate", "tab-chat"]
+TRANSLATED_TABS = ["tab-datasets", "tab-train", "tab-runs", "tab-export", "tab-evaluate", "tab-chat"]
 
 
 @pytest.mark.parametrize("tab_id", TRANSLATED_TABS)
