@@ -15,7 +15,7 @@ Built-in reward functions (each scores one reply in [0, 1]; the run's reward is 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -78,8 +78,7 @@ class RewardModelReward(_Reward):
                      description="Job id of a finished stage-rm run of this studio (its runs/<id> directory).")
 
 
-Reward = Annotated[Union[ExactMatchReward, ContainsReward, RegexReward, LengthReward, JsonValidReward,
-                         RewardModelReward], Field(discriminator="name")]
+Reward = Annotated[ExactMatchReward | ContainsReward | RegexReward | LengthReward | JsonValidReward | RewardModelReward, Field(discriminator="name")]
 
 
 class GrpoConfig(StrictModel):

@@ -4,7 +4,7 @@ union on ``name``) and the preference settings of stages dpo/kto. Pure pydantic,
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -82,7 +82,7 @@ class QLoraMethod(LoraMethod):
     double_quant: bool = Field(True, description="Quantize the quantization constants too (saves ~0.4 bit/param).")
 
 
-Method = Annotated[Union[FullMethod, FreezeMethod, LoraMethod, QLoraMethod], Field(discriminator="name")]
+Method = Annotated[FullMethod | FreezeMethod | LoraMethod | QLoraMethod, Field(discriminator="name")]
 
 
 class PreferenceConfig(StrictModel):
@@ -143,3 +143,17 @@ class PreferenceConfig(StrictModel):
         if self.beta is not None:
             return self.beta
         return SIMPO_DEFAULT_BETA if self.loss == "simpo" else DEFAULT_BETA
+
+    def dpo_loss_problem(self) -> str | None:
+        """Stage dpo: each loss's own settings only with that loss, so none is silently ignored."""
+        for name, loss, default in (("orpo_lambda", "orpo", 0.1), ("simpo_gamma", "simpo", 1.0)):
+            if getattr(self, name) != default and self.loss != loss:
+                return (f"preference.{name} applies to the {loss} loss only and the loss is {self.loss!r}; set "
+                        f"preference.loss to {loss!r} or reset {name} to {default}")
+        if self.loss == "orpo" and self.beta is not None:
+            return ("the orpo loss has no β (no reference model); its weight is preference.orpo_lambda: move "
+                    f"the value {self.beta} there and clear preference.beta")
+        if self.loss == "orpo" and self.sft_weight > 0:
+            return ("the orpo loss already holds the SFT loss on the chosen reply; set preference.sft_weight to 0 "
+                    "(raise orpo_lambda to weigh the preference term more)")
+        return None

@@ -12,7 +12,7 @@ the HTTP API) a flat form is accepted too and folded into the nested one::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Discriminator,
@@ -46,6 +46,9 @@ Attention = Literal["auto", "flash_attention_2", "tunesmith_varlen", "sdpa", "ea
 Stage = Literal["sft", "pt", "dpo", "kto", "rm", "grpo"]
 PREFERENCE_STAGES = ("dpo", "kto")  # the stages the preference settings are for
 PADDED_STAGES = ("dpo", "kto", "rm", "grpo")  # pairs or labelled replies in padded batches: packing is off
+# default (LoRA/QLoRA, full/freeze) learning rates where sft's 2e-4 / 2e-5 are too high: LLaMA-Factory's DPO/KTO and
+# reward-model examples, trl's GRPO default (full) and ten times that for LoRA; see RunConfig.learning_rate
+STAGE_LEARNING_RATES = {"dpo": (5e-6, 1e-6), "kto": (5e-6, 1e-6), "rm": (1e-4, 1e-5), "grpo": (1e-5, 1e-6)}
 Switch = Literal["auto", "on", "off"]
 ChatTemplate = Literal["auto", "chatml", "qwen2", "llama3", "mistral", "gemma", "alpaca"]
 
@@ -75,7 +78,7 @@ def _entry_kind(value: Any) -> str:
 
 # a plain id (the simple form) or a DatasetChoice; the tag keeps error locations short: datasets.0.entry.weight
 DatasetEntry = Annotated[
-    Union[Annotated[str, Tag("id")], Annotated[DatasetChoice, Tag("entry")]], Discriminator(_entry_kind)
+    Annotated[str, Tag("id")] | Annotated[DatasetChoice, Tag("entry")], Discriminator(_entry_kind)
 ]
 
 MIXTURE_HELP = (
@@ -304,7 +307,7 @@ class RunConfig(_Strict):
         return [DatasetChoice(id=d) if isinstance(d, str) else d for d in self.datasets]
 
     @model_validator(mode="after")
-    def _check_combination(self) -> "RunConfig":
+    def _check_combination(self) -> RunConfig:
         if self.warmup_ratio > 0 and self.lr_scheduler == "constant":
             raise ValueError("lr_scheduler 'constant' has no warm-up; use 'constant_with_warmup' or set warmup_ratio to 0")
         method = self.method
@@ -368,34 +371,16 @@ class RunConfig(_Strict):
             for name in ("desirable_weight", "undesirable_weight"):
                 if getattr(pref, name) != 1.0:
                     raise ValueError(f"preference.{name} applies to stage 'kto' only; reset it to 1 or use stage 'kto'")
-            _check_dpo_loss_settings(pref)
+            problem = pref.dpo_loss_problem()
+            if problem:
+                raise ValueError(problem)
 
     @property
     def effective_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        lora = self.method.name in ("lora", "qlora")
-        if self.stage in PREFERENCE_STAGES:
-            return 5e-6 if lora else 1e-6
-        if self.stage == "rm":  # LLaMA-Factory's reward-model example (LoRA); full: a tenth, as for sft
-            return 1e-4 if lora else 1e-5
-        if self.stage == "grpo":  # trl's GRPO default (full); LoRA ten times that, as for the other stages
-            return 1e-5 if lora else 1e-6
-        return 2e-4 if lora else 2e-5
-
-
-def _check_dpo_loss_settings(pref: PreferenceConfig) -> None:
-    """Each loss's own settings only with that loss, so none is silently ignored."""
-    for name, loss, default in (("orpo_lambda", "orpo", 0.1), ("simpo_gamma", "simpo", 1.0)):
-        if getattr(pref, name) != default and pref.loss != loss:
-            raise ValueError(f"preference.{name} applies to the {loss} loss only and the loss is {pref.loss!r}; set "
-                             f"preference.loss to {loss!r} or reset {name} to {default}")
-    if pref.loss == "orpo" and pref.beta is not None:
-        raise ValueError("the orpo loss has no β (no reference model); its weight is preference.orpo_lambda: move "
-                         f"the value {pref.beta} there and clear preference.beta")
-    if pref.loss == "orpo" and pref.sft_weight > 0:
-        raise ValueError("the orpo loss already holds the SFT loss on the chosen reply; set preference.sft_weight to 0 "
-                         "(raise orpo_lambda to weigh the preference term more)")
+        lora, full = STAGE_LEARNING_RATES.get(self.stage, (2e-4, 2e-5))
+        return lora if self.method.name in ("lora", "qlora") else full
 
 
 class DatasetRef(_Strict):

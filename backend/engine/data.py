@@ -16,13 +16,14 @@ learn from undesirable replies (``STAGES_KEEPING_UNDESIRABLE``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from backend.config.schema import DatasetRef, ResolvedRun
+from backend.engine.chat_render import find_assistant_spans, prepare_tool_conversation
 from backend.engine.failures import DataError
 from backend.engine.mixture import mix, split_examples
-from backend.engine.rows import Row, document_text, iter_rows
-from backend.engine.chat_render import find_assistant_spans, prepare_tool_conversation
+from backend.engine.rows import Row, iter_rows
 
 __all__ = ["IGNORE_INDEX", "DataStats", "Mixture", "SourceStats", "load_rows", "read_mixture", "split_examples",
            "tokenize_conversation", "tokenize_row"]
@@ -120,7 +121,7 @@ def tokenize_conversation(tokenizer, messages: list[dict], train_on_prompt: bool
     borders = sorted({0, len(text), *(pos for span in spans for pos in span)})
     input_ids: list[int] = []
     labels: list[int] = []
-    for start, end in zip(borders, borders[1:]):
+    for start, end in pairwise(borders):
         ids = tokenizer(text[start:end], add_special_tokens=False)["input_ids"]
         trainable = train_on_prompt or any(s <= start and end <= e for s, e in spans)
         input_ids.extend(ids)

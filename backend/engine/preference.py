@@ -25,10 +25,10 @@ import random
 from itertools import pairwise
 
 from backend.config.schema import ResolvedRun
+from backend.engine.chat_render import find_assistant_spans, prepare_tool_conversation
 from backend.engine.data import DataStats, Mixture
 from backend.engine.failures import DataError
 from backend.engine.rows import Row
-from backend.engine.chat_render import find_assistant_spans, prepare_tool_conversation
 
 NEEDS = {
     "dpo": ("preference rows (a prompt, a chosen and a rejected reply)",

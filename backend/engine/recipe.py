@@ -68,7 +68,8 @@ def train(run_dir: str | Path) -> int:
 def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, facts: dict | None = None) -> dict:
     from transformers import set_seed
 
-    from backend.engine import methods, model as model_io
+    from backend.engine import methods
+    from backend.engine import model as model_io
 
     config, facts = run.config, {} if facts is None else facts
     stage = stages.get_stage(config.stage)

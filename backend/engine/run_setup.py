@@ -23,7 +23,8 @@ class LoadedModel:
 def resolve_compute(config: RunConfig, facts: dict):
     """``(precision, attention)``; an optimizer, method or kernel this machine cannot run is an EngineError now,
     before minutes of data and model loading."""
-    from backend.engine import methods, model as model_io
+    from backend.engine import methods
+    from backend.engine import model as model_io
 
     precision = model_io.resolve_precision(config.compute_type)
     attention = model_io.resolve_attention(config.attn_implementation, config.packing, precision.half)
@@ -108,7 +109,8 @@ def load_base_model(run: ResolvedRun, precision, attention: str, plan, facts: di
     gradient checkpointing and Liger decided."""
     import torch
 
-    from backend.engine import init_from, methods, model as model_io, quantization
+    from backend.engine import init_from, methods, quantization
+    from backend.engine import model as model_io
 
     config = run.config
     load_kwargs = {}

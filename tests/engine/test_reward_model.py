@@ -96,3 +96,15 @@ def test_rm_lora_merges_into_a_sequence_classifier_that_scores_like_the_adapter(
     tokenizer = load_tokenizer(tiny_model_dir)
     pairs = rm_lora.parent / "pairs.jsonl"
     assert torch.allclose(rewards(merged, tokenizer, pairs), rewards(adapted, tokenizer, pairs), atol=1e-3)
+
+
+def test_rm_full_model_resaved_in_another_dtype_stays_a_sequence_classifier(rm_full, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from backend.engine.merge import merge_adapter
+
+    out = merge_adapter(rm_full, dtype="bf16", out_dir=tmp_path / "bf16")
+    resaved = AutoModelForSequenceClassification.from_pretrained(out)
+    assert resaved.dtype == torch.bfloat16 and resaved.config.num_labels == 1
+    original = AutoModelForSequenceClassification.from_pretrained(rm_full / "model")
+    assert torch.equal(resaved.score.weight, original.score.weight.to(torch.bfloat16))

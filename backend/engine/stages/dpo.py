@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from backend.config.schema import ResolvedRun
 from backend.engine.data import DataStats, read_mixture
-from backend.engine.model import load_model  # noqa: F401 - the stage's model: a causal LM
+from backend.engine.model import load_model
 from backend.engine.preference import build_preference_examples, sequence_lengths
 from backend.engine.stages.trainer import StageContext, trainer_class, training_args
 

@@ -9,7 +9,12 @@ model is dpo's (:func:`backend.engine.stages.dpo.load_reference_model`).
 from __future__ import annotations
 
 from backend.engine.preference import sequence_lengths
-from backend.engine.stages.dpo import build_examples, load_model, load_reference_model, preference_args
+from backend.engine.stages.dpo import (
+    build_examples,
+    load_model,
+    load_reference_model,
+    preference_args,
+)
 from backend.engine.stages.trainer import StageContext, trainer_class, training_args
 
 __all__ = ["build_examples", "build_trainer", "load_model", "sequence_lengths"]

@@ -39,11 +39,13 @@ def build_trainer(ctx: StageContext):
     config = ctx.run.config
     pref = config.preference
     if pref.loss == "orpo":
-        from trl.experimental.orpo import ORPOConfig as config_cls, ORPOTrainer as base
+        from trl.experimental.orpo import ORPOConfig as config_cls
+        from trl.experimental.orpo import ORPOTrainer as base
 
         loss_args = {"beta": pref.orpo_lambda}  # trl's ORPO names λ beta
     else:
-        from trl.experimental.cpo import CPOConfig as config_cls, CPOTrainer as base
+        from trl.experimental.cpo import CPOConfig as config_cls
+        from trl.experimental.cpo import CPOTrainer as base
 
         loss_args = {"loss_type": "simpo", "beta": pref.effective_beta, "simpo_gamma": pref.simpo_gamma,
                      "cpo_alpha": pref.sft_weight}

@@ -33,8 +33,8 @@ def load_model(model_path, dtype, **kwargs):
     """The base model with a one-output sequence-classification head (a new, randomly initialised ``score``)."""
     from transformers import AutoModelForSequenceClassification
 
-    from backend.engine.model import check_model_dir
     from backend.engine.failures import EngineError
+    from backend.engine.model import check_model_dir
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(check_model_dir(model_path), num_labels=1,

@@ -9,10 +9,21 @@ every token with ``train_on_prompt``; longer than cutoff_len is truncated, nothi
 from __future__ import annotations
 
 from backend.config.schema import ResolvedRun
-from backend.engine.data import IGNORE_INDEX, DataStats, Mixture, read_mixture, tokenize_row
+from backend.engine.data import (
+    IGNORE_INDEX,
+    DataStats,
+    Mixture,
+    read_mixture,
+    tokenize_row,
+)
 from backend.engine.model import load_model  # noqa: F401 - the stage's model: a causal LM
 from backend.engine.rows import Row
-from backend.engine.stages.trainer import StageContext, has_cuda, trainer_class, training_args
+from backend.engine.stages.trainer import (
+    StageContext,
+    has_cuda,
+    trainer_class,
+    training_args,
+)
 
 
 def build_examples(run: ResolvedRun, tokenizer, stats: DataStats) -> tuple[list[dict], list[dict]]:
