@@ -164,6 +164,9 @@ def build(client: TunesmithClient) -> TrainPage:
             for name in ("early_stopping_patience", "early_stopping_threshold", "load_best_model_at_end"):
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Row():
+            for name in ("report_to", "mlflow_tracking_uri"):
+                fields[name] = schema_widget(RunConfig, name, name)
+        with gr.Row():
             for name in ("packing", "batch_tokens", "chat_template", "train_on_prompt"):
                 fields[name] = schema_widget(RunConfig, name, name)
         with gr.Row():

@@ -25,6 +25,7 @@ from pydantic import (
 
 from backend.config.distributed import DistributedConfig
 from backend.config.early_stopping import best_checkpoint_problem
+from backend.config.trackers import Tracker
 from backend.config.grpo import GrpoConfig, grpo_problem
 from backend.config.methods import (  # noqa: F401 - re-exported: the schema is where callers look
     DpoLoss,
@@ -220,6 +221,16 @@ class RunConfig(_Strict):
         False, description="Make the checkpoint with the lowest evaluation loss the run's output instead of the last "
         "step's (needs validation data). Checkpoints are then saved at every evaluation, whatever save_steps says."
     )
+    report_to: Tracker = Field(
+        "none", description="Experiment tracker that also gets the metrics and the run's config: tensorboard = event "
+        "files in the run dir's tensorboard/ folder; mlflow = mlflow_tracking_uri, by default a file store in the "
+        "studio home (mlruns/); wandb = Weights & Biases, offline into the run dir unless WANDB_API_KEY is set. The "
+        "studio's own charts work either way."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, min_length=1, max_length=2048, description="report_to mlflow: the MLflow tracking URI (a server "
+        "http://host:5000, or file:/path). Default: the studio home's mlruns/ file store."
+    )
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for data order and initialisation.")
     distributed: DistributedConfig = Field(
         default_factory=DistributedConfig, description="Processes, GPUs, machines and the DDP / DeepSpeed ZeRO / FSDP backend."
@@ -334,6 +345,9 @@ class RunConfig(_Strict):
                                           load_best_model_at_end=self.load_best_model_at_end)
         if problem:
             raise ValueError(problem)
+        if self.mlflow_tracking_uri is not None and self.report_to != "mlflow":
+            raise ValueError(f"mlflow_tracking_uri applies to report_to 'mlflow' and report_to is {self.report_to!r}; "
+                             "set report_to to 'mlflow' or clear mlflow_tracking_uri")
         if self.batch_tokens is not None and not self.packing:
             raise ValueError("batch_tokens fills packed micro-batches up to a token budget and needs packing; turn "
                              "packing on or clear batch_tokens")
@@ -407,4 +421,6 @@ class ResolvedRun(_Strict):
     init_from: str | None = Field(
         None, description="Absolute path of the parent run's adapter (lora/qlora) or trained model (full/freeze) "
         "this run starts from (config.init_from_run); None = a fresh adapter on the base, or the base weights.")
+    tracker_uri: str | None = Field(None, description="report_to mlflow: the tracking URI the engine uses (the "
+                                    "config's mlflow_tracking_uri, else the studio home's file store).")
     created_at: str = ""

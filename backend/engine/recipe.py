@@ -20,6 +20,7 @@ from backend.engine import run_setup, stages
 from backend.engine.early_stopping import best_checkpoint_facts
 from backend.engine.init_from import load_parent_adapter
 from backend.engine.live_state import watch_live_state
+from backend.engine.trackers import prepare_tracker
 from backend.engine.named_chat_templates import apply_chat_template_name
 from backend.engine.outputs import (
     checkpoint_step,
@@ -75,6 +76,7 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
     stage = stages.get_stage(config.stage)
     set_seed(config.seed)
     precision, attention = run_setup.resolve_compute(config, facts)  # cheap checks first
+    prepare_tracker(run, run_dir, facts)
 
     # tokenizer and data before the model: a bad dataset fails before minutes of model loading
     tokenizer = model_io.load_tokenizer(run.model_path)

@@ -8,6 +8,7 @@ import importlib.util
 from collections.abc import Callable
 
 from backend.config.schema import RunConfig
+from backend.config.trackers import TRACKER_PACKAGES
 from backend.errors import Invalid
 from backend.jobs.gpus import GpuInfo
 
@@ -55,6 +56,10 @@ def check_hardware(config: RunConfig, gpus: list[int], gpu_details: Callable[[],
             raise JobConfigError(("attn_implementation",), "flash_attention_2 needs a CUDA GPU and this machine "
                                  "has none; use 'sdpa' or 'auto'")
     check_gpu_kernels(config, has_gpu)
+    if config.report_to != "none" and not installed(TRACKER_PACKAGES[config.report_to][0]):
+        module, install = TRACKER_PACKAGES[config.report_to]
+        raise JobConfigError(("report_to",), f"report_to {config.report_to!r} needs the {module} package, which is "
+                             f"not installed: {install}, or set report_to to 'none'")
 
 
 def check_precision(config: RunConfig, has_gpu: bool, gpu_details: Callable[[], list[GpuInfo]]) -> None:

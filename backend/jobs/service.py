@@ -15,6 +15,7 @@ from backend import catalog
 from backend.config import rundir
 from backend.config.rundir import RunDir
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
+from backend.config.trackers import MLFLOW_DIR
 from backend.engine_process import build_engine_command, run_engine
 from backend.errors import Conflict, NotFound
 from backend.fsio import iter_jsonl
@@ -131,8 +132,11 @@ class JobService:
                          for entry, ref in zip(config.datasets, refs)],
             "val_datasets": [ref.id for ref in val_refs],
         })
+        tracker_uri = (config.mlflow_tracking_uri or (self.settings.home / MLFLOW_DIR).as_uri()
+                       if config.report_to == "mlflow" else None)
         return ResolvedRun(run_id=run_id, config=config, model_path=model.path, datasets=refs, val_datasets=val_refs,
-                           init_from=init_from, created_at=utc_now())
+                           init_from=init_from, tracker_uri=tracker_uri,
+                           created_at=utc_now())
 
     def submit(self, config: RunConfig, name: str | None = None) -> JobRow:
         job_id = new_job_id()

@@ -61,6 +61,7 @@ def training_args(config_cls, ctx: StageContext, **extra):
     """``config_cls`` (trl's SFTConfig, DPOConfig, KTOConfig, RewardConfig...) with the run's shared settings,
     updated by the stage's ``extra``. The one place run settings become trainer arguments."""
     from backend.engine.early_stopping import best_tracking_args
+    from backend.engine.trackers import tracker_args
 
     config = ctx.run.config
     has_eval = ctx.eval_dataset is not None
@@ -91,7 +92,7 @@ def training_args(config_cls, ctx: StageContext, **extra):
         # LoRA/QLoRA/freeze train a fixed set of parameters that every forward uses: skip DDP's unused-param scan
         ddp_find_unused_parameters=False if config.method.name != "full" else None,
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        **tracker_args(ctx.run),
         disable_tqdm=True,
         use_cpu=not has_cuda(),
         **ctx.precision.trainer_flags,
@@ -169,4 +170,9 @@ def finish_trainer(trainer, ctx: StageContext) -> TrainerHooks:
 
         hooks.early_stop = EarlyStopOnEvalLoss(config.early_stopping_patience, config.early_stopping_threshold)
         trainer.add_callback(hooks.early_stop)
+    if config.report_to != "none":
+        from backend.engine.trackers import EvaluateAtLastStep, RunConfigToTracker
+
+        trainer.add_callback(RunConfigToTracker(ctx.run, trainer))
+        trainer.add_callback(EvaluateAtLastStep())
     return hooks
