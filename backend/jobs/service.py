@@ -22,6 +22,7 @@ from backend.fsio import iter_jsonl
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
 from backend.jobs.lineage import parent_weights
+from backend.jobs.reward_runs import check_reward_model_runs
 from backend.jobs.runner import JobRunner
 from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, utc_now
 from backend.settings import Settings
@@ -124,6 +125,7 @@ class JobService:
         init_from = None
         if config.init_from_run is not None:
             init_from = str(parent_weights(self.store.get(config.init_from_run), config, model.path))
+        check_reward_model_runs(config, self.store.get)
         refs, val_refs = resolve_datasets(self.registry, config)
         gpus = self.runner.gpu_probe()  # one nvidia-smi call per submit (a second only for a bf16 GPU check)
         check_hardware(config, gpus, gpu_details=query_gpus)
