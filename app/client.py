@@ -283,6 +283,20 @@ class TunesmithClient:
     def download_merged(self, job_id: str, dest: Path) -> Path:
         return self._download(f"/jobs/{job_id}/merged", dest, timeout=3600.0)
 
+    def start_export(self, job_id: str, options: dict[str, Any]) -> dict[str, Any]:
+        """``{"format": "gguf", "quantization": ...}`` or ``{"format": "safetensors", ...}``: the export's state
+        (``running`` with ``progress``; ``succeeded`` with ``files``/``download`` when it existed already)."""
+        return self._json("POST", f"/jobs/{job_id}/export", json=options, timeout=60.0)
+
+    def get_export(self, job_id: str, key: str) -> dict[str, Any]:
+        return self._json("GET", f"/jobs/{job_id}/exports/{key}")
+
+    def list_exports(self, job_id: str) -> list[dict[str, Any]]:
+        return self._list(f"/jobs/{job_id}/exports")
+
+    def download_export(self, job_id: str, key: str, dest: Path) -> Path:
+        return self._download(f"/jobs/{job_id}/exports/{key}/download", dest, timeout=3600.0)
+
     # -- evaluations ----------------------------------------------------------------------------
 
     def evaluate(self, dataset: str, *, job_id: str | None = None, model: str | None = None, max_samples: int = 50,

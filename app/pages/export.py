@@ -17,7 +17,7 @@ from app.client import ApiError, Job, TunesmithClient
 from app.downloads import scratch_dir
 from app.format import error_markdown, fmt_bytes, fmt_time, state_text
 from app.i18n import DEFAULT, localized, request_lang, t
-from app.pages import Refresh
+from app.pages import Refresh, export_formats
 from app.pages.runs import job_label
 
 @dataclass
@@ -73,6 +73,7 @@ def build(client: TunesmithClient) -> ExportPage:
             merged_files = gr.Dataframe(
                 visible=False, interactive=False, label=t("export.merged_files"), elem_id="merged-files"
             )
+    export_formats.build(client, job)  # GGUF / safetensors exports with options, progress and sizes
     status = gr.Markdown(elem_id="export-status")
 
     def refresh_jobs(lang: str, current: str | None):

@@ -9,12 +9,14 @@ from fastapi import FastAPI
 
 from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
 from backend.api.routes import configs, model_downloads, presets
+from backend.api.routes import model_exports, openai_compat
 from backend.api.errors import install_api_fallback, install_error_handlers, keep_fallback_last
 from backend.api.security import install_security
 from backend.chat.manager import ChatManager
 from backend.datasets.builtin import BUILTIN_DATASETS
 from backend.datasets.registry import DatasetRegistry
 from backend.evaluations import EvaluationService
+from backend.exports.service import ExportService
 from backend.home_access import home_write_problem, read_only_settings
 from backend.jobs.runner import JobRunner, SpawnFn, spawn_training
 from backend.jobs.service import JobService
@@ -73,11 +75,14 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     app.state.runner = runner
     app.state.chat = chat_manager
     app.state.evaluations = EvaluationService(settings, service, registry)
+    app.state.exports = ExportService(service)
     for module in (system, datasets, models, jobs, exports, evaluations, chat):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(presets.router, prefix=API_PREFIX)
     app.include_router(configs.router, prefix=API_PREFIX)
     app.include_router(model_downloads.router, prefix=API_PREFIX)
+    app.include_router(model_exports.router, prefix=API_PREFIX)
+    app.mount("/v1", openai_compat.build_app(chat_manager, service, settings))  # OpenAI clients; errors in their shape
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     def openapi_under_api_prefix() -> dict:

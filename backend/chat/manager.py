@@ -111,7 +111,8 @@ class ChatManager:
         return final
 
     def chat_stream(self, target: ChatTarget, messages: list[dict], *, max_new_tokens: int = 128,
-                    temperature: float = 0.7, top_p: float = 0.9, stream: bool = True) -> Generator[dict, None, None]:
+                    temperature: float = 0.7, top_p: float = 0.9, stream: bool = True,
+                    stop: list[str] | None = None) -> Generator[dict, None, None]:
         """Yield ``{"delta": str}`` events while the reply is generated, then the final ``{"text", "tokens",
         "seconds", "trimmed_turns"}`` (``stream=False``: only the final one).
 
@@ -120,7 +121,7 @@ class ChatManager:
         consumer stops early (the remaining lines are drained), so the next request never reads stale output.
         """
         request = {"messages": messages, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                   "top_p": top_p, "stream": stream}
+                   "top_p": top_p, "stream": stream, **({"stop": stop} if stop else {})}
         with self._lock:
             if self._closed:
                 raise ChatWorkerError("the chat service is shutting down")
@@ -143,7 +144,8 @@ class ChatManager:
         if "error" in final:
             raise ChatWorkerError(str(final["error"]))
         yield {"text": str(final.get("text", "")), "tokens": int(final.get("tokens", 0)),
-               "seconds": float(final.get("seconds", 0.0)), "trimmed_turns": int(final.get("trimmed_turns", 0))}
+               "seconds": float(final.get("seconds", 0.0)), "trimmed_turns": int(final.get("trimmed_turns", 0)),
+               **{key: final[key] for key in ("prompt_tokens", "finish_reason") if key in final}}  # for /v1 usage
 
     def _drain(self, worker: ChatWorker) -> None:
         """Read a reply the consumer abandoned up to its final line; a worker that does not finish is stopped."""

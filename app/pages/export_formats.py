@@ -1,0 +1,129 @@
+"""Export tab, format panels: a GGUF file (with an Ollama Modelfile) or a safetensors export with a chosen dtype and
+shard size, exported on the server (``POST /jobs/{id}/export``) while the page polls its progress; the run's
+earlier exports with their sizes. Strings are plain English until the i18n lookup covers them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pandas as pd
+
+from app.client import ApiError, TunesmithClient
+from app.downloads import scratch_dir
+from app.format import error_markdown, fmt_bytes, fmt_time
+
+FILE_COLUMNS = ["file", "size"]
+EXPORT_COLUMNS = ["export", "state", "files", "size", "created"]
+POLL_S = 1.0
+# the GGUF types the API offers, with what they are for and their size relative to f16
+GGUF_CHOICES = [
+    ("q4_k_m: 4-bit, the size people run (~30% of f16)", "q4_k_m"),
+    ("q5_k_m: 5-bit (~36% of f16)", "q5_k_m"),
+    ("q6_k: 6-bit (~41% of f16)", "q6_k"),
+    ("q8_0: 8-bit, near-lossless (~53% of f16)", "q8_0"),
+    ("f16: unquantized 16-bit", "f16"),
+    ("bf16: unquantized bfloat16", "bf16"),
+]
+DTYPE_CHOICES = [("as the base model", "base"), ("bf16", "bf16"), ("fp16", "fp16"), ("fp32", "fp32")]
+
+def exports_frame(exports: list[dict]) -> pd.DataFrame:
+    rows = [[e.get("id"), e.get("state"), len(e.get("files") or []),
+             fmt_bytes(e["bytes"]) if e.get("bytes") is not None else "—", fmt_time(e.get("created_at")) or "—"]
+            for e in exports]
+    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+
+
+def files_frame(export: dict) -> pd.DataFrame:
+    return pd.DataFrame([[f["name"], fmt_bytes(f["bytes"])] for f in export.get("files") or []], columns=FILE_COLUMNS)
+
+
+def export_options(kind: str, quantization: str, dtype: str, max_shard_size: str, modelfile: bool,
+                   model_card: bool) -> dict:
+    """The POST /jobs/{id}/export body for the choices on the page."""
+    if kind == "gguf":
+        return {"format": "gguf", "quantization": quantization, "modelfile": modelfile, "model_card": model_card}
+    options = {"format": "safetensors", "max_shard_size": max_shard_size.strip() or "2GB", "model_card": model_card}
+    return options | ({"dtype": dtype} if dtype != "base" else {})
+
+
+def wait_for_export(client: TunesmithClient, job_id: str, options: dict, progress) -> dict:
+    """Start (or reuse) the export and poll it until it has finished; ApiError when it failed."""
+    state = client.start_export(job_id, options)
+    while state.get("state") == "running":
+        stage = state.get("progress") or {}
+        progress(float(stage.get("fraction") or 0.0), desc=str(stage.get("stage") or "exporting"))
+        time.sleep(POLL_S)
+        state = client.get_export(job_id, state["id"])
+    if state.get("state") != "succeeded":
+        raise ApiError(f"Export failed: {state.get('error')}", details=[state["hint"]] if state.get("hint") else None)
+    return state
+
+
+def build(client: TunesmithClient, job: gr.Dropdown) -> None:
+    """The GGUF and safetensors panels and the exports table, for the run picked in ``job``."""
+    with gr.Row(equal_height=False):
+        with gr.Column(variant="panel"):
+            gr.Markdown("### GGUF\nOne file for llama.cpp, Ollama and LM Studio, with an Ollama `Modelfile` "
+                        "(chat template, stop tokens, training system prompt). LoRA runs are merged first.")
+            quantization = gr.Dropdown(label="Quantization", choices=GGUF_CHOICES, value="q4_k_m",
+                                       elem_id="gguf-quantization")
+            with gr.Row():
+                modelfile = gr.Checkbox(label="Ollama Modelfile", value=True, elem_id="gguf-modelfile")
+                gguf_card = gr.Checkbox(label="README model card", value=True, elem_id="gguf-card")
+            gguf_start = gr.Button("Export GGUF", elem_id="gguf-start")
+            gguf_download = gr.DownloadButton("Download GGUF export (zip)", visible=False, variant="primary",
+                                              elem_id="gguf-download")
+            gguf_files = gr.Dataframe(headers=FILE_COLUMNS, visible=False, interactive=False, label="GGUF export files",
+                                      elem_id="gguf-files")
+        with gr.Column(variant="panel"):
+            gr.Markdown("### Safetensors with options\nThe standalone model in the dtype and shard size you choose, "
+                        "with a README model card (base model, data hashes, hyperparameters, losses, evaluations).")
+            dtype = gr.Dropdown(label="Weights dtype", choices=DTYPE_CHOICES, value="base", elem_id="st-dtype")
+            shard = gr.Textbox(label="Max shard size", value="2GB", max_lines=1, elem_id="st-shard")
+            st_card = gr.Checkbox(label="README model card", value=True, elem_id="st-card")
+            st_start = gr.Button("Export safetensors", elem_id="st-start")
+            st_download = gr.DownloadButton("Download safetensors export (zip)", visible=False, variant="primary",
+                                            elem_id="st-download")
+            st_files = gr.Dataframe(headers=FILE_COLUMNS, visible=False, interactive=False,
+                                    label="Safetensors export files", elem_id="st-files")
+    exports_table = gr.Dataframe(headers=EXPORT_COLUMNS, interactive=False, label="Exports of this run",
+                                 elem_id="export-list")
+    status = gr.Markdown(elem_id="export-format-status")
+
+    def list_for(job_id: str | None):
+        if not job_id:
+            return exports_frame([])
+        try:
+            return exports_frame(client.list_exports(job_id))
+        except ApiError:
+            return gr.skip()
+
+    def start_export(kind: str):
+        def handler(job_id: str | None, quantization_value: str, dtype_value: str, shard_value: str,
+                    modelfile_value: bool, card_value: bool, progress: gr.Progress = gr.Progress()):
+            hidden = gr.DownloadButton(visible=False), gr.Dataframe(visible=False)
+            if not job_id:
+                return *hidden, gr.skip(), "⚠ Pick a succeeded run first."
+            options = export_options(kind, quantization_value, dtype_value, shard_value, modelfile_value, card_value)
+            try:
+                result = wait_for_export(client, job_id, options, progress)
+                progress(1.0, desc="Fetching the export")
+                path = client.download_export(job_id, result["id"], scratch_dir() / f"{job_id}-{result['id']}.zip")
+            except ApiError as exc:
+                return *hidden, list_for(job_id), f"{kind.upper()} export failed.\n\n" + error_markdown(exc)
+            notes = "".join(f"\n\nℹ {note}" for note in result.get("notes") or [])
+            size = fmt_bytes(result.get("bytes") or path.stat().st_size)
+            return (gr.DownloadButton(value=str(path), label=f"Download {result['id']} (zip, {size})", visible=True),
+                    gr.Dataframe(value=files_frame(result), visible=True), list_for(job_id),
+                    f"✓ `{result['id']}` of `{job_id}` is ready: {len(result.get('files') or [])} files, {size}"
+                    + (" (it existed already)." if result.get("reused") else ".") + notes)
+        return handler
+
+    export_inputs = [job, quantization, dtype, shard, modelfile, gguf_card]
+    gguf_start.click(start_export("gguf"), inputs=export_inputs,
+                     outputs=[gguf_download, gguf_files, exports_table, status])
+    st_start.click(start_export("safetensors"), inputs=[job, quantization, dtype, shard, modelfile, st_card],
+                   outputs=[st_download, st_files, exports_table, status])
+    job.change(list_for, inputs=[job], outputs=[exports_table], show_progress="hidden")
