@@ -246,8 +246,23 @@ def status_html(job: Job, rows: list[MetricRow], lang: str = DEFAULT) -> str:
         parts.append(f'<div class="ts-error"><b>{esc(t("runs.error", lang))}</b> {esc(str(job["error"]))}</div>')
     if job.get("hint"):
         parts.append(f'<div class="ts-hint"><b>{esc(t("runs.hint", lang))}</b> {esc(str(job["hint"]))}</div>')
+    if job.get("stalled") and state == "running":
+        parts.append(stall_html(job["stalled"], lang))
     parts.append("</div>")
     return "".join(parts)
+
+
+def stall_html(stall: dict[str, Any], lang: str = DEFAULT) -> str:
+    """The stall watchdog's verdict: how long no step was logged, what to do, the last log lines and the
+    training process's Python stack dump (folded)."""
+    esc = html.escape
+    head = t("runs.stalled", lang, idle=fmt_duration(stall.get("idle_s"), lang),
+             median=fmt_float(stall.get("median_step_s"), 3), step=stall.get("last_step", "?"))
+    dump = str(stall.get("stack_dump") or stall.get("dump_problem") or t("runs.stalled_no_dump", lang))
+    return (f'<div class="ts-error ts-stalled"><b>{esc(head)}</b> {esc(t("runs.stalled_hint", lang))}'
+            f'<details><summary>{esc(t("runs.stalled_log", lang))}</summary><pre>{esc(str(stall.get("log_tail") or ""))}'
+            f'</pre></details><details><summary>{esc(t("runs.stalled_stack", lang))}</summary><pre>{esc(dump)}</pre>'
+            "</details></div>")
 
 
 def empty_status(lang: str = DEFAULT) -> str:

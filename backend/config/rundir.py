@@ -35,6 +35,9 @@ MERGED_DIR = "merged"          # LoRA merged into the base model (safetensors sh
 CHECKPOINTS_DIR = "checkpoints"
 EVALUATIONS_DIR = "evaluations"  # evaluations/<eval_id>/{metrics.json, predictions.jsonl, evaluate.log}
 MERGE_LOG_FILE = "merge.log"   # output of the last merge
+PID_FILE = "engine.pid"        # the training (main) process's pid, for the stall watchdog's stack-dump signal
+STACKS_FILE = "stacks.txt"     # Python stack dumps of the training process (faulthandler on SIGUSR1)
+STALL_FILE = "stall.json"      # written by the stall watchdog while a running job logs no step (see jobs/watchdog)
 
 
 def write_resolved_run(run_dir: Path, run: ResolvedRun) -> None:
@@ -78,6 +81,7 @@ class RunFacts:
     has_merged: bool
     stop_requested: bool
     stopped_early_at_step: int | None
+    stall: dict[str, Any] | None = None  # the stall watchdog's verdict with log tail and stack dump (RunDir.stall)
 
 
 class RunDir:
@@ -164,7 +168,16 @@ class RunDir:
     def facts(self) -> RunFacts:
         return RunFacts(last_event=self.last_event(), engine=self.engine_facts(),
                         has_merged=(self.merged_dir / "config.json").is_file(), stop_requested=self.stop_requested(),
-                        stopped_early_at_step=self.stopped_early_at_step())
+                        stopped_early_at_step=self.stopped_early_at_step(), stall=self.stall())
+
+    # -- the stall watchdog ------------------------------------------------------------------------------------
+    def stall(self, log_lines: int = 20, dump_bytes: int = 16_000) -> dict[str, Any] | None:
+        """stall.json (the watchdog's verdict) with the last log lines and the newest stack dump, or None."""
+        stall = read_json_object(self.path / STALL_FILE)
+        if stall is None:
+            return None
+        dump = tail_text(self.path / STACKS_FILE, max_bytes=dump_bytes)  # emptied by the watchdog before it signals
+        return {**stall, "log_tail": self.log_tail(lines=log_lines), "stack_dump": dump}
 
     # -- the stop flag -----------------------------------------------------------------------------------------
     def stop_requested(self) -> bool:

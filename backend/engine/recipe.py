@@ -22,6 +22,7 @@ from backend.engine.init_from import load_parent_adapter
 from backend.engine.live_state import watch_live_state
 from backend.engine.trackers import prepare_tracker
 from backend.engine.named_chat_templates import apply_chat_template_name
+from backend.engine.stall_probe import hang_callback, install_stack_dump
 from backend.engine.outputs import (
     checkpoint_step,
     clear_previous_attempt,
@@ -46,6 +47,8 @@ def train(run_dir: str | Path) -> int:
     checkpoint = latest_checkpoint(run_dir)
     if is_main_process():
         clear_previous_attempt(run_dir, keep_events_up_to=checkpoint_step(checkpoint) if checkpoint else None)
+    if is_main_process():
+        install_stack_dump(run_dir)  # the stall watchdog's SIGUSR1 -> a Python stack dump in stacks.txt
     facts: dict = {}  # what the engine resolved (precision, attention, memory plan...), in result.json either way
     try:
         run = rundir.read_resolved_run(run_dir)
@@ -94,6 +97,8 @@ def run_stage(run: ResolvedRun, run_dir: Path, resume_from: Path | None = None, 
                        packed_groups=bool(batch_tokens), facts=facts)
     trainer = stage.build_trainer(ctx)
     hooks = finish_trainer(trainer, ctx)
+    if (hang := hang_callback()) is not None:  # tests: a deliberately hung step for the stall watchdog
+        trainer.add_callback(hang)
     if run.init_from and peft_config is not None:  # a continued run: the parent's adapter, checked on load
         facts["init_from"] = {**load_parent_adapter(trainer.model, run.init_from), "run": config.init_from_run}
     watch_live_state(trainer, config, facts, write_engine_facts, run_dir)  # FSDP on CPU; what really runs

@@ -19,7 +19,6 @@ from backend.config.schema import RunConfig
 from backend.jobs.checks import JobConfigError
 from backend.jobs.store import JobRow
 
-LORA_FAMILY = ("lora", "qlora")
 # what the loaded adapter's tensors and scaling depend on: the new run must say the same as its parent
 ADAPTER_SHAPE_FIELDS = ("rank", "alpha", "targets", "use_rslora", "use_dora", "extra_trainable_modules")
 LOC = ("init_from_run",)
@@ -27,7 +26,7 @@ LOC = ("init_from_run",)
 
 def parent_weights(parent: JobRow | None, config: RunConfig, model_path: str) -> Path:
     """The parent's adapter or model directory this run starts from; JobConfigError (422) when it cannot."""
-    parent_id = config.init_from_run
+    parent_id = str(config.init_from_run)
     if parent is None:
         raise JobConfigError(LOC, f"no run with id {parent_id!r} to continue from; pick a succeeded run from "
                              "GET /api/v1/jobs")
@@ -44,8 +43,8 @@ def parent_weights(parent: JobRow | None, config: RunConfig, model_path: str) ->
                              f"({parent_config.base_model!r})")
     _check_stage(parent_id, parent_config, config)
     child, theirs = config.method, parent_config.method
-    if child.name in LORA_FAMILY:
-        if theirs.name not in LORA_FAMILY:
+    if isinstance(child, LoraMethod):  # lora and qlora
+        if not isinstance(theirs, LoraMethod):
             raise JobConfigError(("method", "name"), f"run {parent_id} trained a whole model ({theirs.name}), not an "
                                  "adapter; to put a new adapter on it, set base_model to its model folder "
                                  f"({parent.run.model_dir}) and clear init_from_run, or use method full/freeze")
@@ -53,7 +52,7 @@ def parent_weights(parent: JobRow | None, config: RunConfig, model_path: str) ->
         if weights.adapter is None:
             raise JobConfigError(LOC, f"run {parent_id} has no adapter on disk ({parent.run.adapter_dir})")
         return weights.adapter
-    if theirs.name in LORA_FAMILY:
+    if isinstance(theirs, LoraMethod):
         raise JobConfigError(("method", "name"), f"run {parent_id} trained a {theirs.name} adapter and method "
                              f"{child.name} trains a whole model; continue with method lora/qlora, or merge the run "
                              f"(POST /api/v1/jobs/{parent_id}/merge) and use its merged folder as base_model")

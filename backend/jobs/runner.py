@@ -49,6 +49,7 @@ from backend.jobs.launch import (
 )
 from backend.jobs.outcome import read_outcome
 from backend.jobs.store import JobRow, JobStore, utc_now
+from backend.jobs.watchdog import Watchdog
 
 log = logging.getLogger("tunesmith.runner")
 
@@ -187,6 +188,7 @@ class JobRunner:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.watchdog = Watchdog()  # marks running jobs that log no step for too long as stalled
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -224,6 +226,8 @@ class JobRunner:
         module docstring; remember why the others wait."""
         with self._lock:
             self._reap()
+            if self.watchdog.due():
+                self.watchdog.check({j.run_dir: j.started_at for j in self.store.list(states=("running",))})
             queued = [j for j in reversed(self.store.list(states=("queued",))) if not j.cancel_requested]
             waiting: dict[str, QueuedView] = {}
             if not queued:

@@ -9,3 +9,15 @@ def test_runs_card_names_the_parent_run():
     assert "continued from <b>job_parent0001</b>" in status_html(job, [], "en")
     assert "继续自 <b>job_parent0001</b>" in status_html(job, [], "zh")
     assert "continued from" not in status_html({**job, "parent_run": None}, [], "en")
+
+
+def test_runs_card_shows_a_stalled_run_with_its_stack_dump():
+    stall = {"idle_s": 95.0, "median_step_s": 0.5, "last_step": 3, "log_tail": "step 3 loss 2.1\n<hang>",
+             "stack_dump": 'File "stall_probe.py", line 55 in _hang_for_test', "dump_problem": None}
+    job = {"id": "job_a", "state": "running", "step": 3, "total_steps": 50, "stalled": stall}
+    card = status_html(job, [], "en")
+    assert "Stalled: no training step for" in card
+    assert "last step 3" in card and "Cancel it and resume it" in card
+    assert "in _hang_for_test" in card and "&lt;hang&gt;" in card  # dump shown, log escaped
+    assert "已停滞" in status_html(job, [], "zh")
+    assert "Stalled" not in status_html({**job, "state": "cancelled"}, [], "en")

@@ -43,6 +43,10 @@ class JobPublic(BaseModel):
         None, description="What the engine resolved once training started (engine.json): precision, "
         "attn_implementation actually active, gradient_checkpointing, liger_kernel, batch_tokens, memory_plan.")
     run_dir: str
+    stalled: dict[str, Any] | None = Field(
+        None, description="A running job that has logged no training step for k x its median step time (stall "
+        "watchdog): since, idle_s, median_step_s, threshold_s, last_step, log_tail and stack_dump (a Python stack "
+        "dump of the training process); cancel it and resume it from its last checkpoint, or wait.")
     parent_run: str | None = Field(None, description="Lineage: the run this one continued from (config.init_from_run); "
                                    "it started from that run's adapter or trained model.")
 
@@ -61,7 +65,7 @@ class JobPublic(BaseModel):
             run_dir=job.run_dir, waiting_for=waiting_for if job.state == "queued" else None,
             stop_requested=job.state == "running" and run.stop_requested,
             stopped_early_at_step=run.stopped_early_at_step if job.state == "succeeded" else None,
-            parent_run=job.config.get("init_from_run"),
+            parent_run=job.config.get("init_from_run"), stalled=run.stall if job.state == "running" else None,
         )
 
 
