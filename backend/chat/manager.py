@@ -20,6 +20,7 @@ from backend import catalog
 from backend.chat.worker_process import ChatTimeout, ChatWorker, ChatWorkerError
 from backend.engine_process import build_chat_worker_command
 from backend.errors import Conflict, NotFound
+from backend.jobs.reward_model_use import refuse_reward_model
 from backend.jobs.service import JobNotFound, JobService
 from backend.settings import Settings
 
@@ -83,6 +84,7 @@ class ChatManager:
             raise ChatTargetNotFound(f"no job with id {job_id!r}") from None
         if job.state != "succeeded":
             raise ChatTargetUnavailable(f"job {job_id} is {job.state}; only a succeeded job can be chatted with")
+        refuse_reward_model(job, "chatted with")
         name = f"{job.name} ({job_id})" if job.name else job_id
         if job.output == "model":
             return self._checked(ChatTarget(f"{name} · trained model", "model", str(job.run.model_dir)))
