@@ -73,3 +73,24 @@ def test_continued_run_starts_from_the_parents_adapter(client):
     loc, _ = problem(client.post("/api/v1/jobs", json={**body, "init_from_run": "../etc"}))
     assert loc == ["body", "init_from_run"]
     assert len(client.get("/api/v1/jobs").json()["data"]) == 2  # nothing refused was stored
+
+
+def test_continued_full_run_starts_from_the_parents_model(client):
+    ds = client.post("/api/v1/datasets", files={"file": ("numbers.json", json.dumps(ALPACA_ROWS).encode())}).json()
+    full = {**RUN, "method": {"name": "full"}, "learning_rate": 1e-3, "datasets": [ds["id"]]}
+    parent = client.post("/api/v1/jobs", json={**full, "max_steps": 16}).json()
+    parent = wait_for_state(client, parent["id"], ("succeeded", "failed", "cancelled"))
+    assert parent["state"] == "succeeded" and parent["output"] == "model", parent
+    parent_losses = losses(client, parent["id"])
+    assert parent_losses[0] - parent_losses[-1] > 1.0, parent_losses
+
+    # a new adapter cannot continue a whole model (that is a new base): 422 saying how
+    loc, msg = problem(client.post("/api/v1/jobs", json={**RUN, "datasets": [ds["id"]], "init_from_run": parent["id"]}))
+    assert loc == ["body", "method", "name"] and "set base_model to its model folder" in msg
+
+    child = client.post("/api/v1/jobs", json={**full, "max_steps": 2, "init_from_run": parent["id"]}).json()
+    child = wait_for_state(client, child["id"], ("succeeded", "failed", "cancelled"))
+    assert child["state"] == "succeeded" and child["parent_run"] == parent["id"], child
+    assert child["engine"]["init_from"] == {"path": f"{parent['run_dir']}/model", "run": parent["id"]}
+    first = losses(client, child["id"])[0]
+    assert abs(first - parent_losses[-1]) < 0.35 * abs(first - parent_losses[0]), (first, parent_losses)
