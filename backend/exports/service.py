@@ -24,6 +24,7 @@ from backend.exports.chat_template import read_chat_template
 from backend.exports.formats import GgufExport, SafetensorsExport, check_tools
 from backend.exports.model_card import build_model_card
 from backend.fsio import atomic_write_json, iter_jsonl, read_json_object
+from backend.jobs.reward_model_use import refuse_reward_model
 from backend.jobs.service import JobNotFound, JobService
 from backend.jobs.store import utc_now
 
@@ -72,6 +73,8 @@ class ExportService:
         """The finished export when it exists (``reused: true``); else start it and return its running state
         (``wait``: block until it ends, raising its failure as EngineFailed)."""
         run_dir = self._run_dir(job_id, finished=True)
+        if isinstance(spec, GgufExport):  # llama.cpp converts causal LMs; an rm run's score head is not one
+            refuse_reward_model(self.jobs.get(job_id), "exported to GGUF", loc=("path", "job_id"))
         final = run_dir / EXPORTS_DIR / spec.key
         if (manifest := read_json_object(final / MANIFEST)) is not None:
             return {**manifest, "state": "succeeded", "reused": True}

@@ -34,7 +34,14 @@ def test_reward_model_run_is_not_chatted_with_but_downloads_merges_and_rewards(c
         assert body["errors"][0]["loc"] == ["body", "job_id"]
         assert f"run {rm['id']} is a reward model (stage 'rm')" in body["message"]
         assert "cannot be chatted with" in body["message"] and '"name": "reward_model"' in body["hint"]
+    resp = client.post("/v1/chat/completions", json={"model": rm["id"], "messages": chat["messages"]})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["param"] == "model" and "is a reward model" in resp.json()["error"]["message"]
+    assert rm["id"] not in [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert client.app.state.chat.worker_pid is None  # refused before any model was loaded
+    resp = client.post(f"/api/v1/jobs/{rm['id']}/export", json={"format": "gguf", "quantization": "f16"})
+    assert resp.status_code == 422, resp.text
+    assert "cannot be exported to GGUF" in resp.json()["message"]
 
     adapter = client.get(f"/api/v1/jobs/{rm['id']}/adapter")
     assert adapter.status_code == 200

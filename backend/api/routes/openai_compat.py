@@ -28,6 +28,7 @@ from backend import catalog
 from backend.chat.manager import ChatManager, ChatTarget, ChatTargetNotFound, ChatTargetUnavailable
 from backend.chat.worker_process import ChatTimeout, ChatWorkerError
 from backend.errors import StudioError
+from backend.jobs.reward_model_use import RewardModelCannotGenerate, is_reward_model
 from backend.jobs.service import JobService
 
 
@@ -93,6 +94,8 @@ def _resolve(chat: ChatManager, model: str) -> ChatTarget:
         raise OpenAIError(404, f"{exc}; GET /v1/models lists what can be used", "model", "model_not_found") from None
     except ChatTargetUnavailable as exc:
         raise OpenAIError(409, str(exc), "model", "model_not_ready") from None
+    except RewardModelCannotGenerate as exc:
+        raise OpenAIError(422, f"{exc.message}; {exc.hint}", "model", "model_not_supported") from None
 
 
 def _usage(final: dict) -> dict:
@@ -137,7 +140,7 @@ def build_app(chat: ChatManager, jobs: JobService, settings) -> FastAPI:
     def list_models() -> dict:
         """Base models (owned_by ``tunesmith-base``) and succeeded runs (``tunesmith-run``), runs newest first."""
         data = [model_entry(m.id, 0, "tunesmith-base") for m in catalog.list_models(settings)]
-        runs = [job for job in jobs.list() if job.state == "succeeded"]
+        runs = [job for job in jobs.list() if job.state == "succeeded" and not is_reward_model(job)]
         data += [model_entry(job.id, _epoch(job.finished_at or job.created_at), "tunesmith-run") for job in runs]
         return {"object": "list", "data": data}
 
