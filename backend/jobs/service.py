@@ -19,6 +19,7 @@ from backend.config.trackers import MLFLOW_DIR
 from backend.engine_process import build_engine_command, run_engine
 from backend.errors import Conflict, NotFound
 from backend.fsio import iter_jsonl
+from backend.jobs import housekeeping
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
 from backend.jobs.lineage import parent_weights
@@ -167,8 +168,43 @@ class JobService:
             raise JobNotFound(job_id)
         return job
 
-    def list(self) -> list[JobRow]:
-        return self.store.list()
+    def list(self, tag: str | None = None, query: str | None = None) -> list[JobRow]:
+        """Every job, newest first; with ``tag`` / ``query`` only those that match (:func:`housekeeping.matches`)."""
+        return [job for job in self.store.list() if housekeeping.matches(job, tag, query)]
+
+    # -- housekeeping -------------------------------------------------------------------------------
+    def update_info(self, job_id: str, patch: housekeeping.JobInfoPatch) -> JobRow:
+        """Rename a job, replace its tags, edit its notes (any state)."""
+        self.get(job_id)
+        changes = patch.changes()
+        if changes:
+            self.store.update(job_id, **changes)
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job: its row and its run directory (checkpoints, adapter/model, merged model,
+        evaluations, logs). 409 while it is queued or running, or while a queued/running job continues from it."""
+        job = self.get(job_id)
+        if job.state in ACTIVE_STATES:
+            raise JobStateConflict(f"job {job_id} is {job.state}; cancel it first, then delete it")
+        children = [j.id for j in self.store.list(states=ACTIVE_STATES) if j.config.get("init_from_run") == job_id]
+        if children:
+            raise JobStateConflict(f"job {', '.join(children)} continues from job {job_id} and has not finished; "
+                                   "wait for it or cancel it first")
+        lock = self._merge_locks.setdefault(job_id, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise JobStateConflict(f"job {job_id} is being merged; delete it when the merge is done")
+        try:
+            doomed = housekeeping.move_aside(self.settings.runs_dir, Path(job.run_dir))
+            if not self.store.delete(job_id, expect_state=FINAL_STATES):
+                if doomed is not None:
+                    doomed.rename(job.run_dir)
+                raise JobStateConflict(f"job {job_id} was queued again meanwhile; cancel it first, then delete it")
+        finally:
+            lock.release()
+        self._merge_locks.pop(job_id, None)
+        if doomed is not None:
+            shutil.rmtree(doomed)
 
     def datasets_in_use(self) -> set[str]:
         """Ids (or names) of the training and validation datasets of every queued or running job."""

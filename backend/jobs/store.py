@@ -32,10 +32,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     error        TEXT,
     hint         TEXT,
     output       TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    tags         TEXT NOT NULL DEFAULT '[]',
+    notes        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 """
+# columns added after the first release: a database from before gets them on open
+_ADDED_COLUMNS = {"tags": "TEXT NOT NULL DEFAULT '[]'", "notes": "TEXT NOT NULL DEFAULT ''"}
 
 
 def utc_now() -> str:
@@ -58,6 +62,8 @@ class JobRow:
     hint: str | None = None
     output: str | None = None
     cancel_requested: bool = False
+    tags: list[str] = field(default_factory=list)  # the user's labels, for filtering (PATCH /jobs/{id})
+    notes: str = ""
 
     @property
     def run(self) -> RunDir:
@@ -87,6 +93,8 @@ class JobRow:
         data["config"] = json.loads(data.pop("config_json"))
         data["gpus"] = json.loads(data["gpus"])
         data["cancel_requested"] = bool(data["cancel_requested"])
+        data["tags"] = json.loads(data.get("tags") or "[]")
+        data["notes"] = data.get("notes") or ""
         return cls(**data)
 
 
@@ -99,6 +107,10 @@ class JobStore:
         self._lock = threading.Lock()
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+            for name, decl in _ADDED_COLUMNS.items():
+                if name not in present:
+                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -141,8 +153,9 @@ class JobStore:
 
     def update(self, job_id: str, *, expect_state: tuple[str, ...] | None = None, **fields) -> bool:
         """Update columns; with ``expect_state`` only if the job is currently in one of those states."""
-        if "gpus" in fields:
-            fields["gpus"] = json.dumps(fields["gpus"])
+        for key in ("gpus", "tags"):
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
         if "cancel_requested" in fields:
             fields["cancel_requested"] = int(fields["cancel_requested"])
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -153,6 +166,11 @@ class JobStore:
         with self._lock, self._connect() as conn:
             return conn.execute(query, args).rowcount == 1
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, *, expect_state: tuple[str, ...] | None = None) -> bool:
+        """Delete the row; with ``expect_state`` only if the job is currently in one of those states."""
+        query, args = "DELETE FROM jobs WHERE id = ?", [job_id]
+        if expect_state:
+            query += f" AND state IN ({','.join('?' * len(expect_state))})"
+            args += list(expect_state)
         with self._lock, self._connect() as conn:
-            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            return conn.execute(query, args).rowcount == 1

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from backend.api.deps import JobsDep
 from backend.api.errors import error_responses
@@ -14,6 +14,7 @@ from backend.api.schemas import (
 )
 from backend.config.rundir import RunDir
 from backend.config.schema import RunConfig
+from backend.jobs.housekeeping import JobInfoPatch, RunDirOutside
 from backend.jobs.launch import select_gpus
 from backend.jobs.runner import launch_plan
 from backend.jobs.service import JobNotFound, JobStateConflict
@@ -53,9 +54,12 @@ def _waiting(jobs) -> dict[str, str]:
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(jobs: JobsDep) -> JobsPublic:
+def list_jobs(jobs: JobsDep,
+              tag: str | None = Query(None, max_length=40, description="only runs carrying this tag (any case)"),
+              q: str | None = Query(None, max_length=200, description="only runs whose id, name, notes, tags or "
+                                    "base model contain this text (any case)")) -> JobsPublic:
     waiting = _waiting(jobs)
-    data = [job_to_public(j, waiting.get(j.id)) for j in jobs.list()]
+    data = [job_to_public(j, waiting.get(j.id)) for j in jobs.list(tag=tag or None, query=q or None)]
     return JobsPublic(data=data, count=len(data))
 
 
@@ -63,6 +67,22 @@ def list_jobs(jobs: JobsDep) -> JobsPublic:
 def get_job(job_id: str, jobs: JobsDep) -> JobPublic:
     job = jobs.get(job_id)
     return job_to_public(job, _waiting(jobs).get(job.id))
+
+
+@router.patch("/{job_id}", response_model=JobPublic, responses=NOT_FOUND)
+def update_job(job_id: str, body: JobInfoPatch, jobs: JobsDep) -> JobPublic:
+    """Rename a run, replace its tags or edit its notes, in any state; fields left out stay as they are."""
+    job = jobs.update_info(job_id, body)
+    return job_to_public(job, _waiting(jobs).get(job.id))
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               responses=error_responses(JobNotFound, JobStateConflict, RunDirOutside))
+def delete_job(job_id: str, jobs: JobsDep) -> Response:
+    """Delete a finished run: its row and its run directory (checkpoints, adapter/model, merged model,
+    evaluations, logs). 409 while it is queued or running (cancel it first) or a running job continues from it."""
+    jobs.delete(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)

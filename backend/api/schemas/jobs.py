@@ -49,6 +49,9 @@ class JobPublic(BaseModel):
         "dump of the training process); cancel it and resume it from its last checkpoint, or wait.")
     parent_run: str | None = Field(None, description="Lineage: the run this one continued from (config.init_from_run); "
                                    "it started from that run's adapter or trained model.")
+    tags: list[str] = Field(default_factory=list, description="The user's labels (PATCH /jobs/{id}); filter with "
+                            "GET /jobs?tag=.")
+    notes: str = Field("", description="The user's notes on the run (PATCH /jobs/{id}).")
 
     @classmethod
     def of(cls, job: JobRow, run: RunFacts, waiting_for: str | None = None) -> JobPublic:
@@ -62,7 +65,7 @@ class JobPublic(BaseModel):
             started_at=job.started_at, finished_at=job.finished_at, progress=round(progress, 4), step=step,
             total_steps=total, latest_loss=event.get("loss"), error=job.error, hint=job.hint, output=job.output,
             has_merged=run.has_merged or job.output == "model", gpus=job.gpus, engine=run.engine,
-            run_dir=job.run_dir, waiting_for=waiting_for if job.state == "queued" else None,
+            run_dir=job.run_dir, tags=job.tags, notes=job.notes, waiting_for=waiting_for if job.state == "queued" else None,
             stop_requested=job.state == "running" and run.stop_requested,
             stopped_early_at_step=run.stopped_early_at_step if job.state == "succeeded" else None,
             parent_run=job.config.get("init_from_run"), stalled=run.stall if job.state == "running" else None,
