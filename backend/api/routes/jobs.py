@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.api.deps import JobsDep
 from backend.api.errors import error_responses
@@ -78,9 +78,14 @@ def update_job(job_id: str, body: JobInfoPatch, jobs: JobsDep) -> JobPublic:
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                responses=error_responses(JobNotFound, JobStateConflict, RunDirOutside))
-def delete_job(job_id: str, jobs: JobsDep) -> Response:
-    """Delete a finished run: its row and its run directory (checkpoints, adapter/model, merged model,
-    evaluations, logs). 409 while it is queued or running (cancel it first) or a running job continues from it."""
+def delete_job(job_id: str, jobs: JobsDep, request: Request) -> Response:
+    """Delete a finished run: its row and its run directory (checkpoints, adapter/model, merged model, exports,
+    evaluations, logs). 409 while it is queued or running (cancel it first), while a running job continues from
+    it, or while one of its exports runs."""
+    exporting = [item.get("id") for item in request.app.state.exports.list(job_id) if item.get("state") == "running"]
+    if exporting:
+        raise JobStateConflict(f"job {job_id} is being exported ({', '.join(map(str, exporting))}); delete it when "
+                               "the export is done")
     jobs.delete(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
