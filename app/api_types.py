@@ -84,6 +84,8 @@ class Job(TypedDict, total=False):
     waiting_for: str | None
     stopped_early_at_step: int | None
     run_dir: str
+    tags: list[str]
+    notes: str
 
 
 class MetricRow(TypedDict, total=False):

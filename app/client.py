@@ -244,8 +244,20 @@ class TunesmithClient:
         (``accelerate.yaml`` / ``deepspeed.json`` for DeepSpeed and FSDP runs)."""
         return self._json("POST", "/jobs/preview", json=dict(config))
 
-    def list_jobs(self) -> list[Job]:
-        return self._list("/jobs")
+    def list_jobs(self, *, tag: str | None = None, query: str | None = None) -> list[Job]:
+        """Every run, newest first; ``tag`` / ``query`` keep those carrying the tag / containing the text."""
+        params = {key: value for key, value in (("tag", tag), ("q", query)) if value}
+        return self._list("/jobs", params=params or None)
+
+    def update_job(self, job_id: str, *, name: str | None = None, tags: list[str] | None = None,
+                   notes: str | None = None) -> Job:
+        """Rename a run, replace its tags, edit its notes (what is None stays as it is)."""
+        body = {key: value for key, value in (("name", name), ("tags", tags), ("notes", notes)) if value is not None}
+        return self._json("PATCH", f"/jobs/{job_id}", json=body)
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished run with its run directory (409 while it is queued or running)."""
+        self._request("DELETE", f"/jobs/{job_id}")
 
     def get_job(self, job_id: str) -> Job:
         return self._json("GET", f"/jobs/{job_id}")

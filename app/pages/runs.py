@@ -19,7 +19,7 @@ from app.engine_runtime import runtime_parts
 from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_label, state_text
 from app.i18n import DEFAULT, LANGUAGES, localized, t, text
 from app.i18n.switch import CANCELLED, confirm_js
-from app.pages import Refresh, compare
+from app.pages import Refresh, compare, runs_manage
 from app.pages.runs_stopping import stopping_facts
 
 TABLE_KEYS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
@@ -348,6 +348,7 @@ def build(client: TunesmithClient) -> RunsPage:
     c["logs"].change(None, js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
                               " if (t) t.scrollTop = t.scrollHeight; }, 50); }")
     refresh = Refresh(localized(lambda lang, current: refresh_jobs(client, lang, current, "")), [job], table_outputs)
+    runs_manage.build(client, job, c["message"], refresh)
     return RunsPage(job=job, timer=timer, refresh=refresh,
                     shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS},
                     repaint=Refresh(localized(partial(repaint, client)), [job, gr.State({})], poll_outputs))
