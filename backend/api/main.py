@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
 from backend.api.routes import configs, model_downloads, presets
-from backend.api.routes import model_exports, openai_compat
+from backend.api.routes import model_exports, openai_compat, rewards
 from backend.api.errors import install_api_fallback, install_error_handlers, keep_fallback_last
 from backend.api.security import install_security
 from backend.chat.manager import ChatManager
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     app.include_router(configs.router, prefix=API_PREFIX)
     app.include_router(model_downloads.router, prefix=API_PREFIX)
     app.include_router(model_exports.router, prefix=API_PREFIX)
+    app.include_router(rewards.router, prefix=API_PREFIX)
     app.mount("/v1", openai_compat.build_app(chat_manager, service, settings))  # OpenAI clients; errors in their shape
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)

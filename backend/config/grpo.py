@@ -10,7 +10,9 @@ Built-in reward functions (each scores one reply in [0, 1]; the run's reward is 
 - ``length``: 1 at ``target_chars`` characters, falling linearly to 0 at twice as far (or at 0 characters);
 - ``json_valid``: the reply parses as JSON;
 - ``reward_model``: the score of the reward model a finished stage-rm run of this studio trained (``run``: its job
-  id), on the prompt and the reply (RLHF's RM -> RL; unbounded, not [0, 1]).
+  id), on the prompt and the reply (RLHF's RM -> RL; unbounded, not [0, 1]);
+- ``python``: ``function`` = ``file:function`` from the studio's ``rewards/`` folder, put there by the operator
+  (a request only names it; the file is copied into the run directory at submit, so the run keeps the code it used).
 """
 
 from __future__ import annotations
@@ -78,7 +80,18 @@ class RewardModelReward(_Reward):
                      description="Job id of a finished stage-rm run of this studio (its runs/<id> directory).")
 
 
-Reward = Annotated[ExactMatchReward | ContainsReward | RegexReward | LengthReward | JsonValidReward | RewardModelReward, Field(discriminator="name")]
+class PythonReward(_Reward):
+    """A function from a file the operator put into the studio's rewards/ folder (never code sent in a request)."""
+
+    name: Literal["python"] = "python"
+    function: str = Field(..., min_length=3, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*:[A-Za-z_][A-Za-z0-9_]*$",
+                          description="file:function, e.g. checks:ends_with_period for def ends_with_period(...) in "
+                          "<studio home>/rewards/checks.py (GET /api/v1/rewards lists them). Called as trl calls a "
+                          "reward function: f(prompts, completions, reference=..., **kwargs) -> one float per reply.")
+
+
+Reward = Annotated[ExactMatchReward | ContainsReward | RegexReward | LengthReward | JsonValidReward
+                   | RewardModelReward | PythonReward, Field(discriminator="name")]
 
 
 class GrpoConfig(StrictModel):
@@ -107,7 +120,8 @@ class GrpoConfig(StrictModel):
         default_factory=list, max_length=16,
         description='Weighted reward functions, e.g. [{"name": "regex", "pattern": "^\\\\d+$"}, '
         '{"name": "exact_match", "weight": 2}]. Stage grpo needs at least one. Built-ins: exact_match and contains '
-        "(against the dataset's reference reply), regex, length (target_chars), json_valid.",
+        "(against the dataset's reference reply), regex, length (target_chars), json_valid; reward_model (run: a stage-rm "
+        'run); python (function: "file:function" from the rewards/ folder, GET /api/v1/rewards).',
     )
 
 

@@ -62,25 +62,31 @@ def length_reward(target_chars: int) -> RewardFunction:
     return length
 
 
-def build_reward_functions(grpo: GrpoConfig, load_reward_model: Callable[..., RewardFunction] | None = None
+def build_reward_functions(grpo: GrpoConfig, load_reward_model: Callable[..., RewardFunction] | None = None,
+                           load_python: Callable[[str], RewardFunction] | None = None
                            ) -> tuple[list[RewardFunction], list[float]]:
     """``(functions, weights)`` of the run; each function is named as logged (``rewards/<name>/mean``): the
     reward's name, with its position when a name repeats (``regex_2``). ``load_reward_model(spec)`` makes the
-    function of a ``reward_model`` reward (it loads a model, so it lives with the engine's stage)."""
+    function of a ``reward_model`` reward (it loads a model, so it lives with the engine's stage);
+    ``load_python("file:function")`` the function of a ``python`` reward, logged as ``file.function``."""
     functions: list[RewardFunction] = []
     for index, spec in enumerate(grpo.rewards):
         if spec.name == "reward_model":
             if load_reward_model is None:
                 raise ValueError("a reward_model reward needs load_reward_model")
             function = load_reward_model(spec)
+        elif spec.name == "python":
+            if load_python is None:
+                raise ValueError("a python reward needs load_python")
+            function = load_python(spec.function)
         elif spec.name == "regex":
             function = regex_reward(spec.pattern)
         elif spec.name == "length":
             function = length_reward(spec.target_chars)
         else:
             function = {"exact_match": exact_match, "contains": contains, "json_valid": json_valid}[spec.name]
-        repeated = sum(other.name == spec.name for other in grpo.rewards) > 1
-        name = f"{spec.name}_{index + 1}" if repeated else spec.name
+        repeated = sum(_label(other) == _label(spec) for other in grpo.rewards) > 1
+        name = f"{_label(spec)}_{index + 1}" if repeated else _label(spec)
 
         def named(*args, _function=function, **kwargs) -> list[float]:
             return _function(*args, **kwargs)
@@ -88,3 +94,7 @@ def build_reward_functions(grpo: GrpoConfig, load_reward_model: Callable[..., Re
         named.__name__ = named.__qualname__ = name
         functions.append(named)
     return functions, [spec.weight for spec in grpo.rewards]
+
+
+def _label(spec) -> str:
+    return spec.function.replace(":", ".") if spec.name == "python" else spec.name

@@ -23,6 +23,7 @@ from backend.jobs import housekeeping
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
 from backend.jobs.lineage import parent_weights
+from backend.jobs.python_rewards import check_python_rewards, copy_python_rewards
 from backend.jobs.reward_runs import check_reward_model_runs
 from backend.jobs.runner import JobRunner
 from backend.jobs.store import ACTIVE_STATES, FINAL_STATES, JobRow, JobStore, utc_now
@@ -127,6 +128,7 @@ class JobService:
         if config.init_from_run is not None:
             init_from = str(parent_weights(self.store.get(config.init_from_run), config, model.path))
         check_reward_model_runs(config, self.store.get)
+        check_python_rewards(config, self.settings.home)
         refs, val_refs = resolve_datasets(self.registry, config)
         gpus = self.runner.gpu_probe()  # one nvidia-smi call per submit (a second only for a bf16 GPU check)
         check_hardware(config, gpus, gpu_details=query_gpus)
@@ -149,6 +151,7 @@ class JobService:
         tmp_dir.mkdir(parents=True)
         try:
             RunDir(tmp_dir).write_run(resolved)
+            copy_python_rewards(resolved.config, self.settings.home, tmp_dir)
             tmp_dir.rename(final_dir)
             job = JobRow(id=job_id, name=name or f"{resolved.config.method.name}-{job_id[4:]}", state="queued",
                          config=resolved.config.model_dump(mode="json"), run_dir=str(final_dir),

@@ -76,13 +76,15 @@ def sequence_lengths(dataset) -> tuple[list[int], int]:
 def build_trainer(ctx: StageContext):
     from trl import GRPOConfig, GRPOTrainer
 
+    from backend.engine.python_reward_load import python_reward_function
     from backend.engine.reward_model_score import reward_model_function
     from backend.engine.rewards import build_reward_functions
 
     config = ctx.run.config
     grpo = config.grpo
     functions, weights = build_reward_functions(
-        grpo, lambda spec: reward_model_function(ctx.run_dir.parent / spec.run))  # runs/<job id> beside this run
+        grpo, lambda spec: reward_model_function(ctx.run_dir.parent / spec.run),  # runs/<job id> beside this run
+        load_python=lambda function: python_reward_function(ctx.run_dir, function))
     if grpo.beta == 0:
         ctx.facts["reference_model"] = "none"
     else:
