@@ -496,6 +496,8 @@ MESSAGES: dict[str, str] = {
     "runs.cancel": "■ Cancel run",
     "runs.resume": "▶ Resume run",
     "runs.confirm_cancel": "Cancel run {value}? Its process is killed and nothing it trained is kept (Stop & save keeps it).",
+    "runs.filter": "Filter",
+    "runs.filter_placeholder": "text, or tag:baseline",
     "runs.manage": "Name, tags, notes, delete",
     "runs.name": "Name",
     "runs.tags": "Tags",

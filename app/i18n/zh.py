@@ -465,6 +465,8 @@ MESSAGES: dict[str, str] = {
     "runs.cancel": "■ 取消运行",
     "runs.resume": "▶ 恢复运行",
     "runs.confirm_cancel": "确定取消运行 {value} 吗？其进程会被终止，已训练的内容不会保留（“停止并保存”会保留）。",
+    "runs.filter": "筛选",
+    "runs.filter_placeholder": "文字，或 `tag:基线`",
     "runs.manage": "名称、标签、备注、删除",
     "runs.name": "名称",
     "runs.tags": "标签",

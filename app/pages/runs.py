@@ -295,6 +295,8 @@ def _layout() -> dict[str, Any]:
     gr.Markdown(t("runs.intro"), elem_id="runs-intro")
     with gr.Row(equal_height=True):
         c["job"] = gr.Dropdown(label=t("runs.run"), choices=[], value=None, elem_id="runs-job", scale=5)
+        c["filter"] = gr.Textbox(label=t("runs.filter"), placeholder=t("runs.filter_placeholder"), max_length=250,
+                                 elem_id="runs-filter", scale=2)
         with gr.Column(scale=0, min_width=150):
             c["refresh"] = gr.Button(t("runs.refresh"), size="sm", elem_id="runs-refresh")
             c["stop"] = gr.Button(t("runs.stop"), size="sm", interactive=False, elem_id="runs-stop")
@@ -331,14 +333,17 @@ def build(client: TunesmithClient) -> RunsPage:
     poll_outputs = [c["status"], c["plot"], c["logs"], cache, *buttons]
     table_outputs = [c["table"], job, compared.select, table_sig]
     polled = localized(partial(poll, client))
-    timer.tick(localized(partial(tick, client)), inputs=[job, cache, table_sig],
+    timer.tick(localized(partial(tick, client)), inputs=[job, cache, table_sig, c["filter"]],
                outputs=[*table_outputs, *poll_outputs], show_progress="hidden", concurrency_limit=None,
                trigger_mode="always_last")
     # Another run: clear the plot first so it is laid out afresh for that run's values (see loss_frame).
     job.change(lambda: None, outputs=[c["plot"]], show_progress="hidden").then(
         polled, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden")
     c["table"].select(pick_row, outputs=[job])
-    c["refresh"].click(localized(partial(refresh_jobs, client)), inputs=[job, gr.State("")], outputs=table_outputs)
+    c["refresh"].click(localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]],
+                       outputs=table_outputs)
+    c["filter"].submit(localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]],
+                       outputs=table_outputs)
     for button, message, confirm in ((c["cancel"], cancel_message, "runs.confirm_cancel"),
                                      (c["stop"], stop_message, "runs.confirm_stop"), (c["resume"], resume_message, None)):
         button.click(localized(lambda lang, job_id, say=message: say(client, job_id, lang)), inputs=[job],
@@ -347,7 +352,8 @@ def build(client: TunesmithClient) -> RunsPage:
     # Keep the newest log lines in view (Textbox autoscroll does not cover the first fill).
     c["logs"].change(None, js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
                               " if (t) t.scrollTop = t.scrollHeight; }, 50); }")
-    refresh = Refresh(localized(lambda lang, current: refresh_jobs(client, lang, current, "")), [job], table_outputs)
+    refresh = Refresh(localized(lambda lang, current, wanted: refresh_jobs(client, lang, current, "", wanted)),
+                      [job, c["filter"]], table_outputs)
     runs_manage.build(client, job, c["message"], refresh)
     return RunsPage(job=job, timer=timer, refresh=refresh,
                     shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS},
@@ -363,10 +369,11 @@ def default_run(jobs: list[Job]) -> str | None:
     return running or next((j["id"] for j in jobs if j.get("id")), None)
 
 
-def refresh_jobs(client: TunesmithClient, lang: str, current: str | None, signature: str):
-    """Re-read the job list; only send what changed (a re-sent dropdown would close it under the mouse)."""
+def refresh_jobs(client: TunesmithClient, lang: str, current: str | None, signature: str, wanted: str = ""):
+    """Re-read the job list (only the runs the filter box ``wanted`` matches); only send what changed (a re-sent
+    dropdown would close it under the mouse)."""
     try:
-        jobs = client.list_jobs()
+        jobs = client.list_jobs(**runs_manage.filter_params(wanted))
     except ApiError:
         return gr.skip(), gr.skip(), gr.skip(), signature
     jobs = sorted(jobs, key=lambda j: str(j.get("created_at") or ""), reverse=True)
@@ -421,8 +428,9 @@ def repaint(client: TunesmithClient, lang: str, job_id: str | None, state: dict[
     yield poll(client, lang, job_id, state)
 
 
-def tick(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any], signature: str):
-    return (*refresh_jobs(client, lang, job_id, signature), *poll(client, lang, job_id, state))
+def tick(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any], signature: str,
+         wanted: str = ""):
+    return (*refresh_jobs(client, lang, job_id, signature, wanted), *poll(client, lang, job_id, state))
 
 
 def pick_row(evt: gr.SelectData):

@@ -19,6 +19,18 @@ def parse_tags(text: str | None) -> list[str]:
     return [tag.strip() for tag in str(text or "").split(",") if tag.strip()]
 
 
+def filter_params(text: str | None) -> dict[str, str]:
+    """The Runs filter box: ``tag:NAME`` words pick a tag (the last one wins), the rest is text to look for in
+    ids, names, notes, tags and base models; the keyword arguments of ``client.list_jobs``."""
+    words, tag = [], None
+    for word in str(text or "").split():
+        if word.lower().startswith("tag:") and len(word) > 4:
+            tag = word[4:]
+        else:
+            words.append(word)
+    return {key: value for key, value in (("tag", tag), ("query", " ".join(words))) if value}
+
+
 def load_info(client: TunesmithClient, lang: str, job_id: str | None) -> tuple[Any, Any, Any]:
     """The selected run's name, tags (comma-separated) and notes for the fields."""
     if not job_id:

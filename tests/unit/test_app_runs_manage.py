@@ -8,7 +8,8 @@ import httpx
 
 from app.client import TunesmithClient
 from app.i18n.switch import CANCELLED
-from app.pages.runs_manage import delete_run, load_info, parse_tags, save_info
+from app.pages.runs import refresh_jobs
+from app.pages.runs_manage import delete_run, filter_params, load_info, parse_tags, save_info
 
 
 def _client(seen: list) -> TunesmithClient:
@@ -44,3 +45,11 @@ def test_fields_load_save_and_delete() -> None:
     assert delete_run(client, "zh", None) == "⚠ 请先选择一个运行。"
     client.list_jobs(tag="baseline", query="v2")
     assert seen[-1][:3] == ("GET", "/api/v1/jobs", "tag=baseline&q=v2")
+
+
+def test_filter_box_reaches_the_api() -> None:
+    assert filter_params("tag:baseline lr  sweep") == {"tag": "baseline", "query": "lr sweep"}
+    assert filter_params("  ") == {} and filter_params("tag:") == {"query": "tag:"}
+    seen: list = []
+    refresh_jobs(_client(seen), "en", None, "", "tag:x numbers")
+    assert seen[-1][:3] == ("GET", "/api/v1/jobs", "tag=x&q=numbers")
