@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from backend.config.llamafactory import map_llamafactory_args, parse_llamafactory_yaml
+from backend.config.schema import RunConfig
 from backend.errors import Invalid
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llamafactory"
@@ -71,6 +72,8 @@ def test_preference_keys_follow_the_stage():
     assert kto.config["preference"] == {"beta": 0.1, "desirable_weight": 1.2, "undesirable_weight": 1.0}
     orpo = mapped("stage: dpo\npref_loss: orpo\npref_beta: 0.2\n")  # LF's ORPO reads pref_beta as its lambda
     assert orpo.config["preference"] == {"loss": "orpo", "orpo_lambda": 0.2}
+    preference = RunConfig.model_validate({**orpo.config, "base_model": "m", "datasets": ["d"]}).preference
+    assert (preference.beta, preference.orpo_lambda) == (None, 0.2)  # the schema refuses beta with orpo
     simpo = mapped("stage: dpo\npref_loss: simpo\npref_beta: 2.5\nsimpo_gamma: 0.8\n")
     assert simpo.config["preference"] == {"loss": "simpo", "beta": 2.5, "simpo_gamma": 0.8}
     sft = mapped("stage: sft\npref_beta: 0.3\nkto_chosen_weight: 2\n")
