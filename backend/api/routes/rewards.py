@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from backend.api.deps import SettingsDep
+from backend.api.errors import error_responses
 from backend.jobs.python_rewards import list_python_rewards, rewards_folder
 
 router = APIRouter(prefix="/rewards", tags=["rewards"])
@@ -22,7 +23,7 @@ class RewardsPublic(BaseModel):
     data: list[PythonRewardPublic]
 
 
-@router.get("", response_model=RewardsPublic)
+@router.get("", response_model=RewardsPublic, responses=error_responses())  # 422: a file that is no Python
 def list_rewards(settings: SettingsDep) -> RewardsPublic:
     """The Python reward functions a grpo run can name: each public top-level function of rewards/*.py."""
     return RewardsPublic(folder=str(rewards_folder(settings.home)),
