@@ -39,7 +39,7 @@ def test_wrong_method_is_405_and_unknown_path_404_even_with_the_ui_mounted_at_ro
     app.mount("/", PlainTextResponse("the studio UI"))  # like gr.mount_gradio_app(api, blocks, path="/")
     with TestClient(app) as client:
         wrong = client.put(f"{API_PREFIX}/jobs/job_1")
-        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, PATCH, DELETE"
         assert "PUT is not allowed" in _shape(wrong)["message"]
         assert client.delete(f"{API_PREFIX}/jobs").status_code == 405
         unknown = client.get(f"{API_PREFIX}/no-such-thing")
