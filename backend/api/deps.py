@@ -10,6 +10,7 @@ from backend.chat.manager import ChatManager
 from backend.datasets.preview_service import PreviewService
 from backend.datasets.registry import DatasetRegistry
 from backend.evaluations import EvaluationService
+from backend.exports.service import ExportService
 from backend.jobs.service import JobService
 from backend.settings import Settings
 
@@ -34,6 +35,10 @@ def get_evaluations(request: Request) -> EvaluationService:
     return request.app.state.evaluations
 
 
+def get_exports(request: Request) -> ExportService:
+    return request.app.state.exports
+
+
 def get_preview_service(request: Request) -> PreviewService:
     """The dataset preview runner (created on first use: most sessions never preview)."""
     service = getattr(request.app.state, "preview_service", None)
@@ -48,3 +53,4 @@ RegistryDep = Annotated[DatasetRegistry, Depends(get_registry)]
 ChatDep = Annotated[ChatManager, Depends(get_chat)]
 EvaluationsDep = Annotated[EvaluationService, Depends(get_evaluations)]
 PreviewServiceDep = Annotated[PreviewService, Depends(get_preview_service)]
+ExportsDep = Annotated[ExportService, Depends(get_exports)]

@@ -83,13 +83,14 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     app.include_router(model_downloads.router, prefix=API_PREFIX)
     app.include_router(model_exports.router, prefix=API_PREFIX)
     app.include_router(rewards.router, prefix=API_PREFIX)
-    app.mount("/v1", openai_compat.build_app(chat_manager, service, settings))  # OpenAI clients; errors in their shape
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     def openapi_under_api_prefix() -> dict:
         """The same document as /openapi.json, beside the routes it describes."""
         return app.openapi()
 
+    # mounted after every API route: the fallback below is kept before the first mount (keep_fallback_last)
+    app.mount("/v1", openai_compat.build_app(chat_manager, service, settings))  # OpenAI clients; errors in their shape
     install_error_handlers(app)
     install_api_fallback(app, API_PREFIX)  # keep last among the API's routes
     return app

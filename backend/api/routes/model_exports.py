@@ -9,69 +9,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field
 
+from backend.api.deps import ExportsDep
+from backend.api.errors import error_responses
+from backend.api.schemas.exports import ExportPublic, ExportsPublic
+from backend.errors import Conflict, NotFound
 from backend.exports.formats import ExportSpec
-from backend.exports.service import ExportService
 from backend.zipstream import iter_zip
 
 router = APIRouter(prefix="/jobs", tags=["exports"])
 
 
-def get_exports(request: Request) -> ExportService:
-    return request.app.state.exports
-
-
-ExportsDep = Annotated[ExportService, Depends(get_exports)]
-
-
-class ExportFile(BaseModel):
-    name: str
-    bytes: int
-
-
-class ExportProgress(BaseModel):
-    stage: str = Field(description="What the export is doing now (merging, converting, quantizing...).")
-    fraction: float = Field(ge=0.0, le=1.0)
-
-
-class ExportPublic(BaseModel):
-    id: str = Field(description="The export's key: its options (gguf-q8_0, safetensors-bf16-2GB...).")
-    job_id: str
-    state: Literal["running", "succeeded", "failed"]
-    format: Literal["gguf", "safetensors"] | None = None
-    quantization: str | None = None
-    dtype: str | None = None
-    max_shard_size: str | None = None
-    progress: ExportProgress | None = Field(None, description="While running.")
-    files: list[ExportFile] = Field(default_factory=list, description="When succeeded: every file with its size.")
-    bytes: int | None = Field(None, description="When succeeded: total size.")
-    download: str | None = Field(None, description="When succeeded: URL path of the whole export as a zip; "
-                                 "/files/{name} under the export serves one file.")
-    notes: list[str] = Field(default_factory=list, description="What the export could not include, and why.")
-    reused: bool = Field(False, description="An identical export existed already and was returned as is.")
-    error: str | None = None
-    hint: str | None = None
-    started_at: str | None = None
-    created_at: str | None = None
-    finished_at: str | None = None
-
-
-class ExportsPublic(BaseModel):
-    data: list[ExportPublic]
-    count: int
-
-
 @router.post("/{job_id}/export", response_model=ExportPublic,
-             responses={200: {"description": "The export already existed (reused) or finished (wait=true)."},
-                        202: {"description": "Started; poll GET /jobs/{id}/exports/{key}."},
-                        404: {"description": "No such job."}, 409: {"description": "The run has not succeeded."},
-                        422: {"description": "Unknown format/option, or a package the export needs is missing "
-                                             "(the hint has the install command), or the engine failed."}})
+             responses={**error_responses(NotFound, Conflict),
+                        200: {"description": "The export already existed (reused) or finished (wait=true)."},
+                        202: {"description": "Started; poll GET /jobs/{id}/exports/{key}."}})
 def start_export(job_id: str, body: ExportSpec, exports: ExportsDep, response: Response,
                  wait: bool = Query(False, description="Block until the export has finished.")) -> ExportPublic:
     """Export a succeeded run. The same options twice give the same export (the second time at once)."""
@@ -80,19 +34,19 @@ def start_export(job_id: str, body: ExportSpec, exports: ExportsDep, response: R
     return result
 
 
-@router.get("/{job_id}/exports", response_model=ExportsPublic)
+@router.get("/{job_id}/exports", response_model=ExportsPublic, responses=error_responses(NotFound, Conflict))
 def list_exports(job_id: str, exports: ExportsDep) -> ExportsPublic:
     data = [ExportPublic(**item) for item in exports.list(job_id)]
     return ExportsPublic(data=data, count=len(data))
 
 
-@router.get("/{job_id}/exports/{key}", response_model=ExportPublic)
+@router.get("/{job_id}/exports/{key}", response_model=ExportPublic, responses=error_responses(NotFound, Conflict))
 def get_export(job_id: str, key: str, exports: ExportsDep) -> ExportPublic:
     return ExportPublic(**exports.status(job_id, key))
 
 
 @router.get("/{job_id}/exports/{key}/download", response_class=StreamingResponse,
-            responses={200: {"content": {"application/zip": {}}}})
+            responses={**error_responses(NotFound, Conflict), 200: {"content": {"application/zip": {}}}})
 def download_export(job_id: str, key: str, exports: ExportsDep):
     """The whole export (weights, README.md, Modelfile) streamed as a zip."""
     folder = exports.file(job_id, key, "export.json").parent
@@ -102,7 +56,8 @@ def download_export(job_id: str, key: str, exports: ExportsDep):
 
 
 @router.get("/{job_id}/exports/{key}/files/{name}", response_class=FileResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
+            responses={**error_responses(NotFound, Conflict),
+                       200: {"content": {"application/octet-stream": {}}}})
 def download_export_file(job_id: str, key: str, name: str, exports: ExportsDep):
     """One file of a finished export, e.g. the .gguf for llama.cpp or LM Studio."""
     return FileResponse(exports.file(job_id, key, name), filename=name, media_type="application/octet-stream")
