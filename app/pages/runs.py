@@ -15,41 +15,27 @@ import gradio as gr
 import pandas as pd
 
 from app.client import TERMINAL_STATES, ApiError, Job, MetricRow, TunesmithClient
-from app.engine_runtime import runtime_parts
-from app.format import error_markdown, fmt_duration, fmt_float, fmt_time, state_label, state_text
+from app.format import (
+    error_markdown,
+    fmt_float,
+    fmt_time,
+    state_label,
+    state_text,
+)
 from app.i18n import DEFAULT, LANGUAGES, localized, t, text
 from app.i18n.switch import CANCELLED, confirm_js
 from app.pages import Refresh, compare, runs_manage
-from app.pages.runs_stopping import stopping_facts
+from app.pages.runs_card import STATUS_CSS, empty_status, status_html
 
 TABLE_KEYS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
 PLOT_COLUMNS = ["step", "loss", "series"]
 SERIES_KEYS = ("chart.train_loss", "chart.eval_loss")  # the curve names, in the viewer's language
 # One colour per curve whatever the language its name is in.
-SERIES_COLOURS = {text(key, code): colour for key, colour in zip(SERIES_KEYS, ("#2563eb", "#f97316"))
-                  for code in LANGUAGES}
+SERIES_COLOURS = {
+    text(key, code): colour for key, colour in zip(SERIES_KEYS, ("#2563eb", "#f97316")) for code in LANGUAGES
+}
 POLL_SECONDS = 2.0
 LOG_TAIL = 200
-
-STATUS_CSS = """
-.ts-status { display: flex; flex-direction: column; gap: 6px; }
-.ts-head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 10px; font-size: 15px; }
-.ts-head code { font-size: 12px; }
-.ts-badge { padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600; background: var(--neutral-200);
-            color: var(--neutral-800); }
-.ts-badge.running { background: #dbeafe; color: #1e3a8a; }
-.ts-badge.succeeded { background: #dcfce7; color: #14532d; }
-.ts-badge.failed { background: #fee2e2; color: #7f1d1d; }
-.ts-badge.cancelled { background: #e5e7eb; color: #374151; }
-.ts-bar { height: 8px; border-radius: 4px; background: var(--neutral-200); overflow: hidden; }
-.ts-bar > div { height: 100%; background: var(--color-accent); transition: width .5s; }
-.ts-facts { display: flex; flex-wrap: wrap; gap: 4px 18px; font-size: 13px; color: var(--body-text-color-subdued); }
-.ts-facts b { color: var(--body-text-color); font-weight: 600; }
-.ts-error { border-left: 3px solid #dc2626; padding: 6px 10px; background: #fef2f2; color: #7f1d1d; font-size: 13px;
-            white-space: pre-wrap; }
-.ts-hint { border-left: 3px solid #2563eb; padding: 6px 10px; background: #eff6ff; color: #1e3a8a; font-size: 13px; }
-.ts-empty { color: var(--body-text-color-subdued); }
-"""
 
 
 def _method_name(config: dict[str, Any]) -> str:
@@ -117,8 +103,11 @@ def loss_frame(rows: list[MetricRow], lang: str = DEFAULT) -> pd.DataFrame | Non
             points.append((first, float("nan"), series))
     frame = pd.DataFrame(points, columns=PLOT_COLUMNS).astype({"step": "int64", "loss": "float64", "series": "string"})
     order = frame["series"].map({series_train: 0, series_eval: 1})
-    return frame.assign(_order=order).sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(
-        drop=True
+    return (
+        frame.assign(_order=order)
+        .sort_values(["_order", "step"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
     )
 
 
@@ -171,111 +160,16 @@ def resume_message(client: TunesmithClient, job_id: str | None, lang: str = DEFA
     return t("runs.resumed", lang, id=job_id, state=state_text(job_info.get("state"), lang))
 
 
-def engine_summary(engine: dict | None, lang: str = DEFAULT) -> str:
-    """One line of what the engine really runs with (its engine.json), e.g. 'bf16 · sdpa · checkpointing off'."""
-    if not engine:
-        return ""
-    parts = [str(engine.get("precision") or "")]
-    if engine.get("attn_implementation"):
-        parts.append(t("runs.attention", lang, name=engine["attn_implementation"]))
-    if "gradient_checkpointing" in engine:
-        parts.append(t("runs.checkpointing_on" if engine["gradient_checkpointing"] else "runs.checkpointing_off",
-                       lang))
-    if engine.get("liger_kernel"):
-        parts.append(t("runs.liger", lang))
-    if engine.get("batch_tokens"):
-        parts.append(t("runs.batch_tokens", lang, tokens=engine["batch_tokens"]))
-    parts += runtime_parts(engine, lang)  # the quantized base and the distributed backend that really ran
-    return " · ".join(p for p in parts if p)
-
-
-def status_facts(job: Job, rows: list[MetricRow], lang: str) -> list[tuple[str, str]]:
-    """(label, value) pairs of the status card. Each metric is the newest row that has it, so an eval row
-    (which has no lr or speed) does not blank the others; a run with no step yet says what it is doing."""
-    state = str(job.get("state", ""))
-    total, step = job.get("total_steps"), job.get("step") or 0
-
-    def latest(*keys: str) -> Any:
-        """The newest logged value of the first of ``keys`` a row has (trainers name the same fact differently)."""
-        return next((r[k] for r in reversed(rows) for k in keys if r.get(k) is not None), None)
-
-    facts = [(t("runs.fact_step", lang), f"{step}/{total}" if total else str(step))]
-    if state == "running" and not rows and not step:
-        facts.append((t("runs.fact_phase", lang), t("runs.phase_loading", lang)))
-    stopped = job.get("stopped_early_at_step")
-    for key, value in (
-        ("loss", fmt_float(job.get("latest_loss"))),
-        ("eval_loss", fmt_float(latest("eval_loss"))),
-        ("reward_margin", fmt_float(latest("rewards/margins", "margin"), 3)),  # stages dpo/kto; rm
-        ("reward_accuracy", fmt_float(latest("rewards/accuracies", "accuracy"), 3)),
-        ("reward_mean", fmt_float(latest("reward"), 3)),  # stage grpo: the weighted reward of the sampled replies
-        ("lr", fmt_float(latest("lr"), 3)),
-        ("epoch", fmt_float(latest("epoch"), 3)),
-        ("tokens_s", fmt_float(latest("tokens_per_s"), 4)),
-        ("eta", fmt_duration(latest("eta_s"), lang) if state == "running" else ""),
-        ("started", fmt_time(job.get("started_at"))),
-        ("finished", fmt_time(job.get("finished_at"))),
-        ("output", str(job.get("output") or "")),
-        ("parent_run", str(job.get("parent_run") or "")),  # lineage: the run this one continued from
-        ("engine", engine_summary(job.get("engine"), lang)),
-        ("queued", str(job.get("waiting_for") or "") if state == "queued" else ""),
-        ("stopped_early", t("runs.at_step", lang, step=stopped) if stopped else ""),
-        ("stop", t("runs.stop_pending", lang) if job.get("stop_requested") else ""),
-    ):
-        if value:
-            facts.append((t(f"runs.fact_{key}", lang), value))
-    return facts + stopping_facts(job.get("engine"), lang)
-
-
-def status_html(job: Job, rows: list[MetricRow], lang: str = DEFAULT) -> str:
-    state = str(job.get("state", ""))
-    esc = html.escape
-    progress = 1.0 if state == "succeeded" else (job.get("progress") or 0.0)
-    parts = [
-        '<div class="ts-status">',
-        '<div class="ts-head">',
-        f"<b>{esc(str(job.get('name') or t('runs.default_name', lang)))}</b><code>{esc(str(job.get('id')))}</code>",
-        f'<span class="ts-badge {esc(state)}">{esc(state_label(state, lang))}</span>',
-        f"<span>{100 * float(progress):.0f}%</span>",
-        "</div>",
-        f'<div class="ts-bar"><div style="width:{max(0.0, min(1.0, float(progress))) * 100:.1f}%"></div></div>',
-        '<div class="ts-facts">' + "".join(f"<span>{esc(k)} <b>{esc(v)}</b></span>"
-                                           for k, v in status_facts(job, rows, lang)) + "</div>",
-    ]
-    if job.get("error"):
-        parts.append(f'<div class="ts-error"><b>{esc(t("runs.error", lang))}</b> {esc(str(job["error"]))}</div>')
-    if job.get("hint"):
-        parts.append(f'<div class="ts-hint"><b>{esc(t("runs.hint", lang))}</b> {esc(str(job["hint"]))}</div>')
-    if job.get("stalled") and state == "running":
-        parts.append(stall_html(job["stalled"], lang))
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def stall_html(stall: dict[str, Any], lang: str = DEFAULT) -> str:
-    """The stall watchdog's verdict: how long no step was logged, what to do, the last log lines and the
-    training process's Python stack dump (folded)."""
-    esc = html.escape
-    head = t("runs.stalled", lang, idle=fmt_duration(stall.get("idle_s"), lang),
-             median=fmt_float(stall.get("median_step_s"), 3), step=stall.get("last_step", "?"))
-    dump = str(stall.get("stack_dump") or stall.get("dump_problem") or t("runs.stalled_no_dump", lang))
-    return (f'<div class="ts-error ts-stalled"><b>{esc(head)}</b> {esc(t("runs.stalled_hint", lang))}'
-            f'<details><summary>{esc(t("runs.stalled_log", lang))}</summary><pre>{esc(str(stall.get("log_tail") or ""))}'
-            f'</pre></details><details><summary>{esc(t("runs.stalled_stack", lang))}</summary><pre>{esc(dump)}</pre>'
-            "</details></div>")
-
-
-def empty_status(lang: str = DEFAULT) -> str:
-    return f'<div class="ts-empty">{html.escape(t("runs.empty", lang))}</div>'
-
-
 def action_updates(state: str | None) -> tuple[Any, ...]:
     """Stop / Cancel / Resume enabled only where the API would take them; Chat / Evaluate / Export shortcuts
     shown for a succeeded run."""
     done = state == "succeeded"
-    return (gr.Button(interactive=state == "running"), gr.Button(interactive=state in ("queued", "running")),
-            gr.Button(interactive=state in ("failed", "cancelled")),
-            *(gr.Button(visible=done) for _ in SHORTCUTS))
+    return (
+        gr.Button(interactive=state == "running"),
+        gr.Button(interactive=state in ("queued", "running")),
+        gr.Button(interactive=state in ("failed", "cancelled")),
+        *(gr.Button(visible=done) for _ in SHORTCUTS),
+    )
 
 
 SHORTCUTS = ("chat", "evaluate", "export")  # the tabs a finished run can be opened in
@@ -295,28 +189,51 @@ def _layout() -> dict[str, Any]:
     gr.Markdown(t("runs.intro"), elem_id="runs-intro")
     with gr.Row(equal_height=True):
         c["job"] = gr.Dropdown(label=t("runs.run"), choices=[], value=None, elem_id="runs-job", scale=5)
-        c["filter"] = gr.Textbox(label=t("runs.filter"), placeholder=t("runs.filter_placeholder"), max_length=250,
-                                 elem_id="runs-filter", scale=2)
+        c["filter"] = gr.Textbox(
+            label=t("runs.filter"),
+            placeholder=t("runs.filter_placeholder"),
+            max_length=250,
+            elem_id="runs-filter",
+            scale=2,
+        )
         with gr.Column(scale=0, min_width=150):
             c["refresh"] = gr.Button(t("runs.refresh"), size="sm", elem_id="runs-refresh")
             c["stop"] = gr.Button(t("runs.stop"), size="sm", interactive=False, elem_id="runs-stop")
-            c["cancel"] = gr.Button(t("runs.cancel"), variant="stop", size="sm", interactive=False,
-                                    elem_id="runs-cancel")
+            c["cancel"] = gr.Button(
+                t("runs.cancel"), variant="stop", size="sm", interactive=False, elem_id="runs-cancel"
+            )
             c["resume"] = gr.Button(t("runs.resume"), size="sm", interactive=False, elem_id="runs-resume")
     with gr.Row():
         for name in SHORTCUTS:
-            c[f"open_{name}"] = gr.Button(t(f"runs.open_{name}"), size="sm", visible=False,
-                                          elem_id=f"runs-open-{name}")
-    c["table"] = gr.Dataframe(value=jobs_frame([]), interactive=False, max_height=260, elem_id="runs-table",
-                              show_label=False)
+            c[f"open_{name}"] = gr.Button(t(f"runs.open_{name}"), size="sm", visible=False, elem_id=f"runs-open-{name}")
+    c["table"] = gr.Dataframe(
+        value=jobs_frame([]), interactive=False, max_height=260, elem_id="runs-table", show_label=False
+    )
     c["status"] = gr.HTML(empty_status(), css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
     with gr.Row(equal_height=False):
-        c["plot"] = gr.LinePlot(value=None, x="step", y="loss", color="series", color_map=SERIES_COLOURS,
-                                x_title=t("chart.step"), y_title=t("chart.loss"), title=t("chart.loss_title"),
-                                color_title=t("chart.curve"),
-                                height=320, elem_id="loss-plot", scale=3)
-        c["logs"] = gr.Textbox(label=t("runs.log", lines=LOG_TAIL), lines=16, max_lines=16, autoscroll=True,
-                               interactive=False, elem_id="runs-logs", scale=2)
+        c["plot"] = gr.LinePlot(
+            value=None,
+            x="step",
+            y="loss",
+            color="series",
+            color_map=SERIES_COLOURS,
+            x_title=t("chart.step"),
+            y_title=t("chart.loss"),
+            title=t("chart.loss_title"),
+            color_title=t("chart.curve"),
+            height=320,
+            elem_id="loss-plot",
+            scale=3,
+        )
+        c["logs"] = gr.Textbox(
+            label=t("runs.log", lines=LOG_TAIL),
+            lines=16,
+            max_lines=16,
+            autoscroll=True,
+            interactive=False,
+            elem_id="runs-logs",
+            scale=2,
+        )
     c["message"] = gr.Markdown(elem_id="runs-message")
     return c
 
@@ -333,31 +250,55 @@ def build(client: TunesmithClient) -> RunsPage:
     poll_outputs = [c["status"], c["plot"], c["logs"], cache, *buttons]
     table_outputs = [c["table"], job, compared.select, table_sig]
     polled = localized(partial(poll, client))
-    timer.tick(localized(partial(tick, client)), inputs=[job, cache, table_sig, c["filter"]],
-               outputs=[*table_outputs, *poll_outputs], show_progress="hidden", concurrency_limit=None,
-               trigger_mode="always_last")
+    timer.tick(
+        localized(partial(tick, client)),
+        inputs=[job, cache, table_sig, c["filter"]],
+        outputs=[*table_outputs, *poll_outputs],
+        show_progress="hidden",
+        concurrency_limit=None,
+        trigger_mode="always_last",
+    )
     # Another run: clear the plot first so it is laid out afresh for that run's values (see loss_frame).
     job.change(lambda: None, outputs=[c["plot"]], show_progress="hidden").then(
-        polled, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden")
+        polled, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden"
+    )
     c["table"].select(pick_row, outputs=[job])
-    c["refresh"].click(localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]],
-                       outputs=table_outputs)
-    c["filter"].submit(localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]],
-                       outputs=table_outputs)
-    for button, message, confirm in ((c["cancel"], cancel_message, "runs.confirm_cancel"),
-                                     (c["stop"], stop_message, "runs.confirm_stop"), (c["resume"], resume_message, None)):
-        button.click(localized(lambda lang, job_id, say=message: say(client, job_id, lang)), inputs=[job],
-                     outputs=[c["message"]], js=confirm_js(confirm) if confirm else None).then(
-            polled, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden")
+    c["refresh"].click(
+        localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]], outputs=table_outputs
+    )
+    c["filter"].submit(
+        localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]], outputs=table_outputs
+    )
+    for button, message, confirm in (
+        (c["cancel"], cancel_message, "runs.confirm_cancel"),
+        (c["stop"], stop_message, "runs.confirm_stop"),
+        (c["resume"], resume_message, None),
+    ):
+        button.click(
+            localized(lambda lang, job_id, say=message: say(client, job_id, lang)),
+            inputs=[job],
+            outputs=[c["message"]],
+            js=confirm_js(confirm) if confirm else None,
+        ).then(polled, inputs=[job, gr.State({})], outputs=poll_outputs, show_progress="hidden")
     # Keep the newest log lines in view (Textbox autoscroll does not cover the first fill).
-    c["logs"].change(None, js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
-                              " if (t) t.scrollTop = t.scrollHeight; }, 50); }")
-    refresh = Refresh(localized(lambda lang, current, wanted: refresh_jobs(client, lang, current, "", wanted)),
-                      [job, c["filter"]], table_outputs)
+    c["logs"].change(
+        None,
+        js="() => { setTimeout(() => { const t = document.querySelector('#runs-logs textarea');"
+        " if (t) t.scrollTop = t.scrollHeight; }, 50); }",
+    )
+    refresh = Refresh(
+        localized(lambda lang, current, wanted: refresh_jobs(client, lang, current, "", wanted)),
+        [job, c["filter"]],
+        table_outputs,
+    )
     runs_manage.build(client, job, c["message"], refresh)
-    return RunsPage(job=job, timer=timer, refresh=refresh,
-                    shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS},
-                    repaint=Refresh(localized(partial(repaint, client)), [job, gr.State({})], poll_outputs))
+    return RunsPage(
+        job=job,
+        timer=timer,
+        refresh=refresh,
+        shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS},
+        repaint=Refresh(localized(partial(repaint, client)), [job, gr.State({})], poll_outputs),
+    )
 
 
 # -- handlers: plain functions of (client, lang, inputs...) -----------------------------------------------
@@ -411,14 +352,29 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
     except ApiError as exc:
         esc = html.escape
         if exc.status_code == 404:
-            return (f'<div class="ts-empty">{esc(t("runs.gone", lang, id=job_id))}</div>', loss_frame([]), "", {},
-                    *action_updates(None))
-        return (f'<div class="ts-error">{esc(t("runs.api_down", lang, error=exc))}</div>', gr.skip(), gr.skip(),
-                state, *skips)
+            return (
+                f'<div class="ts-empty">{esc(t("runs.gone", lang, id=job_id))}</div>',
+                loss_frame([]),
+                "",
+                {},
+                *action_updates(None),
+            )
+        return (
+            f'<div class="ts-error">{esc(t("runs.api_down", lang, error=exc))}</div>',
+            gr.skip(),
+            gr.skip(),
+            state,
+            *skips,
+        )
     final = job_info.get("state") in TERMINAL_STATES
     new_state = {"job": job_id, "rows": rows, "final": final, "started_at": job_info.get("started_at")}
-    return (status_html(job_info, rows, lang), loss_frame(rows, lang), log_text, new_state,
-            *action_updates(job_info.get("state")))
+    return (
+        status_html(job_info, rows, lang),
+        loss_frame(rows, lang),
+        log_text,
+        new_state,
+        *action_updates(job_info.get("state")),
+    )
 
 
 def repaint(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any]):
@@ -428,8 +384,9 @@ def repaint(client: TunesmithClient, lang: str, job_id: str | None, state: dict[
     yield poll(client, lang, job_id, state)
 
 
-def tick(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any], signature: str,
-         wanted: str = ""):
+def tick(
+    client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any], signature: str, wanted: str = ""
+):
     return (*refresh_jobs(client, lang, job_id, signature, wanted), *poll(client, lang, job_id, state))
 
 

@@ -9,14 +9,12 @@ the form. Form values come from :func:`app.form.config_to_form`, the inverse of 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import yaml
 from pydantic import ValidationError
 
 from app.client import ApiError, Dataset, Job, TunesmithClient
@@ -26,12 +24,12 @@ from app.format import error_markdown
 from app.i18n import localized, t
 from app.pages.datasets import dataset_label
 from app.pages.runs import job_label
+from app.pages.train_config_file import config_file_name, config_yaml, read_config_file
 from app.pages.train_data import dataset_choice_updates
 from backend.config.schema import RunConfig
 
 PRESET, RUN, SUGGESTED = "preset:", "run:", "suggested"
 BLANK = "__blank__"  # stands in for a missing base model or dataset while a partial config is validated
-MAX_CONFIG_BYTES = 1 << 20
 NESTED = ("method", *SECTIONS)
 
 
@@ -48,16 +46,25 @@ def build_row() -> ConfigRow:
     """The row above the form: "Start from…", "Load config (YAML)", "Download config (YAML)"."""
     with gr.Row(equal_height=True):
         start_from = gr.Dropdown(
-            label=t("config.start_from"), choices=[], value=None, elem_id="train-start-from", scale=4,
+            label=t("config.start_from"),
+            choices=[],
+            value=None,
+            elem_id="train-start-from",
+            scale=4,
             info=t("config.start_from_help"),
         )
         with gr.Column(scale=1, min_width=200):
-            load = gr.UploadButton(t("config.load"), file_types=[".yaml", ".yml", ".json"], file_count="single",
-                                   type="filepath", size="sm", elem_id="train-config-load")
+            load = gr.UploadButton(
+                t("config.load"),
+                file_types=[".yaml", ".yml", ".json"],
+                file_count="single",
+                type="filepath",
+                size="sm",
+                elem_id="train-config-load",
+            )
             download = gr.Button(t("config.download"), size="sm", elem_id="train-config-download")
     status = gr.Markdown(elem_id="train-config-status")
-    file = gr.File(label=t("config.file"), visible=False, interactive=False,
-                   elem_id="train-config-file")
+    file = gr.File(label=t("config.file"), visible=False, interactive=False, elem_id="train-config-file")
     return ConfigRow(start_from=start_from, load=load, download=download, file=file, status=status)
 
 
@@ -68,9 +75,16 @@ def start_choices(presets: list[dict[str, Any]], jobs: list[Job], lang: str) -> 
     """Dropdown choices: the suggested settings for the chosen model, every preset (with its description), then
     every run, newest first."""
     choices = [(t("config.suggested", lang), SUGGESTED)]
-    choices += [(t("config.preset_described", lang, name=p["name"], description=p["description"])
-                 if p.get("description") else t("config.preset", lang, name=p["name"]), PRESET + p["name"])
-                for p in presets if p.get("name")]
+    choices += [
+        (
+            t("config.preset_described", lang, name=p["name"], description=p["description"])
+            if p.get("description")
+            else t("config.preset", lang, name=p["name"]),
+            PRESET + p["name"],
+        )
+        for p in presets
+        if p.get("name")
+    ]
     jobs = sorted(jobs, key=lambda j: str(j.get("created_at") or ""), reverse=True)
     return choices + [(t("config.run", lang, label=job_label(j, lang)), RUN + j["id"]) for j in jobs if j.get("id")]
 
@@ -115,8 +129,9 @@ def lenient_config(config: dict[str, Any], lang: str) -> tuple[dict[str, Any] | 
     return None, problems
 
 
-def fit_to_studio(values: dict[str, Any], model_ids: Sequence[str],
-                  datasets: Sequence[Dataset], lang: str) -> tuple[dict[str, Any], list[str]]:
+def fit_to_studio(
+    values: dict[str, Any], model_ids: Sequence[str], datasets: Sequence[Dataset], lang: str
+) -> tuple[dict[str, Any], list[str]]:
     """Form values with datasets named as this studio registers them (ids; a name is looked up) and without
     what this studio lacks: an unknown dataset leaves the selection, an unknown base model keeps the form's
     current choice (its key is removed). Returns the values and one readable line per value not applied."""
@@ -160,73 +175,6 @@ def fit_to_studio(values: dict[str, Any], model_ids: Sequence[str],
     return values, problems
 
 
-def config_yaml(config: dict[str, Any], filename: str, names: dict[str, str] | None = None) -> str:
-    """The run config as a YAML file whose first comment line is the command that runs it (like the presets)."""
-    lines = [f"# tunesmith train {filename}",
-             "# Run config from the Tunesmith Train form: the body it sends to POST /api/v1/jobs."]
-    refs = [d if isinstance(d, str) else d["id"] for d in config.get("datasets") or []]
-    named = [f"{ref} = {names[ref]}" for ref in [*refs, *config.get("val_datasets", [])] if (names or {}).get(ref)]
-    if named:
-        lines.append("# datasets: " + ", ".join(named))
-    return "\n".join(lines) + "\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-
-
-def config_file_name(run_name: str | None, config: dict[str, Any]) -> str:
-    method = config.get("method") or {}
-    stem = (run_name or "").strip() or "-".join(
-        str(p) for p in (Path(str(config.get("base_model") or "model")).name,
-                         method.get("name") if isinstance(method, dict) else method,
-                         config.get("stage") if config.get("stage") != "sft" else None) if p)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") + ".yaml"
-
-
-def parse_config_file(path: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """A run config read from an uploaded YAML (or JSON) file, or None and what is wrong, with the place."""
-    path = Path(path)
-    name = path.name
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            return None, [(f"{name} is {path.stat().st_size} bytes; a run config is a few hundred. Pick the YAML "
-                           "file that Download config (YAML) wrote, or a preset.")]
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        return None, [f"{name} is not a text file; pick a .yaml run config."]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return None, [f"{name} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]
-    except OSError as exc:
-        return None, [f"cannot read {name}: {exc}"]
-    if not isinstance(config, dict):
-        held = type(config).__name__ if config is not None else "nothing"
-        return None, [(f"{name} holds {held}, not run-config fields; expected e.g. `base_model: ...` and "
-                       "`datasets: [...]` on their own lines.")]
-    problems = validate_config(config)
-    return (None, [f"{name}: {p}" for p in problems]) if problems else (config, [])
-
-
-def read_config_file(client: TunesmithClient, path: str | Path,
-                     lang: str) -> tuple[dict[str, Any] | None, list[str], bool]:
-    """A Tunesmith run config or a LLaMA-Factory training YAML, read by the API (``POST /configs/from-yaml``:
-    LF keys mapped, names resolved, defaults filled): the config, one line per value not applied and whether it
-    was a LLaMA-Factory file; or None and why the file cannot be used."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            return None, [t("config.too_big", lang, name=path.name, size=path.stat().st_size)], False
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return None, [t("config.not_text", lang, name=path.name)], False
-    except OSError as exc:
-        return None, [t("config.unreadable_file", lang, name=path.name, error=exc)], False
-    try:
-        answer = client.config_from_yaml(text)
-    except ApiError as exc:
-        return None, [f"{path.name}: {exc}"], False
-    notes = [f"{w.get('key')}: {w.get('msg')}" for w in answer.get("warnings") or []]
-    return dict(answer.get("config") or {}), notes, answer.get("format") == "llamafactory"
-
-
 def api_check(client: TunesmithClient, config: dict[str, Any], lang: str) -> str:
     """Whether the API (model, datasets, this machine) would take the run: POST /jobs/preview, creating nothing."""
     try:
@@ -258,7 +206,7 @@ def read_source(client: TunesmithClient, choice: str, lang: str) -> tuple[dict[s
     """The config of a "Start from…" choice and where it comes from, or None and why it cannot be read."""
     try:
         if choice.startswith(PRESET):
-            name = choice[len(PRESET):]
+            name = choice[len(PRESET) :]
             preset = next((p for p in client.list_presets() if p.get("name") == name), None)
             if preset is None:
                 return None, t("config.no_preset", lang, name=name)
@@ -269,8 +217,14 @@ def read_source(client: TunesmithClient, choice: str, lang: str) -> tuple[dict[s
     return job.get("config") or {}, t("config.from_run", lang, name=job.get("name") or job.get("id"), id=job.get("id"))
 
 
-def fill_form(client: TunesmithClient, config: dict[str, Any], origin: str, problems: list[str],
-              current: dict[str, Any], lang: str) -> Filled | str:
+def fill_form(
+    client: TunesmithClient,
+    config: dict[str, Any],
+    origin: str,
+    problems: list[str],
+    current: dict[str, Any],
+    lang: str,
+) -> Filled | str:
     """Form values for ``config`` (valid for the schema) fitted to this studio's models and datasets, with a
     message saying what could not be applied and whether the API takes the result (``current`` = the form now,
     for the fields kept). A string when this studio's lists cannot be read (nothing is applied then)."""
@@ -297,8 +251,9 @@ def form_values(config: dict[str, Any], lang: str) -> dict[str, Any] | str:
     """Form values for ``config``. A config without datasets or a base model (suggested settings picked before a
     dataset, a LLaMA-Factory file naming a model this studio lacks) fills every other field and leaves those two
     as the form has them; a config the schema rejects gives the reason and fills nothing."""
-    blanks = {key: placeholder for key, placeholder in (("datasets", [BLANK]), ("base_model", BLANK))
-              if not config.get(key)}
+    blanks = {
+        key: placeholder for key, placeholder in (("datasets", [BLANK]), ("base_model", BLANK)) if not config.get(key)
+    }
     try:
         values = config_to_form({**config, **blanks})
     except ValidationError as exc:
@@ -316,11 +271,19 @@ def suggestion_summary(suggestion: dict[str, Any], lang: str) -> str:
     settings = suggestion.get("settings") or {}
     method = settings.get("method") or {}
     name = str(method.get("name", "?"))
-    return t("config.suggestion_summary", lang, method={"qlora": "QLoRA 4-bit"}.get(name, t(f"method.{name}", lang)
-             if name in ("lora", "qlora", "full", "freeze") else name), rank=method.get("rank"),
-             lr=f"{settings.get('learning_rate'):g}", batch=settings.get("per_device_batch_size"),
-             accum=settings.get("gradient_accumulation_steps"), cutoff=settings.get("cutoff_len"),
-             device=suggestion.get("device"))
+    return t(
+        "config.suggestion_summary",
+        lang,
+        method={"qlora": "QLoRA 4-bit"}.get(
+            name, t(f"method.{name}", lang) if name in ("lora", "qlora", "full", "freeze") else name
+        ),
+        rank=method.get("rank"),
+        lr=f"{settings.get('learning_rate'):g}",
+        batch=settings.get("per_device_batch_size"),
+        accum=settings.get("gradient_accumulation_steps"),
+        cutoff=settings.get("cutoff_len"),
+        device=suggestion.get("device"),
+    )
 
 
 def model_hint(client: TunesmithClient, model: str | None, lang: str) -> str:
@@ -331,12 +294,15 @@ def model_hint(client: TunesmithClient, model: str | None, lang: str) -> str:
         suggestion = client.suggest_settings(model)
     except ApiError:
         return ""
-    return t("config.model_hint", lang, note=(suggestion.get("notes") or [""])[0],
-             summary=suggestion_summary(suggestion, lang))
+    return t(
+        "config.model_hint",
+        lang,
+        note=(suggestion.get("notes") or [""])[0],
+        summary=suggestion_summary(suggestion, lang),
+    )
 
 
-def suggested_config(client: TunesmithClient, current: dict[str, Any],
-                     lang: str) -> tuple[dict[str, Any] | None, str]:
+def suggested_config(client: TunesmithClient, current: dict[str, Any], lang: str) -> tuple[dict[str, Any] | None, str]:
     """The form's config with the suggested settings for its base model laid over it, and where it comes from."""
     model = current.get("base_model")
     if not model:
@@ -346,15 +312,23 @@ def suggested_config(client: TunesmithClient, current: dict[str, Any],
     except ApiError as exc:
         return None, t("config.no_suggestion", lang) + "\n\n" + error_markdown(exc, lang)
     notes = " ".join(suggestion.get("notes") or [])
-    return ({**current, **(suggestion.get("settings") or {})},
-            t("config.from_suggestion", lang, model=suggestion.get("model", model), notes=notes))
+    return (
+        {**current, **(suggestion.get("settings") or {})},
+        t("config.from_suggestion", lang, model=suggestion.get("model", model), notes=notes),
+    )
 
 
 # -- wiring ------------------------------------------------------------------------------------------------
 
 
-def wire(client: TunesmithClient, row: ConfigRow, fields: dict[str, Any], names: gr.State,
-         run_name: gr.Textbox, collect: Callable[[Sequence[Any]], dict[str, Any]]) -> None:
+def wire(
+    client: TunesmithClient,
+    row: ConfigRow,
+    fields: dict[str, Any],
+    names: gr.State,
+    run_name: gr.Textbox,
+    collect: Callable[[Sequence[Any]], dict[str, Any]],
+) -> None:
     """Connect the row to the form: ``fields`` maps form keys (as ``build_config`` reads them) to widgets."""
     keys = list(fields)
     outputs = [row.status, row.start_from, row.file, *fields.values(), names]
@@ -367,13 +341,19 @@ def wire(client: TunesmithClient, row: ConfigRow, fields: dict[str, Any], names:
         if isinstance(filled, str):
             return unchanged(filled)
         values = filled.values
-        ds_update, val_update, _, _ = dataset_choice_updates(filled.choices, values["datasets"],
-                                                             values["val_datasets"], None)
+        ds_update, val_update, _, _ = dataset_choice_updates(
+            filled.choices, values["datasets"], values["val_datasets"], None
+        )
         widgets = {**values, "datasets": ds_update, "val_datasets": val_update}
         # "Start from…" goes back to empty, so picking the same source again applies it again; a downloaded file
         # from before no longer matches the form.
-        return (filled.message, gr.Dropdown(value=None), gr.File(visible=False, value=None),
-                *[widgets.get(k, gr.skip()) for k in keys], filled.names)
+        return (
+            filled.message,
+            gr.Dropdown(value=None),
+            gr.File(visible=False, value=None),
+            *[widgets.get(k, gr.skip()) for k in keys],
+            filled.names,
+        )
 
     def on_start_from(lang: str, choice: str | None, *current: Any):
         if not choice:
@@ -404,8 +384,10 @@ def wire(client: TunesmithClient, row: ConfigRow, fields: dict[str, Any], names:
         config = collect(current)
         problems = validate_config(config)
         if problems:
-            return (t("config.download_rejected", lang) + "\n\n" + _bullets(problems),
-                    gr.File(visible=False, value=None))
+            return (
+                t("config.download_rejected", lang) + "\n\n" + _bullets(problems),
+                gr.File(visible=False, value=None),
+            )
         filename = config_file_name(name, config)
         path = scratch_dir() / filename
         path.write_text(config_yaml(config, filename, id_names), encoding="utf-8")

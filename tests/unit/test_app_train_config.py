@@ -15,17 +15,15 @@ from app.pages.train_config import (  # noqa: E402
     RUN,
     SUGGESTED,
     Filled,
-    config_file_name,
-    config_yaml,
     fill_form,
     fit_to_studio,
     lenient_config,
     model_hint,
-    parse_config_file,
     read_source,
     start_choices,
     suggested_config,
 )
+from app.pages.train_config_file import config_file_name, config_yaml, parse_config_file  # noqa: E402
 from backend.config.schema import RunConfig  # noqa: E402
 from backend.fsio import read_yaml  # noqa: E402
 
@@ -34,31 +32,82 @@ NAMES = {"ds_a": "alpaca", "ds_b": "chat", "ds_v": "held-out"}
 
 FORMS = {
     "lora-mixture": {
-        "base_model": "tiny-llama", "datasets": ["ds_a", "ds_b"], "method": "lora", "method.rank": 16,
-        "method.alpha": 32, "method.dropout": 0.1, "method.targets": ["q_proj", "v_proj"], "method.use_dora": True,
-        "method.loraplus_lr_ratio": "16", "method.extra_trainable_modules": ["lm_head"],
-        "datasets.mixture": [["ds_a", "alpaca", 0.7, 500], ["ds_b", "chat", 0.3, None]], "mixture_size": "800",
-        "val_datasets": ["ds_v"], "learning_rate": "0.0003", "num_epochs": 2, "max_steps": "", "seed": 7,
-        "save_steps": "0", "neftune_noise_alpha": "5", "lr_scheduler": "linear", "warmup_ratio": 0.1,
+        "base_model": "tiny-llama",
+        "datasets": ["ds_a", "ds_b"],
+        "method": "lora",
+        "method.rank": 16,
+        "method.alpha": 32,
+        "method.dropout": 0.1,
+        "method.targets": ["q_proj", "v_proj"],
+        "method.use_dora": True,
+        "method.loraplus_lr_ratio": "16",
+        "method.extra_trainable_modules": ["lm_head"],
+        "datasets.mixture": [["ds_a", "alpaca", 0.7, 500], ["ds_b", "chat", 0.3, None]],
+        "mixture_size": "800",
+        "val_datasets": ["ds_v"],
+        "learning_rate": "0.0003",
+        "num_epochs": 2,
+        "max_steps": "",
+        "seed": 7,
+        "save_steps": "0",
+        "neftune_noise_alpha": "5",
+        "lr_scheduler": "linear",
+        "warmup_ratio": 0.1,
     },
     "qlora": {
-        "base_model": "/models/llama", "datasets": ["ds_a"], "method": "qlora", "method.rank": 8, "method.bits": "8",
-        "method.quant_type": "fp4", "method.double_quant": False, "method.targets": ["all-linear"],
-        "compute_type": "bf16", "optimizer": "paged_adamw_8bit", "gradient_checkpointing": "on", "max_steps": "50",
-        "max_samples": "1000", "save_total_limit": "0", "batch_tokens": "4096", "val_size": 0.05, "eval_steps": "10",
+        "base_model": "/models/llama",
+        "datasets": ["ds_a"],
+        "method": "qlora",
+        "method.rank": 8,
+        "method.bits": "8",
+        "method.quant_type": "fp4",
+        "method.double_quant": False,
+        "method.targets": ["all-linear"],
+        "compute_type": "bf16",
+        "optimizer": "paged_adamw_8bit",
+        "gradient_checkpointing": "on",
+        "max_steps": "50",
+        "max_samples": "1000",
+        "save_total_limit": "0",
+        "batch_tokens": "4096",
+        "val_size": 0.05,
+        "eval_steps": "10",
     },
     "full-deepspeed": {
-        "base_model": "tiny-llama", "datasets": ["ds_b"], "method": "full", "method.rank": 64,  # lora leftovers
-        "compute_type": "bf16", "per_device_batch_size": 4, "gradient_accumulation_steps": 8, "cutoff_len": 2048,
-        "distributed.backend": "deepspeed", "distributed.zero_stage": 3, "distributed.offload_optimizer": True,
-        "distributed.offload_params": True, "distributed.gpus": "0, 1", "distributed.num_processes": "2",
-        "distributed.num_machines": 2, "distributed.machine_rank": 1, "distributed.main_process_ip": "10.0.0.1",
-        "distributed.main_process_port": "29600", "attn_implementation": "sdpa", "use_liger_kernel": "off",
+        "base_model": "tiny-llama",
+        "datasets": ["ds_b"],
+        "method": "full",
+        "method.rank": 64,  # lora leftovers
+        "compute_type": "bf16",
+        "per_device_batch_size": 4,
+        "gradient_accumulation_steps": 8,
+        "cutoff_len": 2048,
+        "distributed.backend": "deepspeed",
+        "distributed.zero_stage": 3,
+        "distributed.offload_optimizer": True,
+        "distributed.offload_params": True,
+        "distributed.gpus": "0, 1",
+        "distributed.num_processes": "2",
+        "distributed.num_machines": 2,
+        "distributed.machine_rank": 1,
+        "distributed.main_process_ip": "10.0.0.1",
+        "distributed.main_process_port": "29600",
+        "attn_implementation": "sdpa",
+        "use_liger_kernel": "off",
     },
     "dpo": {
-        "base_model": "tiny-llama", "datasets": ["ds_a"], "method": "lora", "stage": "dpo", "preference.beta": 0.25,
-        "preference.loss": "ipo", "preference.sft_weight": 0.5, "preference.desirable_weight": 1.0,
-        "preference.undesirable_weight": 1.0, "per_device_batch_size": 2, "packing": False, "train_on_prompt": True,
+        "base_model": "tiny-llama",
+        "datasets": ["ds_a"],
+        "method": "lora",
+        "stage": "dpo",
+        "preference.beta": 0.25,
+        "preference.loss": "ipo",
+        "preference.sft_weight": 0.5,
+        "preference.desirable_weight": 1.0,
+        "preference.undesirable_weight": 1.0,
+        "per_device_batch_size": 2,
+        "packing": False,
+        "train_on_prompt": True,
     },
 }
 
@@ -106,13 +155,27 @@ def test_the_round_trip_keeps_the_nested_settings():
     assert values["method.bits"] == 4 and values["method.trainable_layers"] == 2  # other methods: defaults
     full = build_config(FORMS["full-deepspeed"])
     assert full["method"] == {"name": "full"}
-    assert full["distributed"] == {"backend": "deepspeed", "zero_stage": 3, "offload_optimizer": True,
-                                   "offload_params": True, "num_processes": 2, "gpus": [0, 1], "num_machines": 2,
-                                   "machine_rank": 1, "main_process_ip": "10.0.0.1", "main_process_port": 29600}
+    assert full["distributed"] == {
+        "backend": "deepspeed",
+        "zero_stage": 3,
+        "offload_optimizer": True,
+        "offload_params": True,
+        "num_processes": 2,
+        "gpus": [0, 1],
+        "num_machines": 2,
+        "machine_rank": 1,
+        "main_process_ip": "10.0.0.1",
+        "main_process_port": 29600,
+    }
     assert config_to_form(full)["distributed.gpus"] == "0, 1"
     dpo = build_config(FORMS["dpo"])
-    assert dpo["preference"] == {"beta": 0.25, "loss": "ipo", "sft_weight": 0.5, "desirable_weight": 1.0,
-                                 "undesirable_weight": 1.0}
+    assert dpo["preference"] == {
+        "beta": 0.25,
+        "loss": "ipo",
+        "sft_weight": 0.5,
+        "desirable_weight": 1.0,
+        "undesirable_weight": 1.0,
+    }
     assert "distributed" not in dpo and "distributed" not in lora  # all defaults: left out
 
 
@@ -154,9 +217,13 @@ def test_a_stored_config_keeps_its_valid_values_and_names_the_rest():
 
 
 def test_unknown_datasets_and_models_are_left_out_and_named():
-    values = config_to_form({"base_model": "gone-model", "datasets": [{"id": "ds_gone", "weight": 1},
-                                                                      {"id": "alpaca", "weight": 2}],
-                             "val_datasets": ["ds_v_gone"]})
+    values = config_to_form(
+        {
+            "base_model": "gone-model",
+            "datasets": [{"id": "ds_gone", "weight": 1}, {"id": "alpaca", "weight": 2}],
+            "val_datasets": ["ds_v_gone"],
+        }
+    )
     datasets = [{"id": "ds_a", "name": "alpaca"}, {"id": "ds_b", "name": "chat"}]
     fitted, problems = fit_to_studio(values, ["tiny-llama"], datasets, "en")
     assert fitted["datasets"] == ["ds_a"]  # found by its name
@@ -180,7 +247,9 @@ def test_downloaded_yaml_runs_with_tunesmith_train(train_page, tmp_path):
     path = tmp_path / name
     path.write_text(config_yaml(config, name, NAMES))
     text = path.read_text().splitlines()
-    assert text[0] == f"# tunesmith train {name}" and text[2] == "# datasets: ds_a = alpaca, ds_b = chat, ds_v = held-out"
+    assert (
+        text[0] == f"# tunesmith train {name}" and text[2] == "# datasets: ds_a = alpaca, ds_b = chat, ds_v = held-out"
+    )
     assert read_yaml(path) == config  # exactly what the form sends
     args = build_parser().parse_args(["train", str(path)])
     assert args.func.__name__ == "cmd_train"
@@ -189,13 +258,19 @@ def test_downloaded_yaml_runs_with_tunesmith_train(train_page, tmp_path):
     assert problems == [] and loaded == config
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("base_model: m\ndatasets: [a\n", "bad.yaml is not valid YAML at line 3, column 1"),
-    ("- base_model\n- m\n", "bad.yaml holds list, not run-config fields"),
-    ("", "bad.yaml holds nothing"),
-    ("base_model: m\ndatasets: [a]\nlora_rank: 0\n", "bad.yaml: method.lora.rank: Input should be greater than or equal to 1"),
-    ("base_model: m\ndatasets: [a]\nepochs: 3\n", "bad.yaml: epochs: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("base_model: m\ndatasets: [a\n", "bad.yaml is not valid YAML at line 3, column 1"),
+        ("- base_model\n- m\n", "bad.yaml holds list, not run-config fields"),
+        ("", "bad.yaml holds nothing"),
+        (
+            "base_model: m\ndatasets: [a]\nlora_rank: 0\n",
+            "bad.yaml: method.lora.rank: Input should be greater than or equal to 1",
+        ),
+        ("base_model: m\ndatasets: [a]\nepochs: 3\n", "bad.yaml: epochs: Extra inputs are not permitted"),
+    ],
+)
 def test_a_bad_config_file_says_what_and_where(tmp_path, text, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -206,11 +281,18 @@ def test_a_bad_config_file_says_what_and_where(tmp_path, text, expected):
 
 def test_start_choices_list_presets_then_runs_newest_first():
     presets = [{"name": "identity_lora", "description": "LoRA on identity."}, {"name": "bare", "description": ""}]
-    jobs = [{"id": "job_1", "name": "old", "state": "succeeded", "created_at": "2025-01-01T00:00:00"},
-            {"id": "job_2", "name": "new", "state": "failed", "created_at": "2025-02-01T00:00:00"}]
+    jobs = [
+        {"id": "job_1", "name": "old", "state": "succeeded", "created_at": "2025-01-01T00:00:00"},
+        {"id": "job_2", "name": "new", "state": "failed", "created_at": "2025-02-01T00:00:00"},
+    ]
     choices = start_choices(presets, jobs, "en")
-    assert [v for _, v in choices] == [SUGGESTED, PRESET + "identity_lora", PRESET + "bare", RUN + "job_2",
-                                       RUN + "job_1"]
+    assert [v for _, v in choices] == [
+        SUGGESTED,
+        PRESET + "identity_lora",
+        PRESET + "bare",
+        RUN + "job_2",
+        RUN + "job_1",
+    ]
     assert choices[1][0] == "Preset · identity_lora — LoRA on identity." and choices[2][0] == "Preset · bare"
     assert choices[3][0].startswith("Run · new · job_2 · failed")
 
@@ -230,15 +312,29 @@ def test_start_from_a_preset_and_a_run_through_the_api(client, tmp_path):
     assert "base model 'SmolLM2-135M-Instruct'" in filled.message and "would refuse" in filled.message
 
     model = str(build_tiny_model(tmp_path / "tiny-llama"))
-    job = client.create_job({"base_model": model, "datasets": [{"id": by_name["identity"], "weight": 1}],
-                             "method": "lora", "lora_rank": 4, "max_steps": 3, "save_steps": None}, name="to-clone")
+    job = client.create_job(
+        {
+            "base_model": model,
+            "datasets": [{"id": by_name["identity"], "weight": 1}],
+            "method": "lora",
+            "lora_rank": 4,
+            "max_steps": 3,
+            "save_steps": None,
+        },
+        name="to-clone",
+    )
     config, origin = read_source(client, RUN + job["id"], "en")
     assert origin == f"run **to-clone** (`{job['id']}`)"
     filled = fill_form(client, config, origin, [], current, "en")
     assert filled.message.startswith("✓ Filled the form from run **to-clone**")
     assert "✓ The API accepts this config" in filled.message
     values = filled.values
-    assert (values["base_model"], values["method.rank"], values["max_steps"], values["save_steps"]) == (model, 4, "3", "0")
+    assert (values["base_model"], values["method.rank"], values["max_steps"], values["save_steps"]) == (
+        model,
+        4,
+        "3",
+        "0",
+    )
     assert values["datasets.mixture"] == [[by_name["identity"], "identity", 1.0, None]]
     clone = build_config({**current, **values})
     assert RunConfig.model_validate(clone) == RunConfig.model_validate(config)
@@ -306,7 +402,7 @@ ddp_timeout: 180000000
 def test_load_config_takes_a_llamafactory_training_yaml(client, tmp_path):
     """Issue 12 group 3: LLaMA-Factory's own llama3_lora_sft.yaml fills the form (was: 19 'Extra inputs are not
     permitted'); what the studio cannot honour is named, the unknown hub model leaves Base model as it is."""
-    from app.pages.train_config import read_config_file
+    from app.pages.train_config_file import read_config_file
 
     path = tmp_path / "llama3_lora_sft.yaml"
     path.write_text(LLAMAFACTORY_LORA_SFT, encoding="utf-8")
