@@ -17,7 +17,7 @@ from typing import Any
 from app.client import ApiError, Dataset, ImportResult, TunesmithClient, UploadedDataset
 from app.format import error_markdown, fmt_bytes
 from app.i18n import DEFAULT, t
-from backend.datasets.columns import TAG_KEYS
+from backend.config.dataset_mapping import TAG_KEYS
 
 FORMATS = ["auto", "alpaca", "messages", "sharegpt", "preference", "kto", "text"]
 

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from backend.config.dataset_mapping import COLUMN_KEYS, TAG_KEYS
 from backend.datasets.errors import DatasetValidationError
 
 # Our normalized roles plus two internal ones: "tool_call" (a sharegpt function_call turn: an assistant turn
@@ -26,11 +27,6 @@ ROLE_NAMES = {
     "function_call": "tool_call",
     "tool": "tool", "observation": "tool", "function": "tool",
 }
-# LLaMA-Factory's ``columns`` keys we read (``text`` is ours: the raw-text column) and its ``tags`` keys.
-COLUMN_KEYS = ("prompt", "query", "response", "history", "system", "messages", "chosen", "rejected", "kto_tag",
-               "tools", "text")
-TAG_KEYS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag", "function_tag",
-            "observation_tag")
 MEDIA_KEYS = ("images", "videos", "audios")
 
 FieldProblem = tuple[str, str]

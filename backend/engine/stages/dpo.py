@@ -50,9 +50,9 @@ def build_trainer(ctx: StageContext):
 
     pref = ctx.run.config.preference
     if pref.reference_free:  # orpo, simpo: other trainers, no reference model
-        from backend.engine.stages import reference_free
+        from backend.engine.stages.reference_free import build_trainer as build_reference_free_trainer
 
-        return reference_free.build_trainer(ctx)
+        return build_reference_free_trainer(ctx)
     losses = {"loss_type": [pref.loss], "loss_weights": [1.0]}
     if pref.sft_weight > 0:  # RPO / LLaMA-Factory's pref_ftx: NLL of the chosen reply, weighted
         losses = {"loss_type": [pref.loss, "sft"], "loss_weights": [1.0, pref.sft_weight]}
