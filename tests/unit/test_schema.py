@@ -147,7 +147,8 @@ def test_pissa_is_fine_without_a_reference_model():
     ({"stage": "grpo", "cutoff_len": 64, "grpo": {"rewards": [{"name": "json_valid"}]}}, "leaves no room for the prompt"),
     ({"stage": "grpo", "grpo": {"rewards": [{"name": "reward_model", "run": "../etc"}]}}, "should match pattern"),
     ({"stage": "grpo", "grpo": {"rewards": [{"name": "regex", "pattern": "("}]}}, "is no regular expression"),
-    ({"stage": "grpo", "grpo": {"rewards": [{"name": "python", "path": "x.py"}]}}, "does not match any of the expected"),
+    ({"stage": "grpo", "grpo": {"rewards": [{"name": "python", "path": "x.py"}]}}, "Extra inputs are not permitted"),
+    ({"stage": "grpo", "grpo": {"rewards": [{"name": "shell", "cmd": "x"}]}}, "does not match any of the expected"),
 ])
 def test_grpo_settings_are_checked(extra, needle):
     with pytest.raises(ValidationError, match=needle):
