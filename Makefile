@@ -8,7 +8,7 @@ PORT       ?= 7860
 export TUNESMITH_HOME ?= $(CURDIR)/.tunesmith
 MODELS_DIR := $(TUNESMITH_HOME)/models
 
-.PHONY: studio test install install-dev browser model gguf clean help deepspeed-cpu-ops
+.PHONY: studio test lint install install-dev browser model gguf clean help deepspeed-cpu-ops
 
 help:
 	@echo "make studio   install (first time), prepare the bundled model, serve on http://$(HOST):$(PORT)"
@@ -86,7 +86,12 @@ model: $(VENV)/.installed
 studio: install model
 	$(BIN)/tunesmith serve --host $(HOST) --port $(PORT)
 
-test: install-dev browser model
+# the lint/type gate: ruff's rules over the tree, mypy over the typed core (config in pyproject.toml)
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy backend/config backend/api
+
+test: install-dev lint browser model
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -59,7 +59,7 @@ class Settings:
         return Path(os.environ.get("TUNESMITH_MODELS_DIR") or self.home / "models")
 
     @classmethod
-    def from_env(cls, home: str | os.PathLike | None = None) -> "Settings":
+    def from_env(cls, home: str | os.PathLike | None = None) -> Settings:
         root = Path(home or os.environ.get("TUNESMITH_HOME") or ".tunesmith").resolve()
         return cls(
             home=root,

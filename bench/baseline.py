@@ -25,8 +25,8 @@ if str(REPO) not in sys.path:
 def load_examples(model_dir: str, data_path: str, cutoff: int, seed: int):
     from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
     from backend.engine.data import DataStats
-    from backend.engine.stages import build_examples
     from backend.engine.model import load_tokenizer
+    from backend.engine.stages import build_examples
 
     tokenizer = load_tokenizer(model_dir)
     config = RunConfig.model_validate({"base_model": model_dir, "datasets": ["bench"], "cutoff_len": cutoff, "seed": seed})
@@ -82,8 +82,9 @@ def run(spec: dict) -> dict:
     import tempfile
 
     import torch
-    from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback
+
+    from datasets import Dataset
 
     started = time.time()
     examples, tokenizer = load_examples(spec["model_dir"], spec["data_path"], spec["cutoff"], spec["seed"])

@@ -33,7 +33,7 @@ def run_ours(model_dir: Path, home: Path, overrides: dict) -> dict:
     """Submit through the studio's own job service and wait for the adapter."""
     from backend.config.schema import RunConfig
     from backend.datasets.registry import DatasetRegistry
-    from backend.fsio import read_yaml, iter_jsonl
+    from backend.fsio import iter_jsonl, read_yaml
     from backend.jobs.runner import JobRunner
     from backend.jobs.service import JobService
     from backend.jobs.store import JobStore
@@ -72,8 +72,8 @@ def run_ours(model_dir: Path, home: Path, overrides: dict) -> dict:
 def tokenized_examples(model_dir: Path, data_path: str, config) -> list[dict]:
     from backend.config.schema import DatasetRef, ResolvedRun
     from backend.engine.data import DataStats
-    from backend.engine.stages import build_examples
     from backend.engine.model import load_tokenizer
+    from backend.engine.stages import build_examples
 
     tokenizer = load_tokenizer(model_dir)
     run = ResolvedRun(run_id="bench", config=config, model_path=str(model_dir),
@@ -89,9 +89,10 @@ def real_tokens(model_dir: Path, data_path: str, config) -> int:
 def run_baseline(model_dir: Path, data_path: str, config, out_dir: Path) -> dict:
     """LLaMA-Factory-style: HF Trainer + PEFT, bf16, LoRA q/v, pad to the longest in the batch."""
     import torch
-    from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from datasets import Dataset
 
     examples, tokenizer = tokenized_examples(model_dir, data_path, config)
     tokens = int(sum(len(e["input_ids"]) for e in examples) * config.num_epochs)

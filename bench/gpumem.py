@@ -30,7 +30,7 @@ class PeakGpuMemory:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "PeakGpuMemory":
+    def __enter__(self) -> PeakGpuMemory:
         if self.index is None:
             return self
         self.idle_mib = gpu_memory_used_mib(self.index)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 # H100 SXM dense bf16 peak from NVIDIA's datasheet (989.4 TFLOP/s without sparsity). Issue 5 quotes 790 TFLOP/s,
 # which is what a large bf16 matrix product reaches on the lent H100/H200 (KINDS.md: 769-798): MFU against that

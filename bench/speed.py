@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from backend.config.schema import RunConfig  # noqa: E402
 from bench import ours, report, synthdata, workspace  # noqa: E402
 from bench.shapes import SHAPES, bench_tokenizer, flop_params  # noqa: E402
-from backend.config.schema import RunConfig  # noqa: E402
 
 
 @dataclass(frozen=True)

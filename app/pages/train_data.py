@@ -4,14 +4,16 @@ turns it into the ``datasets`` entries of the run config."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
 from app.form import mixture_rows
 from app.i18n import t
 from backend.config.schema import RunConfig
+
 
 @dataclass
 class DataSection:

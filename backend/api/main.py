@@ -7,10 +7,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from backend.api.routes import chat, datasets, evaluations, exports, jobs, models, system
-from backend.api.routes import configs, model_downloads, presets
-from backend.api.routes import model_exports, openai_compat, rewards
 from backend.api.errors import install_api_fallback, install_error_handlers, keep_fallback_last
+from backend.api.routes import (
+    chat,
+    configs,
+    datasets,
+    evaluations,
+    exports,
+    jobs,
+    model_downloads,
+    model_exports,
+    models,
+    openai_compat,
+    presets,
+    rewards,
+    system,
+)
 from backend.api.security import install_security
 from backend.chat.manager import ChatManager
 from backend.datasets.builtin import BUILTIN_DATASETS

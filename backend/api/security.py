@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -227,7 +227,7 @@ class BodyTooLarge(HTTPException):
         self.error = error
 
 
-async def send_error(send: Send, error: StudioError, extra_headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(send: Send, error: StudioError, extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                *extra_headers]
@@ -318,7 +318,8 @@ def file_system_error(exc: BaseException) -> StudioError | None:
     """What a route's unhandled file-system failure means for the client (503 cannot write, 507 disk full), or
     None for anything else (a real bug stays a 500)."""
     code = getattr(exc, "errno", None)
-    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    filename = getattr(exc, "filename", None)
+    where = f" ({filename})" if filename else ""
     if code in DISK_FULL or "database or disk is full" in str(exc):
         return InsufficientStorage(f"the disk holding the studio's files is full{where}; this change was not "
                                    "completed.", hint="Free space there (delete old runs or datasets) or move "

@@ -66,7 +66,7 @@ class DistributedConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_combination(self) -> "DistributedConfig":
+    def _check_combination(self) -> DistributedConfig:
         if self.offload_params and not (
             (self.backend == "deepspeed" and self.zero_stage == 3) or self.backend == "fsdp"
         ):

@@ -28,7 +28,6 @@ from backend.config.dataset_choice import (  # noqa: F401 - DatasetChoice re-exp
 )
 from backend.config.distributed import DistributedConfig
 from backend.config.early_stopping import best_checkpoint_problem
-from backend.config.trackers import Tracker
 from backend.config.grpo import GrpoConfig, grpo_problem
 from backend.config.methods import (  # noqa: F401 - re-exported: the schema is where callers look
     DpoLoss,
@@ -42,6 +41,7 @@ from backend.config.methods import (  # noqa: F401 - re-exported: the schema is 
 from backend.config.methods import (
     StrictModel as _Strict,
 )
+from backend.config.trackers import Tracker
 
 ComputeType = Literal["auto", "bf16", "fp16", "fp32", "pure_bf16"]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "warmup_stable_decay"]

@@ -12,8 +12,9 @@ entry, or the ``columns``/``tags`` fields of an upload) and refuses unknown keys
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from backend.config.dataset_mapping import COLUMN_KEYS, TAG_KEYS
 from backend.datasets.errors import DatasetValidationError

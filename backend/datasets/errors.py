@@ -63,7 +63,7 @@ class DatasetValidationError(DatasetError, Invalid):
         return {"message": self.message, "errors": [i.as_dict() for i in self.items()], "error_count": self.error_count}
 
     @classmethod
-    def from_problems(cls, filename: str, problems: list[Problem], total: int) -> "DatasetValidationError":
+    def from_problems(cls, filename: str, problems: list[Problem], total: int) -> DatasetValidationError:
         first = problems[0].describe()
         noun = "problem" if total == 1 else "problems"
         message = f"{filename} was not imported ({total} {noun} found). {first}"

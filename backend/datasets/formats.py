@@ -22,7 +22,8 @@ name the file's own columns.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from backend.datasets.columns import (
     DEFAULT_COLUMNS,

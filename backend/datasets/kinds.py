@@ -11,7 +11,8 @@ Each function returns the row (or None) and ``(field, message)`` problems naming
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from backend.datasets.columns import Columns, FieldProblem, json_type
 from backend.datasets.turns import (

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO
 
 from backend.datasets.archives import extract, open_zip, safe_members
 from backend.datasets.columns import MEDIA_KEYS, columns_from_mapping
@@ -28,10 +29,10 @@ from backend.datasets.errors import (
     ImportSourceNotFound,
 )
 from backend.datasets.formats import Columns, dataset_kind
-from backend.local_paths import check_client_path
 from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES
 from backend.datasets.registry import DatasetRecord, DatasetRegistry
 from backend.datasets.validate import NormalizeOptions
+from backend.local_paths import check_client_path
 from backend.settings import Settings
 from backend.zipstream import ChunkSink
 

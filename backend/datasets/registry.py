@@ -9,6 +9,7 @@ connection, so one registry can be shared by the threads of the web server.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -19,10 +20,11 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO
 
 from pydantic import BaseModel, Field
 
@@ -30,7 +32,7 @@ from backend.datasets import uploads
 from backend.datasets.errors import DatasetNameTaken, DatasetNotFound, DatasetReadOnly
 from backend.datasets.formats import fill_placeholders
 from backend.datasets.names import ID_PATTERN, check_dataset_name
-from backend.datasets.readers import FILE_TYPES, file_type, source_filename
+from backend.datasets.readers import FILE_TYPES, file_type
 from backend.datasets.validate import DEFAULT_OPTIONS, NormalizeOptions, Transform, normalize_file
 from backend.fsio import atomic_write_json
 from backend.settings import Settings
@@ -143,7 +145,7 @@ class DatasetRegistry:
         return self.create_all_from_upload(filename, fileobj, name, NormalizeOptions(dedup=dedup))[0]
 
     def create_all_from_upload(self, filename: str, fileobj: BinaryIO, name: str | None = None,
-                               options: NormalizeOptions = DEFAULT_OPTIONS) -> list[DatasetRecord]:
+                               options: NormalizeOptions = DEFAULT_OPTIONS) -> builtins.list[DatasetRecord]:
         """Stream an upload to disk, validate, normalize and register it; a zip registers each of its data
         files, all or none (see ``uploads.register_upload``)."""
         return uploads.register_upload(self, filename, fileobj, name, options)

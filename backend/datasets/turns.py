@@ -9,7 +9,8 @@ and a tool's result ``{"role": "tool", "content": str}``. Functions return the t
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from backend.datasets.columns import ROLE_NAMES, Columns, FieldProblem, json_type
 

@@ -11,9 +11,10 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from backend.datasets.columns import columns_from_mapping
 from backend.datasets.errors import (
@@ -75,7 +76,7 @@ class NormalizeOptions:
 
     @classmethod
     def from_mapping(cls, format: str | None = None, columns: Mapping | None = None, tags: Mapping | None = None,
-                     dedup: bool = False) -> "NormalizeOptions":
+                     dedup: bool = False) -> NormalizeOptions:
         """An upload's forced ``format`` and LLaMA-Factory style ``columns``/``tags``; DatasetValidationError
         (location "format"/"columns"/"tags") naming an unknown format or key."""
         format = (format or "").strip() or None

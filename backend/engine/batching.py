@@ -15,7 +15,7 @@ micro-batches (num_items_in_batch) and divides each micro-batch's summed loss by
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 OPEN_GROUPS = 8  # first-fit over the last few open groups: well filled, still linear time
 

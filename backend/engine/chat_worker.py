@@ -27,9 +27,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from threading import Thread
-from typing import IO, Callable
+from typing import IO
 
 import torch
 

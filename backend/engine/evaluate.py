@@ -36,10 +36,10 @@ import torch
 
 from backend.config import rundir
 from backend.config.schema import RunConfig
+from backend.engine.chat_render import prepare_tool_conversation
 from backend.engine.data import IGNORE_INDEX, tokenize_row
 from backend.engine.failures import EngineError
 from backend.engine.rows import Row, iter_rows
-from backend.engine.chat_render import prepare_tool_conversation
 from backend.fsio import atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.json"

@@ -48,7 +48,7 @@ class ModelShape:
     tied_embeddings: bool = False
 
     @classmethod
-    def from_config(cls, config: dict) -> "ModelShape":
+    def from_config(cls, config: dict) -> ModelShape:
         """From a config.json dict (Llama/Qwen/Mistral/Gemma-style keys; a nested text_config is followed)."""
         config = config.get("text_config") or config
         hidden = int(config["hidden_size"])
@@ -65,7 +65,7 @@ class ModelShape:
         )
 
     @classmethod
-    def from_model_dir(cls, model_dir: str | Path) -> "ModelShape":
+    def from_model_dir(cls, model_dir: str | Path) -> ModelShape:
         return cls.from_config(json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")))
 
     @property
@@ -246,7 +246,7 @@ def plan_memory(shape: ModelShape, setup: TrainSetup, *, cutoff_len: int, wanted
     )
 
 
-def setup_for_run(config: "RunConfig", precision: str, processes: int = 1) -> TrainSetup:
+def setup_for_run(config: RunConfig, precision: str, processes: int = 1) -> TrainSetup:
     """The TrainSetup of a run config; ``precision`` is the resolved compute type (bf16|fp16|fp32|pure_bf16)."""
     method = config.method
     weights = {"pure_bf16": "pure_bf16", "fp32": "fp32"}.get(precision, "mixed")

@@ -32,7 +32,7 @@ def check_qlora_available() -> None:
     check_bitsandbytes_installed("QLoRA")
 
 
-def build_lora_config(method: LoraMethod) -> "LoraConfig":
+def build_lora_config(method: LoraMethod) -> LoraConfig:
     from peft import LoraConfig
 
     targets = "all-linear" if method.targets == ["all-linear"] else list(method.targets)
@@ -117,7 +117,7 @@ def freeze_all_but_last_layers(model, method: FreezeMethod) -> None:
             param.requires_grad_(True)
 
 
-def apply_method(model, method, gradient_checkpointing: bool = False) -> "LoraConfig | None":
+def apply_method(model, method, gradient_checkpointing: bool = False) -> LoraConfig | None:
     """Set requires_grad for full/freeze; for lora/qlora return the LoraConfig SFTTrainer applies."""
     if method.name == "full":
         for param in model.parameters():

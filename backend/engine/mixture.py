@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

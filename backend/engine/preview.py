@@ -34,8 +34,8 @@ def load_preview_tokenizer(model_dir: str | Path, chat_template: str = "auto"):
 
     ``ensure_chat_template`` says on stdout when it falls back to ChatML; that line goes to stderr here so
     stdout stays one JSON object."""
-    from backend.engine.named_chat_templates import apply_chat_template_name
     from backend.engine.model import load_tokenizer
+    from backend.engine.named_chat_templates import apply_chat_template_name
 
     said = io.StringIO()
     with contextlib.redirect_stdout(said):

@@ -20,9 +20,7 @@ from backend.engine import run_setup, stages
 from backend.engine.early_stopping import best_checkpoint_facts
 from backend.engine.init_from import load_parent_adapter
 from backend.engine.live_state import watch_live_state
-from backend.engine.trackers import prepare_tracker
 from backend.engine.named_chat_templates import apply_chat_template_name
-from backend.engine.stall_probe import hang_callback, install_stack_dump
 from backend.engine.outputs import (
     checkpoint_step,
     clear_previous_attempt,
@@ -33,6 +31,8 @@ from backend.engine.outputs import (
     write_result,
 )
 from backend.engine.stages.trainer import StageContext, finish_trainer
+from backend.engine.stall_probe import hang_callback, install_stack_dump
+from backend.engine.trackers import prepare_tracker
 
 
 def is_main_process() -> bool:

@@ -17,8 +17,8 @@ from backend.engine.rewards import reply_text
 
 def load_reward_model(rm_run_dir: Path):
     """``(model, tokenizer)`` of a succeeded stage-rm run; an EngineError saying why otherwise."""
-    from backend.engine.model import load_tokenizer
     import backend.engine.stages.rm as rm
+    from backend.engine.model import load_tokenizer
 
     hint = "pick the job id of a succeeded stage-rm run (Runs page) in grpo.rewards[].run"
     if not (rm_run_dir / rundir.RUN_FILE).is_file():

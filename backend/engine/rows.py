@@ -16,9 +16,9 @@ is not used), KTO rows only when ``label`` is true, and raw text only in stage `
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from backend.engine.failures import DataError
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import shutil
 import threading
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from backend.config import rundir

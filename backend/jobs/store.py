@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from backend.config.distributed import DistributedConfig
 from backend.config.rundir import RunDir
@@ -88,7 +88,7 @@ class JobRow:
         return {entry["id"] if isinstance(entry, dict) else entry for entry in entries}
 
     @classmethod
-    def from_sql(cls, row: sqlite3.Row) -> "JobRow":
+    def from_sql(cls, row: sqlite3.Row) -> JobRow:
         data = dict(row)
         data["config"] = json.loads(data.pop("config_json"))
         data["gpus"] = json.loads(data["gpus"])

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from tests.api.conftest import where
 
 URL = "/api/v1/datasets"

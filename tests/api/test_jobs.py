@@ -48,7 +48,7 @@ def test_invalid_job_is_422_naming_the_field(client, settings, patch, loc):
     resp = client.post("/api/v1/jobs", json=body)
     assert resp.status_code == 422, resp.text
     locs = [e["loc"] for e in resp.json()["errors"]]
-    assert any(l[: len(loc)] == loc for l in locs), locs
+    assert any(found[: len(loc)] == loc for found in locs), locs
     assert client.get("/api/v1/jobs").json()["count"] == 0
     assert [p.name for p in settings.runs_dir.iterdir()] == []  # nothing half-written
 

@@ -10,7 +10,6 @@ import logging
 import os
 import stat
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 

@@ -13,9 +13,9 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from backend.config.rundir import read_resolved_run
 from backend.engine.batching import group_by_token_budget, pack_dataset
-from backend.engine.stages import build_datasets
 from backend.engine.model import load_model, load_tokenizer
 from backend.engine.recipe import train
+from backend.engine.stages import build_datasets
 from tests.engine.tiny_runs import make_run_dir, read_result
 
 

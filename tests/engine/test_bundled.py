@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from backend.engine.bundled import MARKER, MODEL_NAME, is_prepared, prepare_bundled
-from backend.engine.data import IGNORE_INDEX, tokenize_conversation
 from backend.engine.chat_worker import generate, load
+from backend.engine.data import IGNORE_INDEX, tokenize_conversation
 from tests.engine.tiny_runs import REPO_ROOT
 
 

@@ -8,11 +8,11 @@ import typing
 import pytest
 
 from backend.config.schema import ChatTemplate
-from backend.engine.named_chat_templates import NAMED_TEMPLATES, apply_chat_template_name
+from backend.engine.chat_render import render
 from backend.engine.data import IGNORE_INDEX, tokenize_conversation
 from backend.engine.model import load_tokenizer
+from backend.engine.named_chat_templates import NAMED_TEMPLATES, apply_chat_template_name
 from backend.engine.recipe import train
-from backend.engine.chat_render import render
 from tests.engine.tiny_runs import make_run_dir
 
 CONVERSATION = [

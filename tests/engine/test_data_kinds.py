@@ -9,13 +9,13 @@ import json
 import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
+from backend.engine.chat_render import supports_native_tools
 from backend.engine.data import IGNORE_INDEX, DataStats, tokenize_row
-from backend.engine.stages import build_datasets, build_examples
 from backend.engine.failures import DataError
 from backend.engine.model import load_tokenizer
 from backend.engine.preview import preview_dataset
 from backend.engine.rows import iter_rows, parse_row
-from backend.engine.chat_render import supports_native_tools
+from backend.engine.stages import build_datasets, build_examples
 from tests.engine.tiny_runs import write_jsonl
 
 PROMPT = [{"role": "user", "content": "What is two plus two?"}]

@@ -6,13 +6,12 @@ import json
 import math
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from backend.config.rundir import read_resolved_run
-from backend.jobs.launch import build_launch_command, write_launch_files
 from backend.fsio import iter_jsonl
+from backend.jobs.launch import build_launch_command, write_launch_files
 from backend.jobs.runner import free_port
 from tests.engine.tiny_runs import REPO_ROOT, make_run_dir
 

@@ -12,7 +12,14 @@ from transformers import AutoModelForCausalLM
 
 from backend.engine.data import IGNORE_INDEX, tokenize_conversation
 from backend.engine.evaluate import (
-    evaluate, lcs_length, loss_examples, prompt_and_reference, rouge_l, rouge_tokens, text_scores, token_nll,
+    evaluate,
+    lcs_length,
+    loss_examples,
+    prompt_and_reference,
+    rouge_l,
+    rouge_tokens,
+    text_scores,
+    token_nll,
 )
 from backend.engine.model import load_tokenizer
 from backend.engine.rows import Row

@@ -59,8 +59,8 @@ def test_merge_refuses_an_untrained_adapter(tmp_path, tiny_model_dir, capsys):
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from backend.engine.methods import build_lora_config
     from backend.config.schema import LoraMethod
+    from backend.engine.methods import build_lora_config
 
     run_dir = make_run_dir(tmp_path, tiny_model_dir)
     untrained = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), build_lora_config(LoraMethod()))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
+from backend.engine.chat_render import CHATML_TEMPLATE, ensure_chat_template
 from backend.engine.data import IGNORE_INDEX, DataStats, SourceStats, load_rows, split_examples, tokenize_conversation
 from backend.engine.failures import DataError
-from backend.engine.chat_render import CHATML_TEMPLATE, ensure_chat_template
 from backend.engine.model import load_tokenizer
 from backend.engine.stages import build_examples
 from tests.engine.tiny_runs import write_jsonl

@@ -9,10 +9,10 @@ import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
 from backend.engine.data import DataStats
-from backend.engine.stages import build_datasets, build_examples
 from backend.engine.failures import DataError
 from backend.engine.mixture import draw, mix, mixture_counts
 from backend.engine.model import load_tokenizer
+from backend.engine.stages import build_datasets, build_examples
 from tests.engine.tiny_runs import write_jsonl
 
 

@@ -17,10 +17,10 @@ from transformers import AutoModelForCausalLM
 from backend.config.rundir import read_resolved_run
 from backend.config.schema import LoraMethod, RunConfig
 from backend.engine.data import DataStats
-from backend.engine.stages import build_examples
 from backend.engine.methods import build_lora_config
 from backend.engine.model import load_tokenizer, resolve_gradient_checkpointing
 from backend.engine.recipe import train
+from backend.engine.stages import build_examples
 from tests.engine.tiny_runs import make_run_dir, read_result
 
 

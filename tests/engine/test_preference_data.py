@@ -10,8 +10,8 @@ from itertools import pairwise
 import pytest
 
 from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
+from backend.engine.chat_render import render
 from backend.engine.data import IGNORE_INDEX, tokenize_conversation
-from backend.engine.stages import build_datasets
 from backend.engine.failures import DataError
 from backend.engine.model import load_tokenizer
 from backend.engine.preference import (
@@ -21,7 +21,7 @@ from backend.engine.preference import (
     truncate,
 )
 from backend.engine.rows import parse_row
-from backend.engine.chat_render import render
+from backend.engine.stages import build_datasets
 from tests.engine.tiny_runs import conversations, write_jsonl
 
 SYSTEM = {"role": "system", "content": "Answer briefly."}

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
+from backend.engine.chat_render import render
 from backend.engine.data import tokenize_conversation
 from backend.engine.preview import length_histogram, load_preview_tokenizer, preview_dataset
-from backend.engine.chat_render import render
 
 TWO_TURNS = [
     {"role": "user", "content": "What is two plus two?"},

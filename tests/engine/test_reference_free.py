@@ -45,7 +45,8 @@ def test_reference_free_losses_raise_the_margin_without_a_reference_model(fixtur
 def build_dpo_trainer(tmp_path, tiny_model_dir, **preference):
     """The stage's trainer for a full fine-tuning run, built in-process (no training)."""
     from backend.config import rundir
-    from backend.engine import model as model_io, stages
+    from backend.engine import model as model_io
+    from backend.engine import stages
     from backend.engine.stages import StageContext
 
     tmp_path.mkdir(parents=True)

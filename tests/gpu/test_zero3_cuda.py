@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from backend.config.rundir import read_resolved_run
-from backend.jobs.launch import build_launch_command, write_launch_files
 from backend.engine_process import engine_env
+from backend.jobs.launch import build_launch_command, write_launch_files
 from backend.jobs.runner import free_port
 from tests.engine.tiny_runs import REPO_ROOT, make_run_dir, read_result
 

@@ -8,8 +8,17 @@ import pytest
 
 from app.client import ApiError
 from app.pages.evaluate import (
-    HISTORY_COLUMNS, PREDICTION_COLUMNS, fmt_share, history_choices, history_frame, metrics_markdown, parse_target,
-    predictions_frame, prompt_text, read_predictions, target_choices,
+    HISTORY_COLUMNS,
+    PREDICTION_COLUMNS,
+    fmt_share,
+    history_choices,
+    history_frame,
+    metrics_markdown,
+    parse_target,
+    predictions_frame,
+    prompt_text,
+    read_predictions,
+    target_choices,
 )
 
 METRICS = {"id": "ev_0123456789", "created_at": "2025-01-02T03:04:05.000+00:00", "loss": 1.23456, "perplexity": 3.437,

@@ -28,9 +28,9 @@ ALLOWED_LATIN = {
     "apo_zero", "gaussian", "default", "true", "false", "b", "v", "r", "lr", "id", "eos", "http", "smollm2",
     "instruction", "input", "output", "conversations", "from", "value", "role", "content", "chosen", "rejected",
     "label", "text", "system", "history", "dataset_info", "data", "identity", "ada", "acme", "labs", "smol-lora-r8",
-    "jsonl", "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm", "grpo",
+    "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm", "grpo",
     "p95", "openai", "eta", "top-p", "f1", "peft", "q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "bfloat16",
-    "llama", "cpp", "lm", "studio", "modelfile", "readme", "safetensors", "tensorboard", "mlflow", "weights", "biases", "uri",
+    "llama", "cpp", "lm", "studio", "modelfile", "tensorboard", "mlflow", "weights", "biases", "uri",
 }
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+\-']*[A-Za-z0-9+]|[A-Za-z]")
 

@@ -10,8 +10,13 @@ from pydantic import ValidationError
 from backend.config.distributed import DistributedConfig
 from backend.config.schema import RunConfig
 from backend.jobs.launch import (
-    build_accelerate_config, build_deepspeed_config, build_launch_command, effective_backend, render_launch_files,
-    select_gpus, write_launch_files,
+    build_accelerate_config,
+    build_deepspeed_config,
+    build_launch_command,
+    effective_backend,
+    render_launch_files,
+    select_gpus,
+    write_launch_files,
 )
 
 

@@ -8,8 +8,14 @@ import pytest
 
 from backend.exports import gotemplate
 from backend.exports.chat_template import read_chat_template
-from backend.exports.modelfile import (TemplateNotConvertible, build_modelfile, ollama_template, stop_tokens,
-                                       derive_turn_layout, training_system_prompt)
+from backend.exports.modelfile import (
+    TemplateNotConvertible,
+    build_modelfile,
+    derive_turn_layout,
+    ollama_template,
+    stop_tokens,
+    training_system_prompt,
+)
 
 BUNDLED = Path(__file__).resolve().parents[2] / ".tunesmith" / "models" / "SmolLM2-135M-Instruct"
 

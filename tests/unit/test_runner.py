@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from backend.jobs.runner import JobRunner, kill_process_group, pid_alive
 from backend.jobs.store import JobRow, JobStore, utc_now
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Iterator, Literal
+from collections.abc import Generator, Iterator
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -176,7 +177,7 @@ def build_app(chat: ChatManager, jobs: JobService, settings) -> FastAPI:
     return app
 
 
-def _sse(events: Iterator[dict], first: dict, completion_id: str, created: int, model: str,
+def _sse(events: Generator[dict, None, None], first: dict, completion_id: str, created: int, model: str,
          include_usage: bool) -> Iterator[str]:
     def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> str:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,

@@ -37,7 +37,7 @@ class PresetsPublic(BaseModel):
 def read_preset(path: Path) -> PresetPublic:
     """One preset file: its header comments and its config."""
     text = path.read_text(encoding="utf-8")
-    header = [line.lstrip("#").strip() for line in takewhile(lambda l: l.startswith("#"), text.splitlines())]
+    header = [line.lstrip("#").strip() for line in takewhile(lambda text_line: text_line.startswith("#"), text.splitlines())]
     config = yaml.safe_load(text) or {}
     if not isinstance(config, dict):
         raise ValueError(f"preset {path.name} is not a YAML mapping of run-config fields")

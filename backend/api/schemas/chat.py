@@ -23,7 +23,7 @@ class ChatCreate(BaseModel):
     top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling mass (ignored when greedy).")
 
     @model_validator(mode="after")
-    def _one_target(self) -> "ChatCreate":
+    def _one_target(self) -> ChatCreate:
         if (self.model is None) == (self.job_id is None):
             raise ValueError("give exactly one of 'model' (a base model) or 'job_id' (a succeeded job)")
         return self

@@ -36,7 +36,7 @@ class DatasetPublic(BaseModel):
                                                             "LLaMA-Factory entry's); empty when detected.")
 
     @classmethod
-    def of(cls, record: DatasetRecord) -> "DatasetPublic":
+    def of(cls, record: DatasetRecord) -> DatasetPublic:
         return cls.model_validate({**record.model_dump(exclude={"path", "sha256"}),
                                    "kind": dataset_kind(record.format)})
 
@@ -45,7 +45,7 @@ class DatasetCreated(DatasetPublic):
     duplicates_dropped: int = Field(0, description="Exact duplicate rows dropped because dedup=true was asked for.")
 
     @classmethod
-    def of(cls, record: DatasetRecord) -> "DatasetCreated":
+    def of(cls, record: DatasetRecord) -> DatasetCreated:
         return cls(**DatasetPublic.of(record).model_dump(), duplicates_dropped=record.duplicates_dropped)
 
 
