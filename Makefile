@@ -49,7 +49,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 # server/tools/examples/tests/llava) for x86-64 AVX2, not -march=native: a native build on a CPU that reports AMX
 # inside a VM without AMX state (this very machine) segfaults on every multi-token batch. Plus llama.cpp's own
 # HF->GGUF converter unpacked from the same sdist into $(VENV)/share/llama.cpp. Measured: 6.4 min of CPU (about 3.5 min on an idle 2-core box; 18.5 min wall on a
-# box shared by several jobs). Built once; `make gguf` alone (re)builds it.
+# box shared by several jobs). Built once: order-only on .installed, so editing pyproject.toml does not rebuild it;
+# `rm .venv/.installed-gguf && make gguf` does.
 LLAMA_CPP_VERSION ?= 0.3.36
 LLAMA_CPP_SDIST   := $(VENV)/cache/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 LLAMA_CPP_CMAKE   := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
@@ -57,7 +58,7 @@ LLAMA_CPP_CMAKE   := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=O
                      -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_CPP_SRC     := llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp
 
-$(VENV)/.installed-gguf: $(VENV)/.installed
+$(VENV)/.installed-gguf: | $(VENV)/.installed
 	@echo "==> building llama-cpp-python $(LLAMA_CPP_VERSION) for GGUF export (first time: ~4 minutes on 2 idle cores)"
 	@mkdir -p $(VENV)/cache
 	@test -f $(LLAMA_CPP_SDIST) || $(BIN)/pip download --quiet --no-deps --no-binary :all: \
