@@ -8,7 +8,8 @@ Two ways to use it:
 - ``t("runs.step", lang, step=3)`` returns the finished text in ``lang``, for what a handler writes (status lines,
   table cells, plot titles). Handlers get ``lang`` from the request (:func:`request_lang`) via :func:`localized`.
 
-One catalog per language (``app/i18n/en.py``, ``zh.py``; a key -> ``str.format`` template dict). Adding ja/ko/ru
+One catalog per language (``app/i18n/en.py``, ``zh.py``, each merging its ``*_fields``/``*_pages`` parts; a key ->
+``str.format`` template dict). Adding ja/ko/ru
 is one more file plus a line in :data:`LANGUAGES`. English is the reference: a key missing there is a bug
 (``KeyError`` at build time); a key missing in another language shows the English text, and
 ``tests/unit/test_app_i18n.py`` fails on it.
