@@ -5,54 +5,21 @@ status instead of an authentication error). The API answers 401 without the bear
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from backend.jobs.runner import free_port
-from tests.e2e.studio import CHROMIUM, CHROMIUM_ARGS, stop, tail
+from tests.e2e.studio import CHROMIUM, CHROMIUM_ARGS, serve_process
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "server-test-token-0123456789abcdef"
 
 
-@contextmanager
-def serve(tmp_path: Path, env_extra: dict[str, str], timeout_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve(tmp_path: Path, env_extra: dict[str, str], timeout_s: float = 120):
     """The studio on a free loopback port with ``env_extra``; yields (base URL, process) once health answers."""
-    env = {**os.environ, "TUNESMITH_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
-    port, log_path = free_port(), tmp_path / "studio.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"studio exited with {proc.returncode}:\n{tail(log_path)}")
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"studio not healthy within {timeout_s} s:\n{tail(log_path)}")
-            time.sleep(0.3)
-        yield base, proc
-    finally:
-        stop(proc)
-        print(f"--- studio log (tail) ---\n{tail(log_path, 3000)}")
+    return serve_process(tmp_path, env_extra, timeout_s)
 
 
 @pytest.mark.e2e

@@ -54,11 +54,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def serve_studio(tmp_path: Path, models: Path) -> Iterator[str]:
-    """``python -m backend.cli serve`` on a free port with its state in ``tmp_path/home`` and models from
-    ``models``; yields the base URL once /api/v1/health answers, then stops it (and its process group)."""
-    env = dict(os.environ, TUNESMITH_HOME=str(tmp_path / "home"), TUNESMITH_MODELS_DIR=str(models),
-               PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False")
+def serve_process(tmp_path: Path, env_extra: dict[str, str],
+                  timeout_s: float = HEALTH_TIMEOUT_S) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m backend.cli serve`` on a free loopback port with its state in ``tmp_path/home`` (``env_extra``
+    may override it); yields (base URL, process) once /api/v1/health answers, then stops its process group."""
+    env = {**os.environ, "TUNESMITH_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
     port, log_path = free_port(), tmp_path / "studio.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port",
@@ -66,7 +67,7 @@ def serve_studio(tmp_path: Path, models: Path) -> Iterator[str]:
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"studio exited with {proc.returncode} before it was healthy:\n{tail(log_path)}")
@@ -76,12 +77,19 @@ def serve_studio(tmp_path: Path, models: Path) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"studio did not answer /api/v1/health within {HEALTH_TIMEOUT_S} s:\n{tail(log_path)}")
+                pytest.fail(f"studio did not answer /api/v1/health within {timeout_s} s:\n{tail(log_path)}")
             time.sleep(0.3)
-        yield base
+        yield base, proc
     finally:
         stop(proc)
         print(f"--- studio log (tail) ---\n{tail(log_path, 3000)}")
+
+
+@contextmanager
+def serve_studio(tmp_path: Path, models: Path) -> Iterator[str]:
+    """The studio with models from ``models``; yields its base URL."""
+    with serve_process(tmp_path, {"TUNESMITH_MODELS_DIR": str(models)}) as (base, _):
+        yield base
 
 
 def shot(page, name: str) -> None:
