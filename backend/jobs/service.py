@@ -127,7 +127,7 @@ class JobService:
         init_from = None
         if config.init_from_run is not None:
             init_from = str(parent_weights(self.store.get(config.init_from_run), config, model.path))
-        check_reward_model_runs(config, self.store.get)
+        check_reward_model_runs(config, lambda job_id: self.store.get(job_id))  # the store only when a reward names a run
         check_python_rewards(config, self.settings.home)
         refs, val_refs = resolve_datasets(self.registry, config)
         gpus = self.runner.gpu_probe()  # one nvidia-smi call per submit (a second only for a bf16 GPU check)
