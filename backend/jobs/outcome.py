@@ -72,8 +72,13 @@ def read_outcome(run_dir: Path, exit_code: int | None) -> Outcome:
     """``exit_code`` None: unknown (an adopted process, or the studio was down); result.json decides then."""
     run = RunDir(run_dir)
     result = run.result()
-    if result and result.get("status") == "succeeded" and exit_code in (0, None):
-        return Outcome("succeeded", output=result.get("output") or run.weights().trained)
+    if result and result.get("status") == "succeeded":
+        # result.json is written (atomically) only after the outputs are saved; a non-zero exit after it is a crash
+        # while the processes tear down (seen with DeepSpeed on CPU: "terminate called without an active exception"),
+        # which loses nothing - but only when the trained output is really there
+        output = result.get("output") or run.weights().trained
+        if exit_code in (0, None) or run.weights().trained:
+            return Outcome("succeeded", output=output)
     if result and result.get("status") == "failed":
         return Outcome("failed", error=result.get("error"), hint=result.get("hint"))
     error, hint = describe_exit(exit_code, run.log_tail())
