@@ -1,9 +1,8 @@
 """The Train form's configuration in and out: start from a built-in preset or a previous run, download the form
 as a YAML run config (it runs with ``tunesmith train FILE``), load such a file back.
 
-The pure parts (the "Start from…" choices, keeping a stored config's valid fields, fitting a config to this
-studio's models and datasets, YAML text out and in) are functions of their own; :func:`wire` connects them to
-the form. Form values come from :func:`app.form.config_to_form`, the inverse of the form's ``build_config``.
+The pure parts ("Start from…" choices, a stored config's valid fields, fitting a config to this studio, YAML
+in and out) are functions; :func:`wire` connects them to the form via :func:`app.form.config_to_form`.
 """
 
 from __future__ import annotations
