@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from app.i18n import en_evaluate, en_models, en_runs, en_shell, en_train
+from app.i18n import en_datasets, en_evaluate, en_models, en_runs, en_shell, en_train
 from app.i18n.en_fields import FIELD_MESSAGES
 from app.i18n.en_pages import PAGE_MESSAGES
 
@@ -295,5 +295,5 @@ MESSAGES: dict[str, str] = {
     "exports.download": "Download {id} (zip, {size})",
     **FIELD_MESSAGES,
     **PAGE_MESSAGES,
-    **en_runs.MESSAGES, **en_models.MESSAGES, **en_evaluate.MESSAGES, **en_train.MESSAGES, **en_shell.MESSAGES,
+    **en_runs.MESSAGES, **en_datasets.MESSAGES, **en_models.MESSAGES, **en_evaluate.MESSAGES, **en_train.MESSAGES, **en_shell.MESSAGES,
 }

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from app.i18n import zh_evaluate, zh_models, zh_runs, zh_shell, zh_train
+from app.i18n import zh_datasets, zh_evaluate, zh_models, zh_runs, zh_shell, zh_train
 from app.i18n.zh_fields import FIELD_MESSAGES
 from app.i18n.zh_pages import PAGE_MESSAGES
 
@@ -286,5 +286,5 @@ MESSAGES: dict[str, str] = {
     "exports.download": "下载 {id}（zip，{size}）",
     **FIELD_MESSAGES,
     **PAGE_MESSAGES,
-    **zh_runs.MESSAGES, **zh_models.MESSAGES, **zh_evaluate.MESSAGES, **zh_train.MESSAGES, **zh_shell.MESSAGES,
+    **zh_runs.MESSAGES, **zh_datasets.MESSAGES, **zh_models.MESSAGES, **zh_evaluate.MESSAGES, **zh_train.MESSAGES, **zh_shell.MESSAGES,
 }

@@ -1,0 +1,5 @@
+"""English: strings of the Datasets area added after the catalog split. Part of :data:`app.i18n.en.MESSAGES`."""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, str] = {}
