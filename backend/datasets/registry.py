@@ -26,13 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import BaseModel, Field
-
 from backend.datasets import uploads
 from backend.datasets.errors import DatasetNameTaken, DatasetNotFound, DatasetReadOnly
 from backend.datasets.formats import fill_placeholders
 from backend.datasets.names import ID_PATTERN, check_dataset_name
 from backend.datasets.readers import FILE_TYPES, file_type
+from backend.datasets.record import DatasetRecord
 from backend.datasets.validate import DEFAULT_OPTIONS, NormalizeOptions, Transform, normalize_file
 from backend.fsio import atomic_write_json
 from backend.settings import Settings
@@ -63,26 +62,6 @@ CREATE TABLE IF NOT EXISTS datasets (
 """
 _COLUMNS = ("id", "name", "format", "num_rows", "size_bytes", "sha256", "source_filename", "created_at",
             "builtin", "warnings", "warning_count", "mapping")
-
-
-class DatasetRecord(BaseModel):
-    """One registered dataset. ``size_bytes`` and ``sha256`` describe the normalized ``data.jsonl``."""
-
-    id: str
-    name: str
-    format: str
-    num_rows: int
-    size_bytes: int
-    sha256: str
-    source_filename: str
-    created_at: datetime
-    path: Path = Field(description="Absolute path of the normalized data.jsonl.")
-    builtin: bool = False
-    warnings: list[dict] = Field(default_factory=list, description="First 20 warnings, e.g. duplicates.")
-    warning_count: int = 0
-    mapping: dict = Field(default_factory=dict, description="The field mapping given at upload or import "
-                          "(format, columns, tags); empty when the format and fields were detected.")
-    duplicates_dropped: int = Field(0, exclude=True, description="Rows dropped by dedup at this upload (not stored).")
 
 
 def new_dataset_id() -> str:

@@ -13,7 +13,7 @@ import errno
 import shutil
 import sqlite3
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from backend.datasets.archives import unpack_data_files
 from backend.datasets.errors import (
@@ -23,16 +23,14 @@ from backend.datasets.errors import (
 )
 from backend.datasets.names import check_dataset_name
 from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES, file_type, source_filename
+from backend.datasets.record import DatasetRecord, DatasetStore
 from backend.datasets.validate import NormalizeOptions
 from backend.errors import InsufficientStorage
-
-if TYPE_CHECKING:
-    from backend.datasets.registry import DatasetRecord, DatasetRegistry
 
 COPY_CHUNK = 1 << 20
 
 
-def register_upload(registry: DatasetRegistry, filename: str, fileobj: BinaryIO, name: str | None,
+def register_upload(registry: DatasetStore, filename: str, fileobj: BinaryIO, name: str | None,
                     options: NormalizeOptions) -> list[DatasetRecord]:
     """The datasets created from one upload: one for a data file (or a zip of one), several for a zip of
     several. ``name`` names a lone file and prefixes the names of several; ``options`` apply to every file."""
@@ -52,7 +50,7 @@ def register_upload(registry: DatasetRegistry, filename: str, fileobj: BinaryIO,
         raise disk_full(registry.datasets_dir, upload_size(fileobj), is_zip) from None
 
 
-def _register(registry: DatasetRegistry, original: str, is_zip: bool, kind: str | None, fileobj: BinaryIO,
+def _register(registry: DatasetStore, original: str, is_zip: bool, kind: str | None, fileobj: BinaryIO,
               name: str | None, options: NormalizeOptions) -> list[DatasetRecord]:
     limit = registry.settings.max_upload_bytes
     with registry.work_dir(".upload-") as work:
@@ -67,7 +65,7 @@ def _register(registry: DatasetRegistry, original: str, is_zip: bool, kind: str 
         return register_together(registry, work, original, files, name, options)
 
 
-def register_together(registry: DatasetRegistry, work: Path, zip_name: str, files: list[tuple[str, Path]],
+def register_together(registry: DatasetStore, work: Path, zip_name: str, files: list[tuple[str, Path]],
                       prefix: str | None, options: NormalizeOptions) -> list[DatasetRecord]:
     """Stage every (name in the zip, extracted path) of ``files``, then publish them in one go; all or none."""
     staged, failures, planned = [], [], set()
