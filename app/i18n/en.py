@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from app.i18n import en_datasets, en_evaluate, en_models, en_runs, en_shell, en_train
+import app.i18n.en_datasets as en_datasets
+import app.i18n.en_evaluate as en_evaluate
+import app.i18n.en_models as en_models
+import app.i18n.en_runs as en_runs
+import app.i18n.en_shell as en_shell
+import app.i18n.en_train as en_train
 from app.i18n.en_fields import FIELD_MESSAGES
 from app.i18n.en_pages import PAGE_MESSAGES
 

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from app.i18n import zh_datasets, zh_evaluate, zh_models, zh_runs, zh_shell, zh_train
+import app.i18n.zh_datasets as zh_datasets
+import app.i18n.zh_evaluate as zh_evaluate
+import app.i18n.zh_models as zh_models
+import app.i18n.zh_runs as zh_runs
+import app.i18n.zh_shell as zh_shell
+import app.i18n.zh_train as zh_train
 from app.i18n.zh_fields import FIELD_MESSAGES
 from app.i18n.zh_pages import PAGE_MESSAGES
 

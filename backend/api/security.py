@@ -24,18 +24,26 @@ taken relative to the ASGI ``root_path``.
 from __future__ import annotations
 
 import errno
-import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 
-from backend.api.login import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, login_endpoint
+from backend.api.asgi import (  # noqa: F401 - SecurityPolicy and the ASGI types are re-exported
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    SecurityPolicy,
+    Send,
+    cookie,
+    header,
+)
+from backend.api.login import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, login_endpoint, redirect_to_login
 from backend.errors import (
     BadRequest,
     Forbidden,
@@ -46,12 +54,6 @@ from backend.errors import (
     Unavailable,
 )
 from backend.settings import Settings
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Paths under these prefixes are API routes: unauthenticated requests get 401 JSON, never a login redirect.
@@ -68,32 +70,8 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields beside the file
 
 
-@dataclass(frozen=True)
-class SecurityPolicy:
-    """What the guard lets through. ``public_hosts`` are names the studio is reached by (besides loopback):
-    trusted as Host and as Origin. ``"*"`` among them turns the Host check off (a proxy does it)."""
-
-    token: str | None
-    public_hosts: frozenset[str]
-    max_json_bytes: int
-    max_upload_bytes: int
-    read_only_reason: str | None = None  # the home cannot be written: API writes answer 503 with this
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SecurityPolicy:
-        return cls(token=settings.token or None,
-                   public_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
-                   max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes,
-                   read_only_reason=settings.read_only_reason)
-
-    def host_allowed(self, name: str) -> bool:
-        return name in LOOPBACK_HOSTS or name in self.public_hosts or "*" in self.public_hosts
-
-    def session_value(self) -> str:
-        """The session cookie's value: derived from the token (so changing the token logs everyone out), but
-        not the token itself."""
-        assert self.token
-        return hmac.new(self.token.encode(), b"tunesmith-session-v1", hashlib.sha256).hexdigest()
+def host_allowed(name: str, policy: SecurityPolicy) -> bool:
+    return name in LOOPBACK_HOSTS or name in policy.public_hosts or "*" in policy.public_hosts
 
 
 def host_name(host_header: str) -> str:
@@ -126,21 +104,6 @@ def token_matches(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers") or ():
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return ""
-
-
-def cookie(scope: Scope, name: str) -> str:
-    for part in header(scope, b"cookie").split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return ""
-
-
 def relative_path(scope: Scope) -> str:
     """The request path without the reverse proxy's ``root_path`` prefix."""
     path, root = scope.get("path", "/"), (scope.get("root_path") or "").rstrip("/")
@@ -168,7 +131,7 @@ def refusal(scope: Scope, policy: SecurityPolicy) -> StudioError | None:
     host = header(scope, b"host")
     # Browsers always send Host (a rebinding page sends its own name); only non-browser HTTP/1.0 clients omit it.
     host_sent = any(key.lower() == b"host" for key, _ in scope.get("headers") or ())
-    if host_sent and not policy.host_allowed(host_name(host)):
+    if host_sent and not host_allowed(host_name(host), policy):
         shown = host[:100] or "(none)"
         return BadRequest(f"this studio is not served under the host name '{shown}'.", loc=("header", "host"),
                           hint="Open it by the address it was started on, or add the name to "
@@ -233,13 +196,6 @@ async def send_error(send: Send, error: StudioError, extra_headers: Sequence[tup
                *extra_headers]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def redirect_to_login(scope: Scope, send: Send) -> None:
-    location = (scope.get("root_path") or "").rstrip("/") + LOGIN_PATH
-    await send({"type": "http.response.start", "status": 303,
-                "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
-    await send({"type": "http.response.body", "body": b""})
 
 
 class StudioGuard:
