@@ -2,4 +2,16 @@
 
 from __future__ import annotations
 
-MESSAGES: dict[str, str] = {}
+MESSAGES: dict[str, str] = {
+    # preview as the model sees it: outliers left out of the chart, rows training drops or truncates
+    "render.longer_than": "{count} samples longer than {tokens} tokens are left out of the chart (the longest has {max}).",
+    "render.longer_than.one": "1 sample longer than {tokens} tokens is left out of the chart (it has {max}).",
+    "render.dropped_cutoff": "row {row} ({tokens} tokens: its prompt fills the cutoff, the reply starts after it)",
+    "render.dropped_no_reply": "row {row} ({tokens} tokens: nothing in it is trained, e.g. an empty reply)",
+    "render.cutoff_beyond": "cutoff {cutoff} lies beyond the end of the chart",
+    "render.dropped_rows": "Dropped:",
+    "render.longest_truncated": "Longest samples over the cutoff:",
+    "render.row_tokens": "row {row} ({tokens} tokens)",
+    "render.rows_sep": "; ",
+    "render.rows_more": " and {count} more",
+}

@@ -2,4 +2,15 @@
 
 from __future__ import annotations
 
-MESSAGES: dict[str, str] = {}
+MESSAGES: dict[str, str] = {
+    # 按模型视角预览：图中省略的超长样本、训练会丢弃或截断的行
+    "render.longer_than": "{count} 个样本长于 {tokens} 个词元，未画入图中（最长的有 {max} 个词元）。",
+    "render.dropped_cutoff": "第 {row} 行（{tokens} 个词元：提示已占满截断长度，回复在其之后）",
+    "render.dropped_no_reply": "第 {row} 行（{tokens} 个词元：没有任何参与训练的内容，例如回复为空）",
+    "render.cutoff_beyond": "截断长度 {cutoff} 超出图的右端",
+    "render.dropped_rows": "被丢弃的：",
+    "render.longest_truncated": "超过截断长度的最长样本：",
+    "render.row_tokens": "第 {row} 行（{tokens} 个词元）",
+    "render.rows_sep": "；",
+    "render.rows_more": " 等另外 {count} 行",
+}

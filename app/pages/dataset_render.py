@@ -91,12 +91,19 @@ def length_histogram_html(lengths: dict, cutoff_len: int, lang: str = DEFAULT) -
         bars += f'<div class="ts-cutline" style="left:{left:.2f}%"><span>{label}</span></div>'
         note = ""
     elif edge >= hi:
-        note = " · " + t("render.cutoff_above", lang, cutoff=cutoff_len)
+        beyond = (lengths.get("longer_than") or {}).get("count")  # the chart ends before the longest sample
+        note = " · " + t("render.cutoff_beyond" if beyond else "render.cutoff_above", lang, cutoff=cutoff_len)
     else:
         note = " · " + t("render.cutoff_below", lang, cutoff=cutoff_len)
     axis = html.escape(t("render.axis", lang, peak=peak) + note)
+    left_out = lengths.get("longer_than") or {}
+    tail = ""
+    if left_out.get("count"):  # outliers beyond the 99th percentile: counted, not drawn (they squashed the bars)
+        text = t("render.longer_than", lang, count=left_out["count"], tokens=left_out.get("tokens"),
+                 max=lengths.get("max"))
+        tail = f'<div class="ts-axis ts-left-out">{html.escape(text)}</div>'
     return (f'<div class="ts-hist" title="{html.escape(t("render.hist_title", lang, peak=peak))}">{bars}</div>'
-            f'<div class="ts-axis"><span>{lo}</span><span>{axis}</span><span>{hi}</span></div>')
+            f'<div class="ts-axis"><span>{lo}</span><span>{axis}</span><span>{hi}</span></div>{tail}')
 
 
 def truncation_markdown(result: dict, cutoff_len: int, lang: str = DEFAULT) -> str:
@@ -114,6 +121,28 @@ def truncation_markdown(result: dict, cutoff_len: int, lang: str = DEFAULT) -> s
     if aside:
         lines.append(t("render.set_aside", lang, count=aside))
     dropped = lengths.get("no_trainable_tokens") or 0
-    if dropped:
-        lines.append(t("render.no_trained_tokens", lang, count=dropped))
-    return "  \n".join(lines)
+    if dropped:  # which rows, and why (issue 12 group 8: "1 sample would be dropped" named none)
+        lines.append(t("render.no_trained_tokens", lang, count=dropped) + _named_rows(
+            "render.dropped_rows", lengths.get("dropped_rows"), dropped, lang))
+    if over:
+        lines.append(_named_rows("render.longest_truncated", lengths.get("longest_truncated"), over, lang).strip())
+    return "  \n".join(line for line in lines if line)
+
+
+DROPPED_REASONS = ("cutoff", "no_reply")
+
+
+def _row_text(row: dict, lang: str) -> str:
+    """``row 7 (812 tokens)``, with why training drops it when it is a dropped row."""
+    reason = row.get("reason")
+    key = f"render.dropped_{reason}" if reason in DROPPED_REASONS else "render.row_tokens"
+    return t(key, lang, row=row.get("row"), tokens=row.get("tokens"))
+
+
+def _named_rows(lead_key: str, rows: list | None, total: int, lang: str) -> str:
+    """`` Dropped: row 7 (…); row 12 (…) and 3 more`` for the rows the preview names ("" when it names none)."""
+    named = [r for r in rows or [] if isinstance(r, dict) and r.get("row") is not None]
+    if not named:
+        return ""
+    more = t("render.rows_more", lang, count=total - len(named)) if total > len(named) else ""
+    return " " + t(lead_key, lang) + " " + t("render.rows_sep", lang).join(_row_text(r, lang) for r in named) + more

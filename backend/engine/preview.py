@@ -26,6 +26,9 @@ from backend.engine.rows import iter_rows
 
 MAX_STAT_ROWS = 20_000
 HISTOGRAM_BINS = 20
+OUTLIER_PERCENTILE = 99  # the chart ends here when the longest rows lie far beyond it (OUTLIER_FACTOR times)
+OUTLIER_FACTOR = 1.5
+NAMED_ROWS = 20  # rows named in the preview (dropped ones, the longest truncated ones)
 
 
 def load_preview_tokenizer(model_dir: str | Path, chat_template: str = "auto"):
@@ -91,13 +94,14 @@ def _percentile(ordered: list[int], q: float) -> int:
     return ordered[rank - 1]
 
 
-def length_histogram(lengths: list[int], cutoff_len: int, bins: int = HISTOGRAM_BINS) -> list[dict]:
-    """About ``bins`` equal integer bins ``[from, to)`` covering every length. When the cutoff falls inside
+def length_histogram(lengths: list[int], cutoff_len: int, bins: int = HISTOGRAM_BINS,
+                     top: int | None = None) -> list[dict]:
+    """About ``bins`` equal integer bins ``[from, to)`` covering every length (and up to ``top``). When the cutoff falls inside
     the range, ``cutoff_len + 1`` is a bin edge, so each bin is wholly kept or wholly truncated
-    (``over_cutoff``)."""
+    (``over_cutoff``). The first bin never starts below 0 (it is narrower then)."""
     if not lengths:
         return []
-    lo, hi = min(lengths), max(lengths)
+    lo, hi = min(lengths), max(max(lengths), top or 0)
     width = max(1, math.ceil((hi - lo + 1) / bins))
     start = lo
     if lo <= cutoff_len < hi:
@@ -108,15 +112,31 @@ def length_histogram(lengths: list[int], cutoff_len: int, bins: int = HISTOGRAM_
                   "over_cutoff": start + i * width > cutoff_len} for i in range(count)]
     for length in lengths:
         histogram[(length - start) // width]["count"] += 1
+    histogram[0]["from"] = max(0, histogram[0]["from"])
     return histogram
 
 
+def chart_top(ordered: list[int], cutoff_len: int) -> int:
+    """The longest length the histogram draws: the longest sample, unless a few outliers lie far beyond the
+    99th percentile (then that percentile, stretched to show the cutoff line when it lies within twice that), so
+    one outlier cannot squash every other sample into the first bar."""
+    top = _percentile(ordered, OUTLIER_PERCENTILE)
+    if ordered[-1] <= OUTLIER_FACTOR * top:
+        return ordered[-1]
+    return cutoff_len + 1 if top < cutoff_len + 1 <= 2 * top else top
+
+
 def length_stats(lengths: list[int], cutoff_len: int) -> dict:
+    """min/max/mean/p50/p95, the histogram (``longer_than``: the outliers it leaves out, or None) and how many
+    lengths exceed ``cutoff_len``."""
     ordered = sorted(lengths)
     truncated = sum(1 for n in lengths if n > cutoff_len)
     if not ordered:
         return {"count": 0, "min": 0, "max": 0, "mean": 0.0, "p50": 0, "p95": 0, "histogram": [],
-                "truncated": 0, "truncated_share": 0.0}
+                "longer_than": None, "truncated": 0, "truncated_share": 0.0}
+    top = chart_top(ordered, cutoff_len)
+    drawn = [n for n in ordered if n <= top]
+    left_out = len(ordered) - len(drawn)
     return {
         "count": len(ordered),
         "min": ordered[0],
@@ -124,7 +144,8 @@ def length_stats(lengths: list[int], cutoff_len: int) -> dict:
         "mean": round(sum(ordered) / len(ordered), 2),
         "p50": _percentile(ordered, 50),
         "p95": _percentile(ordered, 95),
-        "histogram": length_histogram(ordered, cutoff_len),
+        "histogram": length_histogram(drawn, cutoff_len, top=top),
+        "longer_than": {"tokens": top, "count": left_out} if left_out else None,
         "truncated": truncated,
         "truncated_share": round(truncated / len(ordered), 4),
     }
@@ -135,23 +156,40 @@ def _count_rows(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def dropped_reason(labels: list[int]) -> str:
+    """Why training drops a row with no trained token within the cutoff: ``"cutoff"`` (its reply starts past
+    the cutoff: the prompt fills it) or ``"no_reply"`` (nothing in it is trained at any length)."""
+    return "cutoff" if any(label != IGNORE_INDEX for label in labels) else "no_reply"
+
+
+def named_rows(measured: list[tuple[int, int]], dropped: list[dict], cutoff_len: int) -> dict:
+    """The rows the preview names: ``dropped_rows`` (``{row, tokens, reason}``, the first ``NAMED_ROWS``) and
+    ``longest_truncated`` (``{row, tokens}`` of the longest rows over the cutoff, longest first). ``row`` is
+    the line of the dataset's normalized data.jsonl (1-based), as the Download button gives it."""
+    over = sorted((pair for pair in measured if pair[1] > cutoff_len), key=lambda pair: (-pair[1], pair[0]))
+    return {"dropped_rows": dropped[:NAMED_ROWS],
+            "longest_truncated": [{"row": row, "tokens": tokens} for row, tokens in over[:NAMED_ROWS]]}
+
+
 def preview_dataset(model_dir: str | Path, data_path: str | Path, cutoff_len: int, samples: int = 3,
                     train_on_prompt: bool = False, max_rows: int = MAX_STAT_ROWS, tokenizer=None,
                     chat_template: str = "auto") -> dict:
     """The preview JSON: ``samples`` (first rows as trained/masked segments), ``lengths`` (over the first
-    ``max_rows`` rows: min/max/mean/p50/p95, histogram, how many exceed ``cutoff_len``), ``tokenizer``
-    (whose chat template rendered them) and ``rows`` (total; counted, set aside and the row kinds among the rows
-    looked at; capped when not every row was looked at)."""
+    ``max_rows`` rows: min/max/mean/p50/p95, histogram, how many exceed ``cutoff_len``, and which rows training
+    drops or truncates, see :func:`named_rows`), ``tokenizer`` (whose chat template rendered them) and ``rows``
+    (total; counted, set aside and the row kinds among the rows looked at; capped when not every row was looked
+    at)."""
     template = "own"
     if tokenizer is None:
         tokenizer, template = load_preview_tokenizer(model_dir, chat_template)
     total = _count_rows(Path(data_path))
     shown: list[dict] = []
-    lengths: list[int] = []
-    no_target = seen = set_aside = 0
+    measured: list[tuple[int, int]] = []  # (row, tokens)
+    dropped: list[dict] = []
+    seen = set_aside = 0
     kinds: dict[str, int] = {}
-    for _, row in iter_rows(data_path):
-        if len(lengths) >= max_rows:
+    for number, row in iter_rows(data_path):
+        if len(measured) >= max_rows:
             break
         seen += 1
         kinds[row.kind] = kinds.get(row.kind, 0) + 1
@@ -159,17 +197,19 @@ def preview_dataset(model_dir: str | Path, data_path: str | Path, cutoff_len: in
             set_aside += 1
             continue
         example = tokenize_row(tokenizer, row, train_on_prompt)
-        lengths.append(len(example["input_ids"]))
+        measured.append((number, len(example["input_ids"])))
         if all(label == IGNORE_INDEX for label in example["labels"][:cutoff_len]):
-            no_target += 1
+            dropped.append({"row": number, "tokens": len(example["input_ids"]),
+                            "reason": dropped_reason(example["labels"])})
         if len(shown) < samples:
             shown.append(describe_sample(tokenizer, example, cutoff_len))
-    stats = length_stats(lengths, cutoff_len)
-    stats["no_trainable_tokens"] = no_target  # dropped by training: nothing to learn within the cutoff
+    stats = length_stats([tokens for _, tokens in measured], cutoff_len)
+    stats["no_trainable_tokens"] = len(dropped)  # dropped by training: nothing to learn within the cutoff
+    stats.update(named_rows(measured, dropped, cutoff_len))
     return {
         "samples": shown,
         "lengths": stats,
-        "rows": {"total": total, "counted": len(lengths), "capped": seen < total, "set_aside": set_aside,
+        "rows": {"total": total, "counted": len(measured), "capped": seen < total, "set_aside": set_aside,
                  "kinds": kinds},
         "tokenizer": {"chat_template": template, "eos_token": tokenizer.eos_token},
     }

@@ -10,7 +10,13 @@ import pytest
 
 from backend.engine.chat_render import render
 from backend.engine.data import tokenize_conversation
-from backend.engine.preview import length_histogram, load_preview_tokenizer, preview_dataset
+from backend.engine.preview import (
+    dropped_reason,
+    length_histogram,
+    length_stats,
+    load_preview_tokenizer,
+    preview_dataset,
+)
 
 TWO_TURNS = [
     {"role": "user", "content": "What is two plus two?"},
@@ -79,6 +85,20 @@ def test_length_stats_histogram_and_truncation_match_training(tiny_model_dir, to
     assert kept == tokenizer.decode(tokenize_conversation(tokenizer, conversations[-1])["input_ids"][:cutoff])
 
 
+def test_dropped_and_longest_truncated_rows_are_named(tiny_model_dir, tokenizer, tmp_path):
+    """Issue 12 group 8: "1 sample would be dropped" named no sample; now the row and why."""
+    short = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    long_prompt = [{"role": "user", "content": "word " * 80}, {"role": "assistant", "content": "ok"}]
+    data = _write(tmp_path / "d.jsonl", [short, long_prompt, short])
+    cutoff = 40
+    result = preview_dataset(tiny_model_dir, data, cutoff_len=cutoff, samples=0, tokenizer=tokenizer)
+    stats = result["lengths"]
+    long_tokens = len(tokenize_conversation(tokenizer, long_prompt)["input_ids"])
+    assert stats["dropped_rows"] == [{"row": 2, "tokens": long_tokens, "reason": "cutoff"}]
+    assert stats["no_trainable_tokens"] == 1 and stats["longest_truncated"] == [{"row": 2, "tokens": long_tokens}]
+    assert dropped_reason([-100, -100]) == "no_reply" and dropped_reason([-100, 7]) == "cutoff"
+
+
 def test_stats_are_capped_on_large_files(tiny_model_dir, tokenizer, tmp_path):
     data = _write(tmp_path / "d.jsonl", _rows(12))
     result = preview_dataset(tiny_model_dir, data, cutoff_len=64, samples=1, max_rows=5, tokenizer=tokenizer)
@@ -92,7 +112,32 @@ def test_histogram_bins_cover_every_length():
         bins = length_histogram(lengths, cutoff)
         assert sum(b["count"] for b in bins) == len(lengths)
         assert sum(b["count"] for b in bins if b["over_cutoff"]) == sum(n > cutoff for n in lengths)
-        assert all(b["to"] - b["from"] == bins[0]["to"] - bins[0]["from"] for b in bins)
+        assert all(b["to"] - b["from"] == bins[-1]["to"] - bins[-1]["from"] for b in bins[1:])
+        assert bins[0]["from"] >= 0 and bins[0]["to"] - bins[0]["from"] <= bins[-1]["to"] - bins[-1]["from"]
+
+
+def test_histogram_axis_starts_at_zero_at_the_lowest():
+    """Issue 12 group 8: the axis started at -123 (the cutoff edge aligned bins below zero)."""
+    bins = length_histogram([3, 40, 90, 200, 400], cutoff_len=130)
+    assert bins[0]["from"] == 0 and all(b["from"] >= 0 for b in bins)
+    assert sum(b["count"] for b in bins) == 5
+
+
+def test_one_outlier_does_not_squash_every_bar():
+    """Issue 12 group 8: 199 samples of 50-250 tokens and one of 20000 drew one full bar and 19 empty ones."""
+    lengths = [50 + i for i in range(199)] + [20_000]
+    stats = length_stats(lengths, cutoff_len=4096)
+    assert stats["longer_than"] == {"tokens": 247, "count": 2}  # p99; 248 and 20000 left out
+    bins = stats["histogram"]
+    assert sum(b["count"] for b in bins) == 198 and bins[-1]["to"] <= 260
+    assert sum(1 for b in bins if b["count"]) >= 15  # the 199 spread over the bars
+    assert (stats["max"], stats["truncated"]) == (20_000, 1)
+    # the cutoff a little past the 99th percentile: the chart stretches to show its line
+    stats = length_stats(lengths, cutoff_len=400)
+    assert stats["longer_than"] == {"tokens": 401, "count": 1}
+    assert any(b["over_cutoff"] for b in stats["histogram"])
+    # no outlier, nothing left out
+    assert length_stats([10, 12, 14], cutoff_len=64)["longer_than"] is None
 
 
 def test_tokenizer_without_template_is_reported_as_chatml_fallback(tiny_model_dir, tmp_path):

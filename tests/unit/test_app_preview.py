@@ -72,3 +72,32 @@ def test_client_asks_for_the_preview_with_its_parameters():
     assert client.preview_dataset("ds1", "tiny-llama", cutoff_len=64, train_on_prompt=True) == RESULT
     assert seen["url"] == ("http://api/api/v1/datasets/ds1/preview?model=tiny-llama&cutoff_len=64&samples=3"
                            "&train_on_prompt=true")
+
+
+def test_outliers_left_out_of_the_chart_are_counted_and_the_axis_starts_at_zero():
+    """Issue 12 group 8: the axis read -123 and one outlier squashed every bar."""
+    lengths = {**RESULT["lengths"], "max": 20000, "longer_than": {"tokens": 247, "count": 2},
+               "histogram": [{"from": 0, "to": 17, "count": 4, "over_cutoff": False},
+                             {"from": 17, "to": 29, "count": 3, "over_cutoff": False}]}
+    bars = length_histogram_html(lengths, cutoff_len=4096)
+    assert "2 samples longer than 247 tokens are left out of the chart (the longest has 20000)" in bars
+    assert '<div class="ts-axis"><span>0</span>' in bars
+    assert "cutoff 4096 lies beyond the end of the chart" in bars and "above the longest" not in bars
+    assert "left out" not in length_histogram_html(RESULT["lengths"], cutoff_len=28)
+    assert "未画入图中" in length_histogram_html(lengths, cutoff_len=4096, lang="zh")
+
+
+def test_dropped_and_truncated_rows_are_named_with_the_reason():
+    lengths = {**RESULT["lengths"], "no_trainable_tokens": 3,
+               "dropped_rows": [{"row": 7, "tokens": 812, "reason": "cutoff"},
+                                {"row": 9, "tokens": 12, "reason": "no_reply"}],
+               "longest_truncated": [{"row": 4, "tokens": 40}]}
+    text = truncation_markdown({**RESULT, "lengths": lengths}, 28)
+    assert ("3 samples have no trained token within the cutoff and would be dropped by training. Dropped: "
+            "row 7 (812 tokens: its prompt fills the cutoff, the reply starts after it); "
+            "row 9 (12 tokens: nothing in it is trained, e.g. an empty reply) and 1 more") in text
+    assert "Longest samples over the cutoff: row 4 (40 tokens) and 2 more" in text
+    zh = truncation_markdown({**RESULT, "lengths": lengths}, 28, lang="zh")
+    assert "第 7 行（812 个词元：提示已占满截断长度" in zh
+    # an older preview result without named rows still reads
+    assert "Dropped" not in truncation_markdown(RESULT, 28)
