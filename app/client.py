@@ -39,11 +39,14 @@ from app.progress_file import ProgressFile, ProgressFn
 class ApiError(Exception):
     """A failed API call, carrying a readable message and (for validation errors) per-field details."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, details: list[str] | None = None):
+    def __init__(self, message: str, *, status_code: int | None = None, details: list[str] | None = None,
+                 problems: list[dict] | None = None, error_count: int | None = None):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.details = details or []
+        self.problems = problems or []  # the body's raw errors ({"loc", "msg"}), for pages that lay them out
+        self.error_count = error_count if error_count is not None else len(self.problems)
 
     def __str__(self) -> str:
         if not self.details:
@@ -83,7 +86,9 @@ def parse_error(response: httpx.Response) -> ApiError:
                for e in errors]
     if len(errors) == 1 and not _format_loc(errors[0].get("loc")):  # one unlocated problem: the message says it
         details = []
-    return ApiError(message, status_code=status, details=details)
+    count = body.get("error_count")
+    return ApiError(message, status_code=status, details=details, problems=errors,
+                    error_count=count if isinstance(count, int) else None)
 
 
 class TunesmithClient:

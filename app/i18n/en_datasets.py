@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # a refused file: each problem once, all that the API listed, and how many it did not
+    "upload.more_problems": "… and {count} more problems (the API lists the first 20)",
+    "upload.more_problems.one": "… and 1 more problem (the API lists the first 20)",
     # preview as the model sees it: outliers left out of the chart, rows training drops or truncates
     "render.longer_than": "{count} samples longer than {tokens} tokens are left out of the chart (the longest has {max}).",
     "render.longer_than.one": "1 sample longer than {tokens} tokens is left out of the chart (it has {max}).",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # 被拒绝的文件：每个问题只列一次，列出 API 给出的全部问题及未列出的数量
+    "upload.more_problems": "…… 另有 {count} 个问题（API 只列出前 20 个）",
     # 按模型视角预览：图中省略的超长样本、训练会丢弃或截断的行
     "render.longer_than": "{count} 个样本长于 {tokens} 个词元，未画入图中（最长的有 {max} 个词元）。",
     "render.dropped_cutoff": "第 {row} 行（{tokens} 个词元：提示已占满截断长度，回复在其之后）",

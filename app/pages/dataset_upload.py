@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from app.client import ApiError, Dataset, ImportResult, TunesmithClient, UploadedDataset
-from app.format import error_markdown, fmt_bytes
+from app.format import fmt_bytes
 from app.i18n import DEFAULT, t
+from app.pages.dataset_errors import about_columns, refusal_markdown
 from backend.config.dataset_mapping import TAG_KEYS
 
 FORMATS = ["auto", "alpaca", "messages", "sharegpt", "preference", "kto", "text"]
@@ -166,8 +167,8 @@ def upload_file(client: TunesmithClient, path: str, name: str | None, dedup: boo
     except ApiError as exc:
         refused = exc.status_code is not None and 400 <= exc.status_code < 500
         key = "upload.failed_nothing_kept" if refused else "upload.failed"
-        message = t(key, lang, file=filename) + "\n\n" + error_markdown(exc, lang)
-        if exc.status_code == 422 and not (columns or tags):
+        message = t(key, lang, file=filename) + "\n\n" + refusal_markdown(exc, lang)
+        if about_columns(exc):
             message += "\n\n" + t("upload.mapping_hint", lang)  # other field names: the mapping is the way in
         return message, None
     return upload_markdown(ds, dedup, lang), ds.get("id")

@@ -23,6 +23,7 @@ from app.format import CONVERSATION_CSS, conversation_html, error_markdown, fmt_
 from app.i18n import DEFAULT, localized, request_lang, t
 from app.i18n.switch import CANCELLED, confirm_js
 from app.pages import Refresh
+from app.pages.dataset_errors import refusal_markdown
 from app.pages.dataset_render import (
     RENDER_CSS,
     empty_render,
@@ -269,7 +270,7 @@ def do_import(client: TunesmithClient, lang: str, path: str | None):
     try:
         result = client.import_llamafactory_zip(path)
     except ApiError as exc:
-        return (t("datasets.import_failed", lang, file=Path(path).name) + "\n\n" + error_markdown(exc, lang),
+        return (t("datasets.import_failed", lang, file=Path(path).name) + "\n\n" + refusal_markdown(exc, lang),
                 gr.skip(), gr.skip(), gr.skip())
     imported = result.get("imported") or []
     frame, dropdown = refresh_list(client, lang, imported[0].get("id") if imported else None)

@@ -241,3 +241,36 @@ def test_split_mapping_sends_role_tags_apart():
     assert split_mapping({"prompt": "q", "role_tag": "speaker"}) == ({"prompt": "q"}, {"role_tag": "speaker"})
     assert split_mapping({"columns": {"messages": "d"}, "tags": {"user_tag": "u"}}) == ({"messages": "d"},
                                                                                         {"user_tag": "u"})
+
+
+# ---- a refused file: each problem once, all of them, the mapping hint only for field names (issue 12 group 8) --
+def test_each_upload_problem_is_printed_once_and_none_is_hidden(client, tmp_path):
+    from app.pages.dataset_errors import message_without_problems
+
+    bad = tmp_path / "bad2.jsonl"
+    bad.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n{oops\n"
+                   + json.dumps({"instruction": "", "output": "a"}) + "\n", encoding="utf-8")
+    message, selected = upload_file(client, str(bad), None, False, "auto", "", Recorder())
+    assert selected is None and "bad2.jsonl was not imported (2 problems found)." in message
+    assert message.count("not valid JSON") == 1 and message.count("the prompt is empty") == 1
+    assert "line 3 instruction: the prompt is empty" in message and "listed in 'errors'" not in message
+    assert "column mapping" not in message  # a JSON syntax error is no field-name problem
+
+    many = tmp_path / "many.jsonl"
+    many.write_text("{oops\n" * 25, encoding="utf-8")
+    message, _ = upload_file(client, str(many), None, False, "auto", "", Recorder())
+    assert message.count("not valid JSON") == 20 and "… and 5 more problems (the API lists the first 20)" in message
+    zh, _ = upload_file(client, str(many), None, False, "auto", "", Recorder(), lang="zh")
+    assert "另有 5 个问题" in zh
+
+    qa = _write(tmp_path / "qa.json", [{"question": "q", "answer": "a"}])
+    message, _ = upload_file(client, str(qa), None, False, "auto", "", Recorder())
+    assert message.count("unknown dataset format") == 1 and "column mapping" in message
+
+    zipped = ("pack.zip: nothing was registered, 2 of its data files are rejected (a.jsonl, b.json). a.jsonl was "
+              "not imported (1 problem found). line 2: not valid JSON: Expecting value (column 1). The other files' "
+              "problems are listed in 'errors'. Fix the files (or leave them out of the zip) and upload it again.")
+    assert message_without_problems(zipped, [{"loc": ["a.jsonl line 2"], "msg": "not valid JSON: Expecting value "
+                                                                                "(column 1)."}]) == (
+        "pack.zip: nothing was registered, 2 of its data files are rejected (a.jsonl, b.json). a.jsonl was not "
+        "imported (1 problem found). Fix the files (or leave them out of the zip) and upload it again.")
