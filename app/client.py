@@ -33,6 +33,7 @@ from app.api_types import (  # noqa: F401 - re-exported: pages import these from
     PreviewRow,
     UploadedDataset,
 )
+from app.client_models import ModelDownloadCalls
 from app.progress_file import ProgressFile, ProgressFn
 
 
@@ -91,7 +92,7 @@ def parse_error(response: httpx.Response) -> ApiError:
                     error_count=count if isinstance(count, int) else None)
 
 
-class TunesmithClient:
+class TunesmithClient(ModelDownloadCalls):
     """Synchronous client for one Tunesmith API base URL, e.g. ``http://127.0.0.1:7860/api/v1``."""
 
     def __init__(self, api_url: str, *, timeout: float = 15.0, transport: httpx.BaseTransport | None = None,

@@ -1,4 +1,4 @@
-"""The Tunesmith studio UI: one ``gr.Blocks`` with Datasets, Train, Runs, Export, Evaluate and Chat tabs.
+"""The Tunesmith studio UI: one ``gr.Blocks`` with Datasets, Models, Train, Runs, Export, Evaluate and Chat tabs.
 
 The UI is only a client of the HTTP API (``api_url``, e.g. ``http://127.0.0.1:7860/api/v1``); it holds no
 training state, so closing the browser changes nothing. ``backend.cli serve`` mounts it at ``/``::
@@ -19,19 +19,27 @@ import gradio as gr
 
 from app.client import ApiError, TunesmithClient
 from app.i18n import gradio_i18n, localized, t
-from app.i18n.switch import build_switch, init_js, switch_js
-from app.pages import chat, datasets, evaluate, export, runs, targets, train
+from app.i18n.switch import build_switch, build_theme_switch, init_js, switch_js, theme_init_js, theme_toggle_js
+from app.pages import chat, datasets, evaluate, export, models, runs, targets, train
 
 # Optional polish; pass it to gr.mount_gradio_app / launch (Gradio 6 takes css there, not in Blocks()).
 STUDIO_CSS = """
 #app-header h1 { margin-bottom: 0; }
-#lang-switch { flex-grow: 0; align-self: flex-start; }
+#header-switches { flex-grow: 0; align-self: flex-start; gap: 4px; }
 #app-header p { margin-top: 2px; color: var(--body-text-color-subdued); }
 .ts-hint p { font-size: 13px; color: var(--block-info-text-color); margin: 0; }
-/* Contrast (WCAG AA, 4.5:1): help text darker than the theme's grey, white on a darker orange. */
-:root { --block-info-text-color: #4b5563; --button-primary-background-fill: #c2410c;
-        --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #ffffff; }
+/* Contrast (WCAG AA, 4.5:1): help text darker than the theme's grey, white on a darker orange; in dark mode too
+   (Gradio's dark theme sets its own values on .dark, which would win over :root). */
+:root, .dark { --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+               --button-primary-text-color: #ffffff; --button-primary-text-color-hover: #ffffff; }
+:root { --block-info-text-color: #4b5563; }
 .dark { --block-info-text-color: #d1d5db; }
+/* Narrow screens (a phone, 420 px): what sits side by side stacks; tabs wrap (gr.Tabs overflow_behavior). */
+@media (max-width: 640px) {
+  .row:has(> #loss-plot) { flex-direction: column; }
+  .row:has(> #loss-plot) > * { width: 100%; min-width: 0; }
+  #app-header { min-width: 100% !important; }  /* the header line first, its switches below it */
+}
 """
 
 
@@ -56,12 +64,18 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     client = TunesmithClient(api_url, token=token)
     with gr.Blocks(title="Tunesmith", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_id="app-header-row"):
             header = gr.Markdown("# Tunesmith", elem_id="app-header")
-            lang_switch = build_switch()
-        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Column(scale=0, min_width=250, elem_id="header-switches"):
+                lang_switch = build_switch()
+                theme_switch = build_theme_switch()
+        # Tabs wrap onto more rows on a narrow screen instead of hiding in a "⋯" menu (issue 12 group 9).
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as tabs:
             with gr.Tab(t("tab.datasets"), id="datasets", elem_id="tab-datasets") as datasets_tab:
                 datasets_page = datasets.build(client)
+            with gr.Tab(t("tab.models"), id="models", elem_id="tab-models") as models_tab:
+                models_page = models.build(client)
+                models_page.refresh.on(models_tab.select)
             with gr.Tab(t("tab.train"), id="train", elem_id="tab-train") as train_tab:
                 train_page = train.build(client)
             with gr.Tab(t("tab.runs"), id="runs", elem_id="tab-runs") as runs_tab:
@@ -78,8 +92,8 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
         show_header = localized(lambda lang: header_markdown(client, lang))
         # Gradio labels the buttons of tabs not yet opened once, in the locale of the moment: label them again
         # after each switch of locale.
-        tab_list = [datasets_tab, train_tab, runs_tab, export_tab, evaluate_tab, chat_tab]
-        tab_keys = ["tab.datasets", "tab.train", "tab.runs", "tab.export", "tab.evaluate", "tab.chat"]
+        tab_list = [datasets_tab, models_tab, train_tab, runs_tab, export_tab, evaluate_tab, chat_tab]
+        tab_keys = ["tab.datasets", "tab.models", "tab.train", "tab.runs", "tab.export", "tab.evaluate", "tab.chat"]
 
         def relabel_tabs():
             return [gr.Tab(label=t(key)) for key in tab_keys]
@@ -87,6 +101,8 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
         # The page script picks the language (?lang=, remembered choice, browser) before anything is rendered.
         loaded = demo.load(None, js=init_js(), outputs=lang_switch, show_progress="hidden")
         loaded.then(show_header, outputs=header, show_progress="hidden")
+        demo.load(None, js=theme_init_js(), outputs=theme_switch, show_progress="hidden")
+        theme_switch.input(None, inputs=theme_switch, js=theme_toggle_js(), show_progress="hidden")
         loaded.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
         for page in (datasets_page, train_page, runs_page, export_page):
             page.refresh.on(loaded.then)
@@ -95,7 +111,7 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
                                      show_progress="hidden")
         switched.then(show_header, outputs=header, show_progress="hidden")
         switched.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
-        for page in (datasets_page, train_page, runs_page, export_page, evaluate_page, chat_page):
+        for page in (datasets_page, models_page, train_page, runs_page, export_page, evaluate_page, chat_page):
             page.refresh.on(switched.then)
         runs_page.repaint.on(switched.then)
         datasets_page.refresh.on(datasets_tab.select)
@@ -104,7 +120,7 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
         export_page.refresh.on(export_tab.select)
 
         # Poll the API only while the Runs tab is on screen.
-        for tab in (datasets_tab, train_tab, export_tab, evaluate_tab, chat_tab):
+        for tab in (datasets_tab, models_tab, train_tab, export_tab, evaluate_tab, chat_tab):
             tab.select(lambda: gr.Timer(active=False), outputs=runs_page.timer, show_progress="hidden")
         runs_tab.select(lambda: gr.Timer(active=True), outputs=runs_page.timer, show_progress="hidden")
 

@@ -13,6 +13,8 @@ from backend.local_paths import check_client_path
 from backend.settings import BUNDLED_MODEL_ID, Settings
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
+# Written by backend.model_download into a model it fetched (what, from where); it stays as the model's provenance.
+SOURCE_FILE = ".tunesmith-download.json"
 
 
 @dataclass
@@ -23,6 +25,7 @@ class ModelInfo:
     model_type: str | None
     architecture: str | None
     size_bytes: int
+    repo_id: str | None = None  # the hub model it was downloaded from (backend.model_download), else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +51,18 @@ def inspect_model_dir(path: Path, model_id: str | None = None) -> ModelInfo | No
         model_type=config.get("model_type"),
         architecture=archs[0],
         size_bytes=sum(f.stat().st_size for f in weights),
+        repo_id=downloaded_from(path),
     )
+
+
+def downloaded_from(path: Path) -> str | None:
+    """The hub repository a downloaded model came from, read from its download record; None for other models."""
+    try:
+        record = json.loads((path / SOURCE_FILE).read_text(encoding="utf-8"))
+        repo_id = record["plan"]["repo_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return repo_id if isinstance(repo_id, str) else None
 
 
 def list_models(settings: Settings) -> list[ModelInfo]:

@@ -1,8 +1,8 @@
 """The Hugging Face Hub's file protocol as this studio uses it: list a model repository's files (with sizes and
 sha256) through ``huggingface_hub``, and fetch one file resumably.
 
-Endpoint (``HF_ENDPOINT``: the hub, a mirror or a test server) and token (``HF_TOKEN``, for gated models; it never
-leaves the server) are read at each call. A file streams into ``<staging>/.partial/<path>.part``, which an HTTP
+Endpoint (``HF_ENDPOINT``: the hub, a mirror or a test server) and token (one given with the request, else
+``HF_TOKEN``, for gated models; it never leaves the server) are read at each call. A file streams into ``<staging>/.partial/<path>.part``, which an HTTP
 Range request continues after a dropped connection or in a later attempt; it is verified by size and, for LFS
 files, sha256 before it is moved into place. (huggingface_hub 2.x's ``hf_hub_download`` deletes a partial file on
 any failure, so it cannot resume across attempts.) Every failure becomes one :mod:`backend.errors` domain error.
@@ -43,8 +43,9 @@ class HubClient:
         return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
     @staticmethod
-    def token() -> str | bool:
-        return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or False
+    def token(given: str | None = None) -> str | bool:
+        """The token a request gave (a user's, for a gated model), else the server's ``HF_TOKEN``, else none."""
+        return given or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or False
 
     def check_online(self) -> None:
         if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
@@ -52,13 +53,13 @@ class HubClient:
                               loc=("body", "repo_id"), hint="unset HF_HUB_OFFLINE and restart the studio, or put "
                               "the model folder under the models root by hand")
 
-    def list_files(self, repo_id: str, revision: str) -> tuple[str, list[HubFile]]:
+    def list_files(self, repo_id: str, revision: str, token: str | None = None) -> tuple[str, list[HubFile]]:
         """The commit ``revision`` resolves to and every file of the repository there, with sizes."""
         self.check_online()
         from huggingface_hub import HfApi
 
         try:
-            info = HfApi(endpoint=self.endpoint, token=self.token()).model_info(
+            info = HfApi(endpoint=self.endpoint, token=self.token(token)).model_info(
                 repo_id, revision=revision, files_metadata=True, timeout=30)
         except Exception as exc:  # noqa: BLE001 - every hub/transport failure becomes one domain error
             raise hub_error(exc, repo_id, revision, self.endpoint) from None
@@ -67,7 +68,7 @@ class HubClient:
         return str(info.sha or revision), files
 
     def download_file(self, repo_id: str, commit: str, hub_file: HubFile, staging: Path,
-                      cancel: threading.Event) -> None:
+                      cancel: threading.Event, token: str | None = None) -> None:
         """Fetch one file into ``staging``, continuing its ``.part`` file with a Range request (after a dropped
         connection here, or a failed/cancelled/interrupted earlier attempt); verified by size and, where the hub
         gives one, sha256."""
@@ -75,7 +76,7 @@ class HubClient:
         part.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(TRANSFER_ATTEMPTS):
             try:
-                self._transfer(repo_id, commit, hub_file, part, cancel)
+                self._transfer(repo_id, commit, hub_file, part, cancel, token)
                 break
             except httpx.TransportError as exc:
                 if attempt == TRANSFER_ATTEMPTS - 1:
@@ -86,7 +87,8 @@ class HubClient:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, final)
 
-    def _transfer(self, repo_id: str, commit: str, hub_file: HubFile, part: Path, cancel: threading.Event) -> None:
+    def _transfer(self, repo_id: str, commit: str, hub_file: HubFile, part: Path, cancel: threading.Event,
+                  token: str | None) -> None:
         from huggingface_hub import hf_hub_url
         from huggingface_hub.utils import build_hf_headers
 
@@ -96,7 +98,7 @@ class HubClient:
             have = 0
         if have == hub_file.size:
             return
-        headers = build_hf_headers(token=self.token())
+        headers = build_hf_headers(token=self.token(token))
         if have:
             headers["Range"] = f"bytes={have}-"
         url = hf_hub_url(repo_id, hub_file.path, revision=commit, endpoint=self.endpoint)
@@ -158,17 +160,19 @@ def hub_error(exc: Exception, repo_id: str, revision: str, endpoint: str) -> Stu
 
     if isinstance(exc, GatedRepoError):
         return Forbidden(f"{repo_id} is a gated model and this studio's token has no access to it",
-                         loc=("body", "repo_id"), hint="accept the model's licence on its hub page, then set HF_TOKEN "
-                         "in the studio's environment (it stays on the server) and restart the studio")
+                         loc=("body", "repo_id"), hint="accept the model's licence on its hub page, then give a token "
+                         "with access to it (with the download, or as HF_TOKEN in the studio's environment; it stays "
+                         "on the server)")
     if isinstance(exc, RevisionNotFoundError):
         return NotFound(f"{repo_id} has no revision {revision!r}", loc=("body", "revision"))
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(exc, RepositoryNotFoundError) or status == 404:
         return NotFound(f"no model {repo_id!r} on {endpoint} (or it is private)", loc=("body", "repo_id"),
-                        hint="check the id (org/name, as on the model's hub page); for a private model set HF_TOKEN")
+                        hint="check the id (org/name, as on the model's hub page); for a private model give a token")
     if status in (401, 403):
         return Forbidden(f"{endpoint} refused access to {repo_id} (HTTP {status})", loc=("body", "repo_id"),
-                         hint="set HF_TOKEN in the studio's environment to a token with access")
+                         hint="give a token with access (with the download, or as HF_TOKEN in the "
+                         "studio's environment)")
     if isinstance(exc, OfflineModeIsEnabled):
         return Unavailable("huggingface_hub is in offline mode (HF_HUB_OFFLINE)", loc=("body", "repo_id"))
     if isinstance(exc, HfHubHTTPError):

@@ -12,7 +12,8 @@ folder lets a restarted studio list an unfinished download as ``interrupted``.
 
 Only what training needs is fetched: configs, tokenizer files and safetensors weights (``*.bin`` only when a
 repository has no safetensors); no ``*.py`` (the studio never runs code shipped with a model). A token for gated
-models is read from the server's environment (``HF_TOKEN``) and never leaves it. Torch-free: runs in the web
+models comes with the request (kept in memory for that download only, never written or echoed) or from the
+server's environment (``HF_TOKEN``); it never leaves the server. Torch-free: runs in the web
 process.
 """
 
@@ -31,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from backend.catalog import SOURCE_FILE
 from backend.errors import (
     Conflict,
     InsufficientStorage,
@@ -54,7 +56,6 @@ MODEL_FILES = ("*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.j
 FALLBACK_WEIGHTS = ("*.bin",)
 SKIPPED_DIRS = ("original/", ".")  # Meta's consolidated checkpoints; hidden files
 STAGING = ".downloads"
-SOURCE_FILE = ".tunesmith-download.json"
 DEFAULT_RESERVE_BYTES = 512 * 1024**2
 Source = Literal["huggingface", "modelscope"]
 State = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
@@ -95,6 +96,7 @@ class DownloadJob:
     finished_at: str | None = None
     current_file: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    token: str | None = field(default=None, repr=False)  # a user's hub token: in memory only, never in the record
     clock_start: float = field(default_factory=time.monotonic, repr=False)
 
     def rate(self, bytes_done: int) -> float | None:
@@ -147,10 +149,11 @@ class ModelDownloads:
     def staging_dir(self, model_id: str) -> Path:
         return self.settings.models_dir / STAGING / model_id
 
-    def plan(self, repo_id: str, revision: str | None = None, source: Source = "huggingface") -> DownloadPlan:
+    def plan(self, repo_id: str, revision: str | None = None, source: Source = "huggingface",
+             token: str | None = None) -> DownloadPlan:
         repo_id, revision = check_request(repo_id, revision, source)
         model_id = model_id_for(repo_id)
-        commit, files = self.hub.list_files(repo_id, revision)
+        commit, files = self.hub.list_files(repo_id, revision, token)
         chosen = select_files(files)
         if not any(f.path.endswith((".safetensors", ".bin")) for f in chosen) or not any(
                 f.path == "config.json" for f in chosen):
@@ -165,8 +168,9 @@ class ModelDownloads:
                             free_bytes=shutil.disk_usage(self.settings.models_dir).free,
                             reserve_bytes=self.reserve_bytes)
 
-    def start(self, repo_id: str, revision: str | None = None, source: Source = "huggingface") -> DownloadJob:
-        plan = self.plan(repo_id, revision, source)
+    def start(self, repo_id: str, revision: str | None = None, source: Source = "huggingface",
+              token: str | None = None) -> DownloadJob:
+        plan = self.plan(repo_id, revision, source, token)
         target = self.settings.models_dir / plan.model_id
         if target.exists():
             raise Conflict(f"{repo_id} is already in the models root as {plan.model_id!r}",
@@ -181,7 +185,7 @@ class ModelDownloads:
             if running:
                 raise Conflict(f"{repo_id} is already downloading (download {running[0].id})",
                                loc=("body", "repo_id"))
-            job = DownloadJob(id="dl_" + secrets.token_hex(5), plan=plan)
+            job = DownloadJob(id="dl_" + secrets.token_hex(5), plan=plan, token=token)
             self._jobs[job.id] = job
         threading.Thread(target=self._run, args=(job,), name=f"download-{job.id}", daemon=True).start()
         return job
@@ -237,7 +241,7 @@ class ModelDownloads:
                 done = staging / hub_file.path
                 if not (done.is_file() and done.stat().st_size == hub_file.size):
                     job.current_file = hub_file.path
-                    self.hub.download_file(plan.repo_id, plan.commit, hub_file, staging, job.cancel)
+                    self.hub.download_file(plan.repo_id, plan.commit, hub_file, staging, job.cancel, job.token)
             self._publish(plan, staging)
             job.state, job.current_file = "succeeded", None
         except DownloadCancelled:
@@ -252,6 +256,7 @@ class ModelDownloads:
             job.hint = "start the download again to resume; if it fails the same way, report it with this message"
         finally:
             job.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            job.token = None  # not kept past the download
 
     def _write_record(self, job: DownloadJob, staging: Path) -> None:
         """What is being downloaded, from where: lets a later studio process list an interrupted download, and

@@ -3,4 +3,6 @@ small and lets areas grow without touching each other)."""
 
 from __future__ import annotations
 
-MESSAGES: dict[str, str] = {}
+MESSAGES: dict[str, str] = {
+    "shell.dark_mode": "Dark mode",
+}

@@ -1,4 +1,4 @@
-"""The header's language switch and the page script that applies a language in the browser.
+"""The header's language and dark-mode switches, and the page scripts that apply them in the browser.
 
 The browser side: pick the language (``?lang=`` > remembered choice > the browser's languages > English), remember
 it (localStorage and the ``tunesmith_lang`` cookie, which :func:`app.i18n.request_lang` reads on the server), and
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app.i18n import COOKIE, DEFAULT, LANGUAGES, text
+from app.i18n import COOKIE, DEFAULT, LANGUAGES, t, text
 
 
 def gradio_core_module() -> str:
@@ -89,6 +89,35 @@ def build_switch() -> gr.Radio:
         min_width=240,
         scale=0,
     )
+
+
+THEME_KEY = "tunesmith_theme"  # localStorage: "dark" | "light"; absent = Gradio's choice (the system's)
+
+
+def theme_init_js() -> str:
+    """Run on page load: apply the remembered theme (Gradio itself only follows the system or ``?__theme=``);
+    returns whether the page is dark (the header switch's value)."""
+    return f"""() => {{
+    let saved = null;
+    try {{ saved = localStorage.getItem({json.dumps(THEME_KEY)}); }} catch (e) {{}}
+    if (saved === 'dark' || saved === 'light') document.body.classList.toggle('dark', saved === 'dark');
+    return document.body.classList.contains('dark');
+  }}"""
+
+
+def theme_toggle_js() -> str:
+    """Run when the header's dark-mode switch changes: switch Gradio's ``dark`` class on the page and remember it."""
+    return f"""(dark) => {{
+    document.body.classList.toggle('dark', !!dark);
+    try {{ localStorage.setItem({json.dumps(THEME_KEY)}, dark ? 'dark' : 'light'); }} catch (e) {{}}
+    return dark;
+  }}"""
+
+
+def build_theme_switch() -> gr.Checkbox:
+    """Dark mode, in the header (Gradio keeps its own in a hidden footer panel). Its value is set on load."""
+    return gr.Checkbox(value=False, label=t("shell.dark_mode"), container=False, elem_id="theme-switch",
+                       min_width=120, scale=0)
 
 
 CANCELLED = "__cancelled__"

@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-MESSAGES: dict[str, str] = {}
+MESSAGES: dict[str, str] = {
+    "shell.dark_mode": "深色模式",
+}

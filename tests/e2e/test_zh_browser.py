@@ -23,8 +23,8 @@ from tests.e2e.test_studio_browser import TRAIN_TIMEOUT_S, _fill, _pick, _write_
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 DATASET_NAME = "中文-sums"
-TABS_ZH = ["数据集", "训练", "运行", "导出", "评估", "对话"]
-TABS_EN = ["Datasets", "Train", "Runs", "Export", "Evaluate", "Chat"]
+TABS_ZH = ["数据集", "模型", "训练", "运行", "导出", "评估", "对话"]
+TABS_EN = ["Datasets", "Models", "Train", "Runs", "Export", "Evaluate", "Chat"]
 
 
 def _tab_names(page) -> list[str]:

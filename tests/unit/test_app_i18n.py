@@ -31,6 +31,7 @@ ALLOWED_LATIN = {
     "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm", "grpo",
     "p95", "openai", "eta", "top-p", "f1", "peft", "q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "bfloat16",
     "llama", "cpp", "lm", "studio", "modelfile", "tensorboard", "mlflow", "weights", "biases", "uri",
+    "modelscope",
 }
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+\-']*[A-Za-z0-9+]|[A-Za-z]")
 
@@ -165,8 +166,8 @@ def test_a_tab_in_chinese_has_no_english_app_string_left(studio: gr.Blocks, tab_
 
 def test_the_header_switch_and_every_tab_label_are_translated(studio: gr.Blocks) -> None:
     tabs = [b for b in studio.blocks.values() if isinstance(b, gr.Tab)]
-    assert len(tabs) == 6 and all(isinstance(tab.label, I18nData) for tab in tabs)
-    assert [catalog("zh")[tab.label.key] for tab in tabs] == ["数据集", "训练", "运行", "导出", "评估", "对话"]
+    assert len(tabs) == 7 and all(isinstance(tab.label, I18nData) for tab in tabs)
+    assert [catalog("zh")[tab.label.key] for tab in tabs] == ["数据集", "模型", "训练", "运行", "导出", "评估", "对话"]
     switch = next(b for b in studio.blocks.values() if getattr(b, "elem_id", None) == "lang-switch")
     assert [c[1] for c in switch.choices] == ["en", "zh"] and [c[0] for c in switch.choices] == ["English", "中文"]
     assert studio.i18n_instance is not None and "zh-CN" in studio.i18n_instance.translations_dict

@@ -7,7 +7,7 @@ import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from backend.api.errors import error_responses
 from backend.errors import (
@@ -41,6 +41,12 @@ class DownloadCreate(BaseModel):
     revision: str | None = Field(None, max_length=200, description="Branch, tag or commit (default main).")
     source: Source = Field("huggingface", description="huggingface (HF_ENDPOINT picks a mirror); modelscope needs "
                            "its client installed.")
+    token: SecretStr | None = Field(None, max_length=500, description="A hub token for a gated or private model "
+                                    "(else the server's HF_TOKEN). Used for this download only: kept in memory "
+                                    "while it runs, never written to disk, never sent back.")
+
+    def token_value(self) -> str | None:
+        return (self.token.get_secret_value().strip() or None) if self.token else None
 
 
 class FilePublic(BaseModel):
@@ -119,13 +125,20 @@ def plan_download(downloads: DownloadsDep,
     return _plan_public(downloads.plan(repo_id, revision, source))
 
 
+@router.post("/plan", response_model=PlanPublic, responses=error_responses(*HUB_ERRORS))
+def plan_download_with_token(body: DownloadCreate, downloads: DownloadsDep) -> PlanPublic:
+    """The same plan as GET /models/download/plan, for a request that carries a token (kept out of URLs, which
+    end up in logs); starts nothing."""
+    return _plan_public(downloads.plan(body.repo_id, body.revision, body.source, body.token_value()))
+
+
 @router.post("", response_model=DownloadPublic, status_code=status.HTTP_202_ACCEPTED,
              responses=error_responses(*HUB_ERRORS, Conflict, InsufficientStorage))
 def start_download(body: DownloadCreate, downloads: DownloadsDep) -> DownloadPublic:
     """Start downloading a model into the models root; follow it with GET /models/download/{id}. Starting the
     same model again after a failure or cancel resumes it. 409 when it is already there or downloading, 507 when
     the disk is too small, 503 offline."""
-    return _public(downloads, downloads.start(body.repo_id, body.revision, body.source))
+    return _public(downloads, downloads.start(body.repo_id, body.revision, body.source, body.token_value()))
 
 
 @router.get("", response_model=DownloadsPublic)

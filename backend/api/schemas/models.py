@@ -14,6 +14,8 @@ class ModelPublic(BaseModel):
     model_type: str | None
     architecture: str | None
     size_bytes: int
+    repo_id: str | None = Field(None, description="The hub model it was downloaded from (POST /models/download); "
+                                "null for the bundled model and folders put under the models root by hand.")
 
 
 class SuggestionPublic(BaseModel):
