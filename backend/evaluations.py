@@ -22,9 +22,10 @@ from pathlib import Path
 
 from backend import catalog
 from backend.config import rundir
+from backend.datasets.formats import dataset_kind
 from backend.datasets.registry import DatasetRegistry
 from backend.engine_process import EngineTimedOut, build_engine_command, run_engine
-from backend.errors import Busy, EngineFailed, NotFound
+from backend.errors import Busy, EngineFailed, Invalid, NotFound
 from backend.fsio import atomic_write_json
 from backend.jobs.service import JobService, JobStateConflict
 from backend.settings import Settings
@@ -34,6 +35,7 @@ METRICS_FILE = "metrics.json"  # names written by backend.engine.evaluate (not i
 PREDICTIONS_FILE = "predictions.jsonl"
 LOG_FILE = "evaluate.log"
 DEFAULT_TIMEOUT_S = 3600.0
+DATASET_LOC = ("body", "dataset")
 
 
 class EvaluationNotFound(NotFound):
@@ -53,18 +55,32 @@ class EvalTarget:
     root: Path               # the folder holding this target's evaluation folders
     engine_args: tuple[str, ...]
     record: tuple[tuple[str, str], ...]  # ("job_id", id) or ("base_model", id), added to metrics.json
+    stage: str | None = None  # a run's stage (rm runs are scored on pairs); None for a base model
+    has_held_out: bool = False  # a run that held rows out of training (val_size or validation datasets)
 
 
 def new_eval_id() -> str:
     return "ev_" + secrets.token_hex(5)
 
 
-def build_evaluate_command(target: EvalTarget, dataset_path: Path, dataset_name: str, out_dir: Path,
-                           max_samples: int, max_new_tokens: int, cutoff_len: int | None,
+@dataclass(frozen=True)
+class EvalRows:
+    """What to score: a registered dataset's first rows (``path`` and ``name``), or the run's held-out split."""
+
+    split: str  # "dataset" | "held_out"
+    name: str
+    path: Path | None = None
+    dataset_id: str | None = None
+
+
+def build_evaluate_command(target: EvalTarget, rows: EvalRows, out_dir: Path, max_samples: int,
+                           max_new_tokens: int, cutoff_len: int | None, with_base: bool = False,
                            python: str = sys.executable) -> list[str]:
-    args = [*target.engine_args, "--dataset-path", str(dataset_path), "--dataset-name", dataset_name,
-            "--out", str(out_dir), "--max-samples", str(int(max_samples)), "--max-new-tokens", str(int(max_new_tokens))]
+    args = [*target.engine_args, "--split", rows.split, "--dataset-name", rows.name, "--out", str(out_dir),
+            "--max-samples", str(int(max_samples)), "--max-new-tokens", str(int(max_new_tokens))]
+    args += ["--dataset-path", str(rows.path)] if rows.path is not None else []
     args += ["--cutoff-len", str(int(cutoff_len))] if cutoff_len else []
+    args += ["--with-base"] if with_base else []
     return build_engine_command("evaluate", *args, python=python)
 
 
@@ -95,8 +111,14 @@ class EvaluationService:
                 folder = job.run.model_dir if job.output == "model" else job.run.adapter_dir
                 raise JobStateConflict(f"job {job_id} has no trained output on disk ({folder}); "
                                        "was its run directory moved or cleaned?")
+        stage, held_out = None, False
+        if for_running and job.run.has_run():
+            resolved = job.run.read_run()
+            stage = resolved.config.stage
+            held_out = resolved.config.val_size > 0 or bool(resolved.val_datasets)
         return EvalTarget(key=f"job:{job_id}", label=job.name or job_id, root=job.run.evaluations_dir,
-                          engine_args=("--run-dir", str(job.run.path)), record=(("job_id", job_id),))
+                          engine_args=("--run-dir", str(job.run.path)), record=(("job_id", job_id),),
+                          stage=stage, has_held_out=held_out)
 
     def model_target(self, model: str) -> EvalTarget:
         info = catalog.resolve_model(self.settings, model)
@@ -108,14 +130,32 @@ class EvaluationService:
                           engine_args=("--model-dir", info.path), record=(("base_model", info.id),))
 
     # -- running ------------------------------------------------------------------------------------
-    def run(self, target: EvalTarget, dataset: str, *, max_samples: int = 50, max_new_tokens: int = 128,
-            cutoff_len: int | None = None) -> dict:
-        """Evaluate ``target`` on a registered dataset (id or name; DatasetNotFound if unknown) and return
-        its metrics. Raises EvaluationBusy when the target is being evaluated, EngineFailed (EngineTimedOut) on failure."""
+    def eval_rows(self, target: EvalTarget, dataset: str | None) -> EvalRows:
+        """A registered dataset (id or name; DatasetNotFound if unknown) or, ``dataset`` None, the run's held-out
+        split; 422 (loc ``dataset``) when there is none, or when a reward model is given no preference pairs."""
+        if dataset is None:
+            if "job_id" not in dict(target.record):
+                raise Invalid("a base model has no held-out split; name a dataset", loc=DATASET_LOC)
+            if not target.has_held_out:
+                raise Invalid(f"run {target.label} held no rows out of training (val_size 0, no validation "
+                              "datasets); name a dataset to evaluate on", loc=DATASET_LOC,
+                              hint="train with val_size > 0 to get a held-out split")
+            return EvalRows(split="held_out", name="held-out split")
         record = self.registry.require(dataset)
         if not record.path.is_file():
             raise EngineFailed(f"dataset {record.name!r} is registered but its file is missing ({record.path})",
                                hint="delete the dataset and upload it again")
+        if target.stage == "rm" and dataset_kind(record.format) != "preference":
+            raise Invalid(f"run {target.label} is a reward model (stage 'rm'): it is evaluated on chosen/rejected "
+                          f"pairs, and dataset {record.name!r} is {record.format} data", loc=DATASET_LOC,
+                          hint="pick a preference dataset (e.g. the built-in preference_demo)")
+        return EvalRows(split="dataset", name=record.name, path=record.path, dataset_id=record.id)
+
+    def run(self, target: EvalTarget, dataset: str | None, *, max_samples: int = 50, max_new_tokens: int = 128,
+            cutoff_len: int | None = None, with_base: bool = False) -> dict:
+        """Evaluate ``target`` on a registered dataset or its held-out split (:meth:`eval_rows`) and return its
+        metrics. Raises EvaluationBusy when the target is being evaluated, EngineFailed (EngineTimedOut) on failure."""
+        rows = self.eval_rows(target, dataset)
         lock = self._lock_for(target.key)
         if not lock.acquire(blocking=False):
             raise EvaluationBusy(f"{target.label} is being evaluated right now; wait for that evaluation to "
@@ -126,12 +166,12 @@ class EvaluationService:
             work, final = target.root / f".tmp-{eval_id}", target.root / eval_id
             work.mkdir()
             try:
-                self._run_engine(build_evaluate_command(target, record.path, record.name, work, max_samples,
-                                                        max_new_tokens, cutoff_len), work)
+                self._run_engine(build_evaluate_command(target, rows, work, max_samples, max_new_tokens, cutoff_len,
+                                                        with_base), work)
                 metrics = json.loads((work / METRICS_FILE).read_text(encoding="utf-8"))
                 created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-                metrics.update({"id": eval_id, "created_at": created, **dict(target.record), "dataset_id": record.id,
-                                "dataset": record.name, "max_samples": max_samples})
+                metrics.update({"id": eval_id, "created_at": created, **dict(target.record),
+                                "dataset_id": rows.dataset_id, "dataset": rows.name, "max_samples": max_samples})
                 atomic_write_json(work / METRICS_FILE, metrics)
                 work.rename(final)
             except BaseException:

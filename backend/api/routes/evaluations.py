@@ -14,10 +14,11 @@ from backend.api.schemas import (
     EvaluationParams,
     EvaluationPublic,
     EvaluationsPublic,
+    JobEvaluationCreate,
     ModelEvaluationCreate,
 )
 from backend.engine_process import EngineTimedOut
-from backend.errors import Busy, Conflict, EngineFailed, NotFound
+from backend.errors import Busy, Conflict, EngineFailed, Invalid, NotFound
 from backend.evaluations import (
     EvalTarget,
     EvaluationService,
@@ -26,11 +27,11 @@ from backend.evaluations import (
 router = APIRouter(tags=["evaluations"])
 
 
-
-
-def _run(evaluations: EvaluationService, target: EvalTarget, body: EvaluationParams) -> EvaluationPublic:
-    metrics = evaluations.run(target, body.dataset, max_samples=body.max_samples,
-                              max_new_tokens=body.max_new_tokens, cutoff_len=body.cutoff_len)
+def _run(evaluations: EvaluationService, target: EvalTarget, body: EvaluationParams | JobEvaluationCreate
+         ) -> EvaluationPublic:
+    with_base = body.with_base if isinstance(body, JobEvaluationCreate) else False
+    metrics = evaluations.run(target, body.dataset, max_samples=body.max_samples, max_new_tokens=body.max_new_tokens,
+                              cutoff_len=body.cutoff_len, with_base=with_base)
     return EvaluationPublic(**metrics)
 
 
@@ -40,7 +41,7 @@ def _predictions(evaluations: EvaluationService, root: Path, eval_id: str) -> Fi
 
 
 RUN_ERRORS = error_responses(NotFound, Busy, EngineFailed, EngineTimedOut)
-JOB_RUN_ERRORS = error_responses(NotFound, Conflict, Busy, EngineFailed, EngineTimedOut)
+JOB_RUN_ERRORS = error_responses(NotFound, Conflict, Busy, Invalid, EngineFailed, EngineTimedOut)
 NDJSON = {200: {"content": {"application/x-ndjson": {}}, "description": "One prediction per line: "
                 '{"prompt": [...], "reference", "prediction", "exact_match", "rouge_l", "trimmed_turns"}.'},
           **error_responses(NotFound)}
@@ -48,9 +49,12 @@ NDJSON = {200: {"content": {"application/x-ndjson": {}}, "description": "One pre
 
 @router.post("/jobs/{job_id}/evaluate", response_model=EvaluationPublic, status_code=status.HTTP_201_CREATED,
              responses=JOB_RUN_ERRORS)
-def evaluate_job(job_id: str, body: EvaluationParams, evaluations: EvaluationsDep) -> EvaluationPublic:
-    """Evaluate a succeeded job (its adapter on its base model, or its trained model) on a dataset. Waits for the
-    result (seconds to minutes); one evaluation per job at a time (409 while one runs)."""
+def evaluate_job(job_id: str, body: JobEvaluationCreate, evaluations: EvaluationsDep) -> EvaluationPublic:
+    """Evaluate a succeeded job (its adapter on its base model, or its trained model) on a dataset, or (no
+    ``dataset``) on the rows it held out of training; ``with_base`` scores its base model on the same rows too
+    (``base``, ``delta``). Each scored row says whether the run trained on it (``in_training``). A reward model
+    (stage rm) is scored on preference pairs: ``pairwise_accuracy`` and ``mean_margin``. Waits for the result
+    (seconds to minutes); one evaluation per job at a time (409 while one runs)."""
     return _run(evaluations, evaluations.job_target(job_id, for_running=True), body)
 
 

@@ -26,6 +26,7 @@ from backend.api.schemas.evaluations import (
     EvaluationParams,
     EvaluationPublic,
     EvaluationsPublic,
+    JobEvaluationCreate,
     ModelEvaluationCreate,
 )
 from backend.api.schemas.jobs import (
@@ -63,6 +64,7 @@ __all__ = [
     "EvaluationParams",
     "EvaluationPublic",
     "EvaluationsPublic",
+    "JobEvaluationCreate",
     "GpuSlotPublic",
     "GpuSlotsPublic",
     "IdentityCreate",
