@@ -96,10 +96,16 @@ THEME_KEY = "tunesmith_theme"  # localStorage: "dark" | "light"; absent = Gradio
 
 def theme_init_js() -> str:
     """Run on page load: apply the remembered theme (Gradio itself only follows the system or ``?__theme=``);
-    returns whether the page is dark (the header switch's value)."""
+    returns whether the page is dark (the header switch's value). A ``?__theme=`` in the URL (Gradio's own
+    settings panel puts one there) wins and is remembered."""
     return f"""() => {{
     let saved = null;
     try {{ saved = localStorage.getItem({json.dumps(THEME_KEY)}); }} catch (e) {{}}
+    const asked = new URL(window.location.href).searchParams.get('__theme');
+    if (asked === 'dark' || asked === 'light') {{
+      saved = asked;
+      try {{ localStorage.setItem({json.dumps(THEME_KEY)}, asked); }} catch (e) {{}}
+    }}
     if (saved === 'dark' || saved === 'light') document.body.classList.toggle('dark', saved === 'dark');
     return document.body.classList.contains('dark');
   }}"""

@@ -117,6 +117,7 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             page.locator("#theme-switch input").uncheck()
             page.reload()
             expect(page.locator("body")).not_to_have_class("dark")
+            expect(page.locator("#theme-switch input")).not_to_be_checked()
 
             # -- 420 px: every tab on screen, the Runs chart above the log --------------------------------
             narrow = browser.new_page(viewport={"width": 420, "height": 900}, locale="en-US")
@@ -137,6 +138,10 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             assert plot_box and logs_box and logs_box["y"] >= plot_box["y"] + plot_box["height"] - 1, (plot_box,
                                                                                                        logs_box)
             assert plot_box["width"] > 300 and logs_box["width"] > 300, (plot_box, logs_box)
+            buttons = narrow.locator("#tabs button:visible")
+            outside = [(buttons.nth(i).inner_text(), box) for i in range(buttons.count())
+                       if (box := buttons.nth(i).bounding_box()) and (box["x"] < 0 or box["x"] + box["width"] > 420)]
+            assert buttons.count() >= 4 and not outside, outside  # every button of the page within reach
             shot(narrow, "e2e-narrow-runs.png")
         except Exception:
             shot(page, "e2e-models-failed.png")

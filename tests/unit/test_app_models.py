@@ -110,3 +110,36 @@ def test_plan_resume_progress_and_downloads_in_chinese():
     assert 'value="0.2500"' in bar and "25%" in bar and "当前文件：model.safetensors" in bar and "剩余 3" in bar
     frame = downloads_frame([{"repo_id": REPO, "state": "interrupted", "progress": 0.4, "bytes_total": 10}], "zh")
     assert list(frame.columns) == ["仓库模型", "状态", "进度", "开始时间"] and frame.iloc[0]["状态"] == "已中断"
+
+
+def test_a_reloaded_page_follows_a_running_download_and_cancel_then_resume(client, hub_repo, hub_env, tmp_path):
+    from app.pages.models import cancel_download
+
+    (hub_repo / "model.safetensors").write_bytes(os.urandom(6 * 1024**2))
+    with HubServer({REPO: hub_repo}, pause_after={"model.safetensors": 3 * 1024**2}, pause_s=3) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        download_id, *_ = start_download(client, "en", REPO, "", "huggingface", "")
+        _, _, follow, timer = refresh_lists(client, "en", None)  # a reloaded page picks the running download up
+        assert follow == download_id and timer.active
+        deadline = time.monotonic() + 30
+        while client.get_model_download(download_id)["bytes_done"] < 2 * 1024**2:
+            assert time.monotonic() < deadline, "the first megabytes never arrived"
+            time.sleep(0.05)
+        assert cancel_download(client, "en", download_id) == "Cancelling…"
+        while (reply := poll_download(client, "en", download_id))[2].active:
+            assert time.monotonic() < deadline + 30, reply[1]
+            time.sleep(0.1)
+        assert "was cancelled" in reply[1] and "press **Download** again to resume" in reply[1]
+        assert reply[5]["State"].iloc[0] == "cancelled"  # the newest download, in the refreshed list
+
+        status, start = check_size(client, "en", REPO, "", "huggingface", "")
+        assert "downloaded by an earlier attempt" in status and _interactive(start)
+        again, *_ = start_download(client, "en", REPO, "", "huggingface", "")
+        while (reply := poll_download(client, "en", again))[2].active:
+            assert time.monotonic() < deadline + 60, reply[1]
+            time.sleep(0.1)
+        ranges = [r for m, p, r in hub.requests if m == "GET" and p.endswith("model.safetensors")]
+    assert "is downloaded as" in reply[1]
+    assert len(ranges) == 2 and ranges[0] is None and ranges[1].startswith("bytes=")  # the second try continued
+    assert (tmp_path / "models" / "test-org--tiny" / "model.safetensors").read_bytes() == (
+        hub_repo / "model.safetensors").read_bytes()
