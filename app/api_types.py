@@ -46,14 +46,22 @@ class DatasetDetail(Dataset, total=False):
     preview: list[PreviewRow]
 
 
-class ImportSkipped(TypedDict):
+class ImportSkipped(TypedDict, total=False):
     name: str
     reason: str
+    errors: list[dict[str, Any]]  # invalid records: {location, field, message}, the first 20
+    error_count: int
 
 
-class ImportResult(TypedDict):
+class ImportReused(TypedDict):
+    name: str  # the dataset_info.json entry
+    dataset: Dataset  # the registered dataset with the same rows
+
+
+class ImportResult(TypedDict, total=False):
     imported: list[Dataset]
     skipped: list[ImportSkipped]
+    reused: list[ImportReused]
 
 
 class Model(TypedDict, total=False):

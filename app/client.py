@@ -177,7 +177,8 @@ class TunesmithClient(ModelDownloadCalls):
 
     def upload_dataset(self, path: str | Path, name: str | None = None, *, dedup: bool = False,
                        format: str | None = None, columns: dict[str, Any] | None = None,
-                       tags: dict[str, Any] | None = None, on_progress: ProgressFn | None = None) -> UploadedDataset:
+                       tags: dict[str, Any] | None = None, on_progress: ProgressFn | None = None,
+                       skip_invalid: bool = False) -> UploadedDataset:
         """Upload a data file, or a zip of them (one dataset per data file, all or none: ``datasets`` lists
         them). ``dedup`` drops exact duplicate rows (``duplicates_dropped``); ``format`` forces a format
         ("auto"/None detects it); ``columns`` and ``tags`` map fields and role tags (LLaMA-Factory keys). The
@@ -190,7 +191,7 @@ class TunesmithClient(ModelDownloadCalls):
             data["columns"] = json.dumps(columns)
         if tags:
             data["tags"] = json.dumps(tags)
-        params = {"dedup": "true"} if dedup else None
+        params = {key: "true" for key, on in (("dedup", dedup), ("skip_invalid", skip_invalid)) if on} or None
         with path.open("rb") as fh:
             body = ProgressFile(fh, on_progress) if on_progress else fh
             return self._json("POST", "/datasets", files={"file": (path.name, body)}, data=data or None,
@@ -209,14 +210,17 @@ class TunesmithClient(ModelDownloadCalls):
             body["dataset_name"] = dataset_name
         return self._json("POST", "/datasets/identity", json=body, timeout=60.0)
 
-    def import_llamafactory_zip(self, path: str | Path, *, on_progress: ProgressFn | None = None) -> ImportResult:
-        """Import a zip of a LLaMA-Factory data folder: ``{"imported": [...], "skipped": [{name, reason}]}``.
+    def import_llamafactory_zip(self, path: str | Path, *, on_progress: ProgressFn | None = None,
+                                skip_invalid: bool = False) -> ImportResult:
+        """Import a zip of a LLaMA-Factory data folder: ``{"imported": [...], "skipped": [{name, reason}],
+        "reused": [{name, dataset}]}``; ``skip_invalid`` leaves invalid records out instead of skipping the entry.
         ``on_progress(sent, total)`` follows the upload as in ``upload_dataset``."""
         path = Path(path)
+        params = {"skip_invalid": "true"} if skip_invalid else None
         with path.open("rb") as fh:
             body = ProgressFile(fh, on_progress) if on_progress else fh
             return self._json("POST", "/datasets/import", files={"file": (path.name, body, "application/zip")},
-                              timeout=httpx.Timeout(60.0, read=1800.0))
+                              params=params, timeout=httpx.Timeout(60.0, read=1800.0))
 
     def download_dataset(self, dataset_id: str, dest: Path) -> Path:
         """The normalized data.jsonl of one dataset, streamed into ``dest``."""

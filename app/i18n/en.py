@@ -174,7 +174,7 @@ MESSAGES: dict[str, str] = {
     "datasets.identity_author_ph": "e.g. Acme Labs",
     "datasets.identity_create": "Create identity dataset",
     "datasets.import": "Import from LLaMA-Factory",
-    "datasets.import_help": "Zip a LLaMA-Factory `data` folder (`dataset_info.json` next to its data files) and upload the zip: every entry with a local file becomes a dataset under its LLaMA-Factory name (`name-2` if taken). Entries that cannot be used here (hub downloads, images, videos, audio) are listed with the reason.",
+    "datasets.import_help": "Zip a LLaMA-Factory `data` folder (`dataset_info.json` next to its data files) and upload the zip. Every entry with a local .json/.jsonl/.csv/.parquet/.txt file becomes a dataset under its LLaMA-Factory name, in alpaca or sharegpt formatting: SFT conversations (tool calls too), preference pairs (`ranking`), KTO (`kto_tag`) and pre-training text (.txt files or prompt-only columns). A file whose rows are registered already is reused, not copied again. Entries that need a download (hub, script or cloud sources), images/videos/audio, or a folder of files are listed with the reason. An entry with invalid records is listed with each problem, or imported without them when **Skip invalid rows** is ticked.",
     "datasets.import_file": "LLaMA-Factory data folder (.zip)",
     "datasets.import_run": "Import datasets",
     "datasets.registered": "### Registered datasets",

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # LLaMA-Factory import and upload: skip invalid rows, reuse identical files
+    "datasets.skip_invalid": "Skip invalid rows (import the valid records, list the skipped ones)",
+    "import.reused_head": "♻ **{count} entries hold rows that are registered already**: nothing was copied, the existing dataset is used:",
+    "import.reused_head.one": "♻ **1 entry holds rows that are registered already**: nothing was copied, the existing dataset is used:",
+    "import.reused_line": "{entry} → {name} ({rows} rows)",
+    "import.skip_invalid_hint": "Tick **Skip invalid rows** to import its valid records; the skipped ones are listed with their line or record number.",
     # a refused file: each problem once, all that the API listed, and how many it did not
     "upload.more_problems": "… and {count} more problems (the API lists the first 20)",
     "upload.more_problems.one": "… and 1 more problem (the API lists the first 20)",

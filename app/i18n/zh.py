@@ -166,7 +166,7 @@ MESSAGES: dict[str, str] = {
     "datasets.identity_author_ph": "例如 Acme Labs",
     "datasets.identity_create": "创建身份数据集",
     "datasets.import": "从 LLaMA-Factory 导入",
-    "datasets.import_help": "把 LLaMA-Factory 的 `data` 文件夹（`dataset_info.json` 与数据文件放在一起）打成 zip 上传：每个有本地文件的条目都会以其 LLaMA-Factory 名称成为一个数据集（重名时为 `名称-2`）。无法在此使用的条目（需从模型中心下载的、图像、视频、音频）会连同原因一并列出。",
+    "datasets.import_help": "把 LLaMA-Factory 的 `data` 文件夹（`dataset_info.json` 与数据文件放在一起）打成 zip 上传。每个带有本地 .json/.jsonl/.csv/.parquet/.txt 文件的条目都会以其 LLaMA-Factory 名称成为一个数据集，支持 alpaca 与 sharegpt 格式：SFT 对话（含工具调用）、偏好数据对（`ranking`）、KTO（`kto_tag`）以及预训练文本（.txt 文件或只有提示列的条目）。数据已注册过的文件会被复用，不会再复制一份。需要下载的条目（模型中心、脚本或云端来源）、图像/视频/音频以及整个文件夹形式的条目会连同原因一并列出。含无效记录的条目会列出每个问题；勾选 **跳过无效行** 则导入其余有效记录。",
     "datasets.import_file": "LLaMA-Factory 数据文件夹（.zip）",
     "datasets.import_run": "导入数据集",
     "datasets.registered": "### 已注册的数据集",

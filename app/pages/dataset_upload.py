@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.client import ApiError, Dataset, ImportResult, TunesmithClient, UploadedDataset
+from app.client import ApiError, TunesmithClient, UploadedDataset
 from app.format import fmt_bytes
 from app.i18n import DEFAULT, t
 from app.pages.dataset_errors import about_columns, refusal_markdown
+from app.pages.dataset_import import cell, import_markdown, warning_lines
 from backend.config.dataset_mapping import TAG_KEYS
 
 FORMATS = ["auto", "alpaca", "messages", "sharegpt", "preference", "kto", "text"]
@@ -87,30 +88,15 @@ class UploadProgress:
                                      total=fmt_bytes(total)))
 
 
-def _cell(text: object) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _warning_lines(ds: Dataset, lang: str) -> str:
-    warnings = ds.get("warnings") or []
-    if not warnings:
-        return ""
-    count = ds.get("warning_count") or len(warnings)
-    lines = [f"- {w.get('location', '')}{' ' + w['field'] if w.get('field') else ''}: {w.get('message', '')}"
-             for w in warnings if isinstance(w, dict)]
-    return "\n\n" + t("upload.warnings", lang, count=count) + "\n" + "\n".join(lines)
-
-
 def upload_markdown(ds: UploadedDataset, dedup: bool = False, lang: str = DEFAULT) -> str:
     """What an upload registered: one dataset in a sentence, several (a zip) as a table."""
     created = ds.get("datasets") or [ds]
     if len(created) > 1:
         header = t("upload.table_head", lang) + (t("upload.table_dups", lang) if dedup else "")
-        rows = "\n".join(f"| `{_cell(d.get('name'))}` | {_cell(d.get('format', ''))} | {d.get('num_rows', '')} | "
+        rows = "\n".join(f"| `{cell(d.get('name'))}` | {cell(d.get('format', ''))} | {d.get('num_rows', '')} | "
                          f"{fmt_bytes(d.get('size_bytes'))} |" + (f" {d.get('duplicates_dropped', 0)} |" if dedup else "")
                          for d in created)
-        warned = [f"**{d.get('name')}**{_warning_lines(d, lang)}" for d in created if d.get("warnings")]
+        warned = [f"**{d.get('name')}**{warning_lines(d, lang)}" for d in created if d.get("warnings")]
         return (t("upload.registered_many", lang, count=len(created)) + f"\n\n{header}\n"
                 + "|---|---|---:|---:|" + ("---:|" if dedup else "") + "\n" + rows
                 + ("\n\n" + "\n\n".join(warned) if warned else ""))
@@ -119,36 +105,15 @@ def upload_markdown(ds: UploadedDataset, dedup: bool = False, lang: str = DEFAUL
     dropped = ds.get("duplicates_dropped", 0)
     if dedup:
         message += "  \n" + t("upload.dups_dropped", lang, count=dropped)
-    return message + _warning_lines(ds, lang)
-
-
-def import_markdown(result: ImportResult, max_names: int = 8, lang: str = DEFAULT) -> str:
-    """What an import did: a table of imported datasets (name, format, rows) and one of skipped entries,
-    grouped by reason (LLaMA-Factory's own dataset_info.json lists dozens of hub datasets)."""
-    imported, skipped = result.get("imported") or [], result.get("skipped") or []
-    parts = [t("import.imported", lang, count=len(imported))
-             + (t("import.skipped", lang, count=len(skipped)) if skipped else ".")]
-    if imported:
-        parts.append(t("import.table_head", lang) + "\n|---|---|---:|\n" + "\n".join(
-            f"| `{_cell(ds.get('name'))}` | {_cell(ds.get('format', ''))} | {ds.get('num_rows', '')} |"
-            for ds in imported))
-    if skipped:
-        by_reason: dict[str, list[str]] = {}
-        for entry in skipped:
-            by_reason.setdefault(str(entry.get("reason", "")), []).append(str(entry.get("name", "")))
-        lines = []
-        for reason, names in sorted(by_reason.items(), key=lambda item: len(item[1])):
-            shown = ", ".join("`" + n.replace("`", "'") + "`" for n in names[:max_names])
-            more = t("import.more", lang, count=len(names) - max_names) if len(names) > max_names else ""
-            lines.append(f"- {shown}{more}: {' '.join(reason.split())}")
-        parts.append(t("import.skipped_head", lang) + "\n\n" + "\n".join(lines))
-    return "\n\n".join(parts)
+    return message + warning_lines(ds, lang)
 
 
 def upload_file(client: TunesmithClient, path: str, name: str | None, dedup: bool, fmt: str | None,
-                columns_text: str | None, report: Callable[..., Any], lang: str = DEFAULT) -> tuple[str, str | None]:
+                columns_text: str | None, report: Callable[..., Any], lang: str = DEFAULT,
+                skip_invalid: bool = False) -> tuple[str, str | None]:
     """Upload ``path`` (a LLaMA-Factory zip goes to the import route) with progress on ``report``:
-    (Markdown of what happened, id of a dataset to select or None when nothing was registered)."""
+    (Markdown of what happened, id of a dataset to select or None when nothing was registered).
+    ``skip_invalid`` leaves invalid records out (named in the warnings) instead of refusing the file."""
     filename = Path(path).name
     try:
         columns, tags = split_mapping(parse_columns(columns_text, lang))
@@ -158,12 +123,12 @@ def upload_file(client: TunesmithClient, path: str, name: str | None, dedup: boo
     progress.start()
     try:
         if filename.lower().endswith(".zip") and is_llamafactory_zip(path):
-            result = client.import_llamafactory_zip(path, on_progress=progress)
+            result = client.import_llamafactory_zip(path, on_progress=progress, skip_invalid=skip_invalid)
             imported = result.get("imported") or []
             return (t("upload.lf_folder", lang) + "\n\n" + import_markdown(result, lang=lang)), (
                 imported[0].get("id") if imported else None)
         ds = client.upload_dataset(path, name, dedup=dedup, format=fmt, columns=columns, tags=tags,
-                                   on_progress=progress)
+                                   on_progress=progress, skip_invalid=skip_invalid)
     except ApiError as exc:
         refused = exc.status_code is not None and 400 <= exc.status_code < 500
         key = "upload.failed_nothing_kept" if refused else "upload.failed"

@@ -84,6 +84,7 @@ def _upload_column() -> dict[str, Any]:
                         height=140)
     c["name"] = gr.Textbox(label=t("datasets.name"), elem_id="ds-name", placeholder=t("datasets.name_placeholder"))
     c["dedup"] = gr.Checkbox(label=t("datasets.dedup"), value=False, elem_id="ds-dedup")
+    c["skip_invalid"] = gr.Checkbox(label=t("datasets.skip_invalid"), value=False, elem_id="ds-skip-invalid")
     with gr.Accordion(t("datasets.advanced"), open=False, elem_id="ds-advanced"):
         gr.Markdown(t("datasets.advanced_help"), elem_classes="ts-hint")
         c["format"] = gr.Dropdown(label=t("datasets.format"), choices=FORMATS, value="auto", elem_id="ds-format")
@@ -104,6 +105,8 @@ def _upload_column() -> dict[str, Any]:
         gr.Markdown(t("datasets.import_help"), elem_classes="ts-hint")
         c["import_file"] = gr.File(label=t("datasets.import_file"), file_types=[".zip"], file_count="single",
                                    height=110, elem_id="ds-import-file")
+        c["import_skip_invalid"] = gr.Checkbox(label=t("datasets.skip_invalid"), value=False,
+                                               elem_id="ds-import-skip-invalid")
         c["import_run"] = gr.Button(t("datasets.import_run"), elem_id="ds-import-run")
         c["import_status"] = gr.Markdown(elem_id="ds-import-status")
     return c
@@ -170,10 +173,11 @@ def build(client: TunesmithClient) -> DatasetsPage:
         return localized(partial(handler, client))
 
     up["upload"].click(upload_handler(client), inputs=[up["file"], up["name"], up["dedup"], up["format"],
-                                                       up["columns"]], outputs=[up["status"], table, select, up["file"]])
+                                                       up["columns"], up["skip_invalid"]],
+                       outputs=[up["status"], table, select, up["file"]])
     up["identity_create"].click(on(do_identity), inputs=[up["identity_name"], up["identity_author"]],
                                 outputs=[up["identity_status"], table, select])
-    up["import_run"].click(on(do_import), inputs=[up["import_file"]],
+    up["import_run"].click(on(do_import), inputs=[up["import_file"], up["import_skip_invalid"]],
                            outputs=[up["import_status"], table, select, up["import_file"]])
     ls["refresh"].click(on(refresh_list), inputs=[select], outputs=[table, select])
     table.select(pick_row, outputs=[select])
@@ -238,12 +242,12 @@ def do_render(client: TunesmithClient, lang: str, dataset_id: str | None, model:
 def upload_handler(client: TunesmithClient):
     """The Upload button's callback: Gradio passes the request (for the language) and a progress tracker."""
     def do_upload(request: gr.Request, path: str | None, ds_name: str, drop_duplicates: bool, fmt: str | None,
-                  columns_text: str, progress=gr.Progress()):
+                  columns_text: str, skip_invalid: bool, progress=gr.Progress()):
         lang = request_lang(request)
         if not path:
             return t("datasets.choose_file", lang), gr.skip(), gr.skip(), gr.skip()
         message, selected = upload_file(client, path, (ds_name or "").strip() or None, bool(drop_duplicates), fmt,
-                                        columns_text, progress, lang)
+                                        columns_text, progress, lang, skip_invalid=bool(skip_invalid))
         if selected is None:
             return message, gr.skip(), gr.skip(), gr.skip()
         frame, dropdown = refresh_list(client, lang, selected)
@@ -264,16 +268,16 @@ def do_identity(client: TunesmithClient, lang: str, assistant: str, author: str)
               author=author), frame, dropdown)
 
 
-def do_import(client: TunesmithClient, lang: str, path: str | None):
+def do_import(client: TunesmithClient, lang: str, path: str | None, skip_invalid: bool = False):
     if not path:
         return t("datasets.import_choose", lang), gr.skip(), gr.skip(), gr.skip()
     try:
-        result = client.import_llamafactory_zip(path)
+        result = client.import_llamafactory_zip(path, skip_invalid=bool(skip_invalid))
     except ApiError as exc:
         return (t("datasets.import_failed", lang, file=Path(path).name) + "\n\n" + refusal_markdown(exc, lang),
                 gr.skip(), gr.skip(), gr.skip())
-    imported = result.get("imported") or []
-    frame, dropdown = refresh_list(client, lang, imported[0].get("id") if imported else None)
+    first = [*(result.get("imported") or []), *(r.get("dataset") or {} for r in result.get("reused") or [])]
+    frame, dropdown = refresh_list(client, lang, first[0].get("id") if first else None)
     return import_markdown(result, lang=lang), frame, dropdown, None
 
 

@@ -5,8 +5,10 @@ An entry of dataset_info.json names a local ``file_name`` (or a hub/script/cloud
 preference pairs and a ``kto_tag`` column for KTO labels. Each usable entry is read through the normal
 converters (a formats.Columns carries the renaming) and registered on its own, atomically, under the entry's
 name (``name-2`` on a clash): ranking entries as preference, kto_tag entries as kto, ``.txt`` files and
-prompt-only entries (LLaMA-Factory's pre-training layout) as text. Entries we cannot use are reported in
-``skipped`` with the reason, never silently dropped.
+prompt-only entries (LLaMA-Factory's pre-training layout) as text. An entry whose normalized rows are exactly
+those of a dataset already registered is not copied again: it is reported in ``reused`` with that dataset.
+Entries we cannot use are reported in ``skipped`` with the reason, never silently dropped; with
+``skip_invalid`` an entry's invalid records are left out (listed in its warnings) instead of skipping it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -29,7 +31,7 @@ from backend.datasets.errors import (
     ImportSourceNotFound,
 )
 from backend.datasets.formats import Columns, dataset_kind
-from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES
+from backend.datasets.readers import FILE_TYPES, TEXT_FILE_TYPES, file_type
 from backend.datasets.registry import DatasetRecord, DatasetRegistry
 from backend.datasets.validate import NormalizeOptions
 from backend.local_paths import check_client_path
@@ -49,10 +51,15 @@ EXPORT_ENTRY = {"formatting": "sharegpt", "columns": {"messages": "messages"}, "
 @dataclass
 class ImportReport:
     imported: list[DatasetRecord] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)  # {"name", "reason"}
+    skipped: list[dict] = field(default_factory=list)  # {"name", "reason"[, "errors", "error_count"]}
+    reused: list[tuple[str, DatasetRecord]] = field(default_factory=list)  # (entry name, dataset with its rows)
 
-    def skip(self, name: str, reason: str) -> None:
-        self.skipped.append({"name": name, "reason": reason})
+    def skip(self, name: str, reason: str, problems: DatasetValidationError | None = None) -> None:
+        """An entry not imported; for invalid records, each problem too (the first 20, and how many)."""
+        entry: dict[str, Any] = {"name": name, "reason": reason}
+        if problems is not None and problems.errors:
+            entry.update(errors=problems.errors, error_count=problems.error_count)
+        self.skipped.append(entry)
 
 
 # ---- where an import may come from --------------------------------------------------------------------
@@ -76,7 +83,7 @@ def resolve_import_folder(settings: Settings, path: str) -> Path:
 
 
 # ---- import -----------------------------------------------------------------------------------------------
-def import_folder(registry: DatasetRegistry, folder: Path) -> ImportReport:
+def import_folder(registry: DatasetRegistry, folder: Path, skip_invalid: bool = False) -> ImportReport:
     """Register every usable entry of ``folder``/dataset_info.json; see the module docstring."""
     info = read_dataset_info(folder / INFO_FILE)
     report = ImportReport()
@@ -87,15 +94,19 @@ def import_folder(registry: DatasetRegistry, folder: Path) -> ImportReport:
             continue
         path, options = plan
         try:
-            report.imported.append(_register(registry, name, path, options))
+            record, new = _register(registry, name, path, replace(options, skip_invalid=skip_invalid))
+            if new:
+                report.imported.append(record)
+            else:
+                report.reused.append((name, record))
         except DatasetValidationError as err:
-            report.skip(name, err.message)
+            report.skip(name, err.message, err)
         except DatasetError as err:
             report.skip(name, str(err))
     return report
 
 
-def import_zip(registry: DatasetRegistry, filename: str, fileobj: BinaryIO) -> ImportReport:
+def import_zip(registry: DatasetRegistry, filename: str, fileobj: BinaryIO, skip_invalid: bool = False) -> ImportReport:
     """A zip of a data folder: dataset_info.json at the top or inside its one top-level folder."""
     limit = registry.settings.max_upload_bytes
     with registry.work_dir(".import-") as work:
@@ -105,7 +116,7 @@ def import_zip(registry: DatasetRegistry, filename: str, fileobj: BinaryIO) -> I
             members = safe_members(archive, filename, limit)
             top = _info_folder(members, filename)
             extract(archive, members, work / "folder", filename, limit)
-        return import_folder(registry, work / "folder" / top)
+        return import_folder(registry, work / "folder" / top, skip_invalid)
 
 
 def read_dataset_info(path: Path) -> dict[str, Any]:
@@ -176,13 +187,28 @@ def columns_of(formatting: str, columns: Mapping[str, str], tags: Mapping[str, s
     return columns_from_mapping(columns, tags, formatting=formatting, llamafactory=True)
 
 
-def _register(registry: DatasetRegistry, name: str, path: Path, options: NormalizeOptions) -> DatasetRecord:
-    for _ in range(3):  # another upload may take the free name between the check and the insert
-        try:
-            return registry.create_from_path(path, path.name, registry.free_name(name), options)
-        except DatasetNameTaken:
-            continue
+def _register(registry: DatasetRegistry, name: str, path: Path,
+              options: NormalizeOptions) -> tuple[DatasetRecord, bool]:
+    """(the new dataset, True), or (the registered dataset with the same normalized rows, False): an identical
+    file imported again is not copied as ``name-2``."""
+    with registry.work_dir(".import-entry-") as work:
+        for attempt in range(3):  # another upload may take the free name between the check and the insert
+            staging, record = registry.stage(work / f"dataset-{attempt}", path, file_type(path.name), path.name,
+                                             registry.free_name(name), options=options)
+            same = same_content(registry, record.sha256)
+            if same is not None:
+                return same, False
+            try:
+                return registry.publish([(staging, record)])[0], True
+            except DatasetNameTaken:
+                continue
     raise DatasetNameTaken(f"could not find a free name for '{name}'; rename the entry and import again")
+
+
+def same_content(registry: DatasetRegistry, sha256: str) -> DatasetRecord | None:
+    """A user dataset whose normalized data.jsonl has this sha256 (built-ins are re-registered at each start,
+    so they are not reused)."""
+    return next((r for r in registry.list() if r.sha256 == sha256 and not r.builtin), None)
 
 
 def _info_folder(members: list, filename: str) -> PurePosixPath:

@@ -66,11 +66,14 @@ class NormalizeOptions:
     """How to read the records: ``format`` (one of formats.FORMATS) None = detect from the first record;
     ``columns`` renames fields (LLaMA-Factory entries, an upload's mapping); ``dedup`` drops rows identical
     (after conversion) to an earlier one; ``text_split`` cuts a .txt file into documents at blank lines
-    ("blocks", uploads) or at every line ("lines", LLaMA-Factory's reading of .txt files)."""
+    ("blocks", uploads) or at every line ("lines", LLaMA-Factory's reading of .txt files); ``skip_invalid``
+    leaves out the records that have problems (each listed as a warning with its line or record number)
+    instead of refusing the file."""
 
     format: str | None = None
     columns: Columns = DEFAULT_COLUMNS
     dedup: bool = False
+    skip_invalid: bool = False
     text_split: str = "blocks"
     mapping: Mapping[str, Any] = field(default_factory=dict)  # what was asked for, stored with the dataset
 
@@ -135,7 +138,8 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
     pending: list[RawRecord] = []  # records seen before the format could be detected
     seen: dict[bytes, str] = {}
     keys_seen: set[str] = set()
-    placeholder_hits: list[str] = []
+    placeholder_hits: list[tuple[str, list[str]]] = []  # (location, placeholder names)
+    skipped = ProblemLog()  # records left out by skip_invalid
     num_rows = dropped = 0
 
     def handle(record: RawRecord) -> None:
@@ -143,6 +147,11 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
         if options.columns.explicit and isinstance(record.value, dict):
             keys_seen.update(record.value)
         row, problems = convert_row(record.value, fmt, options.columns)
+        if problems and options.skip_invalid:
+            field_name, message = problems[0]
+            more = f" (and {len(problems) - 1} more problems in it)" if len(problems) > 1 else ""
+            skipped.add(Problem(record.location, f"skipped: {message}{more}", field_name or None))
+            return
         for field_name, message in problems:
             errors.add(Problem(record.location, message, field_name or None))
         if row is None or errors.count:
@@ -159,14 +168,17 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
                                                   "duplicates weigh that example more in training."))
         else:
             seen[digest] = record.location
-        if PLACEHOLDER.search(line):
-            placeholder_hits.append(record.location)
+        if found := PLACEHOLDER.findall(line):
+            placeholder_hits.append((record.location, found))
         out.write(line + "\n")
         num_rows += 1
 
     for item in items:
         if isinstance(item, Problem):
-            errors.add(item)
+            if options.skip_invalid and item.location != "file":  # an unreadable line/record, not the file
+                skipped.add(replace(item, message=f"skipped: {item.message}"))
+            else:
+                errors.add(item)
             continue
         if fmt is None:
             detected = detect_format(item.value, options.columns)
@@ -184,16 +196,44 @@ def _normalize_items(items: Iterable[RawItem], out, errors: ProblemLog, warnings
             errors.add(_unknown_format_problem(pending))
         return "unknown", 0, 0
     _report_missing_columns(options.columns, keys_seen, errors)
+    _report_skipped(skipped, num_rows, warnings, errors)
     if num_rows == 0 and not errors.count:
         errors.add(Problem("file", "contains no records. Upload a file with at least one record."))
     if placeholder_hits:
-        warnings.add(Problem(placeholder_hits[0], f"{len(placeholder_hits)} record(s) contain {{{{placeholder}}}} "
-                                                  "text such as {{name}}; it will be trained literally. Replace it "
-                                                  "before uploading if that is not intended."))
+        warnings.add(placeholder_warning(placeholder_hits))
     if dropped:
         warnings.add(Problem("file", f"{dropped} exact duplicate row(s) were dropped (dedup=true); the first "
                                      "copy of each was kept."))
     return fmt, num_rows, dropped
+
+
+def placeholder_warning(hits: list[tuple[str, list[str]]]) -> Problem:
+    """One warning for the records holding ``{{placeholder}}`` text, naming the placeholders (LLaMA-Factory's
+    identity.json has {{name}} and {{author}}) and where the first is."""
+    names = sorted({name for _, found in hits for name in found})
+    shown = ", ".join("{{" + name + "}}" for name in names)
+    message = (f"{len(hits)} record(s) contain the placeholder(s) {shown} (first at {hits[0][0]}); they will be "
+               "trained literally. Replace them before uploading if that is not intended")
+    if set(names) <= {"name", "author"}:
+        message += " (for LLaMA-Factory's identity.json: the Identity demo on the Datasets page fills them in)"
+    return Problem(hits[0][0], message + ".")
+
+
+def _report_skipped(skipped: ProblemLog, num_rows: int, warnings: ProblemLog, errors: ProblemLog) -> None:
+    """skip_invalid: the records left out, first among the warnings under a count; when no record is left,
+    they are the file's errors after all."""
+    if not skipped.count:
+        return
+    if num_rows == 0:
+        errors.shown[:0] = skipped.shown
+        errors.count += skipped.count
+        del errors.shown[MAX_REPORTED_PROBLEMS:]
+        return
+    summary = Problem("file", f"{skipped.count} invalid record(s) skipped (skip invalid rows); the first "
+                              f"{len(skipped.shown)} are listed with their line or record number.")
+    warnings.shown[:0] = [summary, *skipped.shown]
+    warnings.count += 1 + skipped.count
+    del warnings.shown[MAX_REPORTED_PROBLEMS:]
 
 
 def _unknown_format_problem(records: list[RawRecord]) -> Problem:

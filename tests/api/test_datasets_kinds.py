@@ -171,5 +171,8 @@ def test_llamafactory_entries_of_every_kind_import_and_round_trip(api):
                                                       "application/zip")}).json()
     assert again["skipped"] == []
     after = {d["source_filename"][:-len(".json")]: (d["kind"], d["num_rows"], registry.get(d["id"]).sha256)
-             for d in again["imported"]}
+             for d in again["imported"]}  # the built-ins (re-registered at each start) come back as copies
+    after.update({r["name"]: (r["dataset"]["kind"], r["dataset"]["num_rows"], registry.get(r["dataset"]["id"]).sha256)
+                  for r in again["reused"]})  # the user's datasets are the same rows: reused, not copied
+    assert {r["name"] for r in again["reused"]} == set(names)
     assert after == before  # same kind, rows and normalized bytes for every dataset, built-ins included

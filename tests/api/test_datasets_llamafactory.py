@@ -73,10 +73,11 @@ def test_import_server_folder_inside_the_root(api, monkeypatch):
     assert pair == {"messages": [{"role": "user", "content": record["conversations"][0]["value"]},
                                  {"role": "assistant", "content": record["chosen"]["value"]}],
                     "rejected": {"role": "assistant", "content": record["rejected"]["value"]}}
-    # relative to the root works too, and a second import takes name-2
+    # relative to the root works too, and a second import copies nothing: the same rows are registered already
     again = api.post(f"{URL}/import", json={"path": SHARED.name})
-    assert again.status_code == 200 and {d["name"] for d in again.json()["imported"]} == {
-        "alpaca_en_demo-2", "identity-3", "dpo_en_demo-2"}
+    assert again.status_code == 200 and again.json()["imported"] == []
+    assert {r["name"]: r["dataset"]["name"] for r in again.json()["reused"]} == {
+        "alpaca_en_demo": "alpaca_en_demo", "identity": "identity-2", "dpo_en_demo": "dpo_en_demo"}
 
 
 def test_import_path_outside_the_root_is_forbidden(api, home, tmp_path):
@@ -172,9 +173,14 @@ def test_export_round_trips_through_import(api):
     assert len(json.loads(archive.read("alpaca_en_demo.json"))) == 999
 
     again = import_zip(api, resp.content).json()
-    assert again["skipped"] == [] and len(again["imported"]) == len(registered)
+    assert again["skipped"] == [] and len(again["imported"]) + len(again["reused"]) == len(registered)
+    # the user's datasets come back as themselves (same rows: reused); built-ins, re-registered at each start,
+    # are imported as copies
+    assert {r["name"] for r in again["reused"]} == {n for n, d in registered.items() if not d["builtin"]}
+    assert all(r["dataset"]["name"] == r["name"] for r in again["reused"])
     before = rows_and_sha(api, registered.values())  # built-ins, the LLaMA-Factory demos and the upload
     after = rows_and_sha(api, again["imported"], key="source_filename")
+    after.update({r["name"] + ".json": rows_and_sha(api, [r["dataset"]])[r["name"]] for r in again["reused"]})
     assert {name + ".json": value for name, value in before.items()} == after
 
 
@@ -227,3 +233,47 @@ def test_dedup_drops_exact_duplicates_and_says_how_many(api):
     assert any("3 exact duplicate row(s) were dropped" in w["message"] for w in kept["warnings"])
     plain = api.post(URL, files={"file": ("p.json", json.dumps(rows))}).json()
     assert (plain["num_rows"], plain["duplicates_dropped"], plain["warning_count"]) == (6, 0, 3)
+
+
+# ---- issue 12 group 8: no '-2' copies of identical files, skip invalid rows, placeholders named --------------
+def test_an_identical_file_is_reused_not_copied_again(api):
+    info = {"lf_spell": {"file_name": "spell.json"}, "lf_same": {"file_name": "spell.json"}}
+    content = zip_bytes({"dataset_info.json": json.dumps(info), "spell.json": json.dumps(ROWS)})
+    first = import_zip(api, content).json()
+    assert [d["name"] for d in first["imported"]] == ["lf_spell"]
+    assert [(r["name"], r["dataset"]["name"]) for r in first["reused"]] == [("lf_same", "lf_spell")]
+    again = import_zip(api, content).json()
+    assert again["imported"] == [] and {r["dataset"]["id"] for r in again["reused"]} == {first["imported"][0]["id"]}
+    names = [d["name"] for d in api.get(URL).json()["data"]]
+    assert names.count("lf_spell") == 1 and not any(n.startswith("lf_spell-") or n.startswith("lf_same") for n in names)
+    changed = zip_bytes({"dataset_info.json": json.dumps({"lf_spell": {"file_name": "spell.json"}}),
+                         "spell.json": json.dumps(ROWS[:2])})
+    assert [d["name"] for d in import_zip(api, changed).json()["imported"]] == ["lf_spell-2"]  # other rows: new
+
+
+def test_skip_invalid_imports_the_good_records_and_names_the_bad_ones(api):
+    bad_rows = [ROWS[0], {"instruction": "", "input": "", "output": "x"}, ROWS[1], {"instruction": 3, "output": "y"}]
+    content = zip_bytes({"dataset_info.json": json.dumps({"lf_mixed": {"file_name": "mixed.json"}}),
+                         "mixed.json": json.dumps(bad_rows)})
+    refused = import_zip(api, content).json()
+    assert refused["imported"] == [] and "record 2" in skipped(refused)["lf_mixed"]
+    (entry,) = refused["skipped"]  # every problem comes with the skipped entry, located
+    assert [e["location"] for e in entry["errors"]] == ["record 2", "record 4"] and entry["error_count"] == 2
+    resp = api.post(f"{URL}/import?skip_invalid=true", files={"file": ("d.zip", content, "application/zip")})
+    assert resp.status_code == 200, resp.text
+    (dataset,) = resp.json()["imported"]
+    assert (dataset["name"], dataset["num_rows"]) == ("lf_mixed", 2)
+    warnings = [(w["location"], w["message"]) for w in dataset["warnings"]]
+    assert warnings[0] == ("file", "2 invalid record(s) skipped (skip invalid rows); the first 2 are listed with "
+                                   "their line or record number.")
+    assert [loc for loc, msg in warnings[1:3]] == ["record 2", "record 4"]
+    assert all(msg.startswith("skipped: ") for _, msg in warnings[1:3])
+
+
+def test_placeholders_in_an_entry_are_reported_by_name(api):
+    rows = [{"instruction": "Who are you?", "input": "", "output": "I am {{name}}, made by {{author}}."}]
+    content = zip_bytes({"dataset_info.json": json.dumps({"lf_who": {"file_name": "who.json"}}),
+                         "who.json": json.dumps(rows)})
+    (dataset,) = import_zip(api, content).json()["imported"]
+    (warning,) = dataset["warnings"]
+    assert "placeholder(s) {{author}}, {{name}}" in warning["message"] and warning["location"] == "record 1"

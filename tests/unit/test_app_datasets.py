@@ -96,8 +96,10 @@ def test_llamafactory_zip_import_and_export_round_trip(client, tmp_path):
         assert any(n.endswith("dataset_info.json") for n in names)
         assert any(n.endswith("lf_local.json") for n in names)
 
-    again = client.import_llamafactory_zip(exported)
-    assert "lf_local-2" in {d["name"] for d in again["imported"]} and not again["skipped"]
+    again = client.import_llamafactory_zip(exported)  # the same rows: reused, not copied as lf_local-2
+    assert "lf_local" in {r["name"] for r in again["reused"]} and not again["skipped"]
+    assert "lf_local-2" not in {d["name"] for d in again["imported"]}
+    assert "`lf_local` → `lf_local` (3 rows)" in import_markdown(again)
 
     bad = tmp_path / "not-a.zip"
     bad.write_bytes(b"not a zip")
@@ -123,7 +125,7 @@ def test_datasets_page_has_stable_elem_ids():
     needed = {"ds-identity-name", "ds-identity-author", "ds-identity-create", "ds-identity-status", "ds-import-file",
               "ds-import-run", "ds-import-status", "ds-dedup", "ds-download", "ds-export-lf", "ds-download-file",
               "ds-rename-name", "ds-rename", "ds-action-status", "ds-delete", "ds-advanced", "ds-format",
-              "ds-columns"}
+              "ds-columns", "ds-skip-invalid", "ds-import-skip-invalid"}
     assert needed <= ids, sorted(needed - ids)
 
 
@@ -274,3 +276,32 @@ def test_each_upload_problem_is_printed_once_and_none_is_hidden(client, tmp_path
                                                                                 "(column 1)."}]) == (
         "pack.zip: nothing was registered, 2 of its data files are rejected (a.jsonl, b.json). a.jsonl was not "
         "imported (1 problem found). Fix the files (or leave them out of the zip) and upload it again.")
+
+
+def test_import_shows_skipped_records_placeholders_and_every_problem_of_a_refused_entry(client, tmp_path):
+    """Issue 12 group 8: one bad record rejected a whole entry, "(1 more listed in 'errors')" hid the rest, and
+    {{name}} placeholders were kept without a word."""
+    rows = [{"instruction": "Q", "input": "", "output": "A"}, {"instruction": "", "input": "", "output": "x"},
+            {"instruction": 3, "output": "y"}, {"instruction": "Who?", "input": "", "output": "I am {{name}}."}]
+    src = _zip(tmp_path / "lf-bad.zip", {"dataset_info.json": json.dumps({"lf_rows": {"file_name": "rows.json"}}),
+                                         "rows.json": json.dumps(rows)})
+    message, selected = upload_file(client, str(src), None, False, "auto", "", Recorder())
+    assert selected is None and "skipped 1 entry" in message
+    assert "record 2 instruction: the prompt is empty" in message and "record 3" in message
+    assert "listed in 'errors'" not in message and "Skip invalid rows" in message
+
+    message, selected = upload_file(client, str(src), None, False, "auto", "", Recorder(), skip_invalid=True)
+    assert selected is not None and client.get_dataset(selected)["num_rows"] == 2
+    assert "2 invalid record(s) skipped" in message and "record 2 instruction: skipped: the prompt is empty" in message
+    assert "{{name}}" in message and "Identity demo" in message  # the entry's placeholder warning, by entry
+
+    message, _ = upload_file(client, str(src), None, False, "auto", "", Recorder(), skip_invalid=True, lang="zh")
+    assert "数据已注册过" in message and "`lf_rows` → `lf_rows` (2 rows)" not in message
+
+
+def test_upload_can_skip_invalid_rows(client, tmp_path):
+    bad = tmp_path / "half.jsonl"
+    bad.write_text(json.dumps(CHAT[0]) + "\n{oops\n" + json.dumps(CHAT[1]) + "\n", encoding="utf-8")
+    message, selected = upload_file(client, str(bad), "half", False, "auto", "", Recorder(), skip_invalid=True)
+    assert selected is not None and client.get_dataset(selected)["num_rows"] == 2
+    assert "line 2: skipped: not valid JSON" in message

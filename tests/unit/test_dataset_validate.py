@@ -108,6 +108,36 @@ def test_placeholders_left_in_uploads_are_a_warning(tmp_path):
     assert report.warning_count == 1 and "{{name}}" in report.warnings[0].message
 
 
+def test_placeholder_warning_names_each_placeholder_and_where(tmp_path):
+    """Issue 12 group 8: LLaMA-Factory's identity.json kept {{name}}/{{author}} without a word."""
+    report, _ = normalize(tmp_path, "d.jsonl", jsonl(GOOD, {"instruction": "who?", "output": "I am {{name}}."},
+                                                     {"instruction": "by?", "output": "{{ author }} made me."}))
+    (warning,) = report.warnings
+    assert warning.location == "line 2" and "2 record(s) contain the placeholder(s) {{author}}, {{name}}" in (
+        warning.message) and "Identity demo" in warning.message
+    report, _ = normalize(tmp_path, "d.jsonl", jsonl({"instruction": "x", "output": "{{city}}"}))
+    assert "{{city}}" in report.warnings[0].message and "Identity demo" not in report.warnings[0].message
+
+
+def test_skip_invalid_keeps_the_good_records_and_lists_the_skipped_ones(tmp_path):
+    """Issue 12 group 8: one bad record rejected a whole file; with skip_invalid it is left out and named."""
+    from backend.datasets.validate import NormalizeOptions
+
+    src = tmp_path / "d.jsonl"
+    src.write_text(jsonl(GOOD, "{oops", {"instruction": "", "output": "x"}, {**GOOD, "output": "Hey"}))
+    dest = tmp_path / "out.jsonl"
+    report = normalize_file(src, "jsonl", "d.jsonl", dest, options=NormalizeOptions(skip_invalid=True))
+    assert report.num_rows == 2 and len(dest.read_text().splitlines()) == 2
+    assert [w.location for w in report.warnings] == ["file", "line 2", "line 3"] and report.warning_count == 3
+    assert report.warnings[0].message.startswith("2 invalid record(s) skipped")
+    assert report.warnings[1].message.startswith("skipped: not valid JSON")
+    assert report.warnings[2].message.startswith("skipped: the prompt is empty")
+    with pytest.raises(DatasetValidationError) as info:  # nothing good left: the file's errors after all
+        src.write_text(jsonl("{oops", {"instruction": "", "output": "x"}))
+        normalize_file(src, "jsonl", "d.jsonl", dest, options=NormalizeOptions(skip_invalid=True))
+    assert [e["location"] for e in info.value.errors] == ["line 1", "line 2"]
+
+
 def test_json_file_holding_jsonl_is_sniffed(tmp_path):
     report, rows = normalize(tmp_path, "d.json", jsonl(GOOD, {**GOOD, "output": "Hey"}))
     assert report.format == "alpaca" and report.num_rows == 2

@@ -8,6 +8,7 @@ a multipart zip and a JSON body; its work runs in the threadpool too.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import (
@@ -37,6 +38,7 @@ from backend.api.schemas import (
     IdentityCreate,
     ImportPath,
     ImportResult,
+    ImportReused,
     ImportSkipped,
 )
 from backend.api.upload_limit import UploadLimitRoute
@@ -59,6 +61,10 @@ from backend.errors import Conflict, EngineFailed, Invalid, NotFound
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=UploadLimitRoute)
 
+SkipInvalid = Annotated[bool, Query(description="Leave out the records that have problems (each is listed in the "
+                                                "dataset's warnings with its line or record number) instead of "
+                                                "refusing the file; a file with no valid record is still refused.")]
+
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetUploaded,
              responses=error_responses(DatasetNameTaken, DatasetTooLarge, UnsupportedFileType))
@@ -71,6 +77,7 @@ def create_dataset(
     name: Annotated[str | None, Form(description="Unique name; defaults to the file name. For a zip of several "
                                                  "files, a prefix: <name>-<file stem>.")] = None,
     dedup: Annotated[bool, Query(description="Drop rows identical (after conversion) to an earlier row.")] = False,
+    skip_invalid: SkipInvalid = False,
     format: Annotated[str | None, Form(description="Force a format instead of detecting it: alpaca | messages | "
                                                    "sharegpt | preference | kto | text.")] = None,
     columns: Annotated[str | None, Form(description="JSON object naming the file's fields, with LLaMA-Factory's "
@@ -84,8 +91,9 @@ def create_dataset(
     """Register an uploaded file; a body over the size limit is answered 413 as soon as it gets there.
     ``format``/``columns``/``tags`` override detection; an unknown format or key, or a mapped column that no
     record has, is a 422 naming it."""
-    options = NormalizeOptions.from_mapping(format, mapping_from_json(columns, "columns"),
-                                            mapping_from_json(tags, "tags"), dedup=dedup)
+    options = replace(NormalizeOptions.from_mapping(format, mapping_from_json(columns, "columns"),
+                                                    mapping_from_json(tags, "tags"), dedup=dedup),
+                      skip_invalid=skip_invalid)
     records = registry.create_all_from_upload(file.filename or "", file.file, name=name or None, options=options)
     created = [DatasetCreated.of(record) for record in records]
     return DatasetUploaded(**created[0].model_dump(), datasets=created)
@@ -113,12 +121,14 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {
 
 @router.post("/import", response_model=ImportResult, openapi_extra=_IMPORT_BODY,
              responses=error_responses(ImportPathForbidden, ImportSourceNotFound, DatasetTooLarge))
-async def import_llamafactory(request: Request, registry: RegistryDep, settings: SettingsDep) -> ImportResult:
+async def import_llamafactory(request: Request, registry: RegistryDep, settings: SettingsDep,
+                              skip_invalid: SkipInvalid = False) -> ImportResult:
     """Import a LLaMA-Factory data folder: a multipart ``file`` (zip) or a JSON body ``{"path": ...}``.
 
     Every dataset_info.json entry with a local file is registered under its name (``name-2`` on a clash);
-    entries that cannot be used (hub URLs, multimodal data, missing files, invalid rows) are listed in
-    ``skipped`` with the reason.
+    an entry whose rows are already registered (the same normalized content) is listed in ``reused`` with
+    that dataset instead of being copied again; entries that cannot be used (hub URLs, multimodal data,
+    missing files, invalid rows without ``skip_invalid``) are listed in ``skipped`` with the reason.
     """
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form() as form:
@@ -127,7 +137,7 @@ async def import_llamafactory(request: Request, registry: RegistryDep, settings:
                 raise Invalid("send the zip as the multipart field 'file', or a JSON body {\"path\": ...}",
                               loc=("body", "file"))
             report = await run_in_threadpool(llamafactory.import_zip, registry, upload.filename or "upload.zip",
-                                             upload.file)
+                                             upload.file, skip_invalid)
     else:
         try:
             body = ImportPath.model_validate_json(await request.body())
@@ -135,9 +145,10 @@ async def import_llamafactory(request: Request, registry: RegistryDep, settings:
             raise Invalid('send a JSON body {"path": "<folder under the import root>"} or a multipart zip in the '
                           "field 'file'", loc=("body",)) from None
         folder = llamafactory.resolve_import_folder(settings, body.path)
-        report = await run_in_threadpool(llamafactory.import_folder, registry, folder)
+        report = await run_in_threadpool(llamafactory.import_folder, registry, folder, skip_invalid)
     return ImportResult(imported=[DatasetPublic.of(r) for r in report.imported],
-                        skipped=[ImportSkipped(**s) for s in report.skipped])
+                        skipped=[ImportSkipped(**s) for s in report.skipped],
+                        reused=[ImportReused(name=name, dataset=DatasetPublic.of(r)) for name, r in report.reused])
 
 
 @router.get("/export/llamafactory", response_class=StreamingResponse,

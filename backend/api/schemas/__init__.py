@@ -20,6 +20,7 @@ from backend.api.schemas.datasets import (
     IdentityText,
     ImportPath,
     ImportResult,
+    ImportReused,
     ImportSkipped,
 )
 from backend.api.schemas.evaluations import (
@@ -71,6 +72,7 @@ __all__ = [
     "IdentityText",
     "ImportPath",
     "ImportResult",
+    "ImportReused",
     "ImportSkipped",
     "JobCreate",
     "JobPublic",

@@ -101,8 +101,20 @@ class ImportPath(BaseModel):
 class ImportSkipped(BaseModel):
     name: str
     reason: str
+    errors: list[DatasetProblem] = Field(default_factory=list, description="For an entry with invalid records: "
+                                                                           "the first 20 problems, each located.")
+    error_count: int = Field(0, description="How many problems the entry's file has in all.")
+
+
+class ImportReused(BaseModel):
+    name: str = Field(description="The dataset_info.json entry.")
+    dataset: DatasetPublic = Field(description="The registered dataset with exactly the entry's normalized rows: "
+                                               "it is used as it is, not copied again.")
 
 
 class ImportResult(BaseModel):
-    imported: list[DatasetPublic]
-    skipped: list[ImportSkipped]
+    imported: list[DatasetPublic] = Field(description="Datasets created, each with its warnings (records skipped "
+                                                      "by skip_invalid, {{placeholders}}, duplicates).")
+    skipped: list[ImportSkipped] = Field(description="Entries not imported, each with the reason.")
+    reused: list[ImportReused] = Field(default_factory=list, description="Entries whose rows were registered "
+                                                                         "already (the same content).")
