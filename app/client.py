@@ -293,6 +293,15 @@ class TunesmithClient(ModelDownloadCalls):
         """The built-in run-config presets: ``{"name", "description", "command", "config"}`` each."""
         return self._list("/presets")
 
+    # Train form: what this machine takes, and the grpo reward functions it offers.
+    def capabilities(self) -> dict[str, Any]:
+        """``{"device", "stage_kinds": {stage: [kind, ...]}, "refused": [{"field", "value", "reason"}]}``."""
+        return self._json("GET", "/capabilities")
+
+    def list_rewards(self) -> list[dict[str, Any]]:
+        """The Python reward functions of the studio's rewards/ folder: ``{"function", "file", "doc"}`` each."""
+        return self._list("/rewards")
+
     # -- exports --------------------------------------------------------------------------------
 
     def download_adapter(self, job_id: str, dest: Path) -> Path:

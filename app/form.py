@@ -15,7 +15,9 @@ from typing import Any, Literal
 import annotated_types as at
 from pydantic import BaseModel, ValidationError
 
+from app.form_grpo import rewards_to_rows, rows_to_rewards
 from backend.config.distributed import DistributedConfig
+from backend.config.grpo import GrpoConfig
 from backend.config.schema import (
     PREFERENCE_STAGES,
     FreezeMethod,
@@ -36,9 +38,10 @@ METHODS: dict[str, type[BaseModel]] = {
 METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "Full", "freeze": "Freeze"}
 # Sub-configs the form shows field by field under ``<section>.<field>`` keys.
 SECTIONS: dict[str, type[BaseModel]] = {"preference": PreferenceConfig, "distributed": DistributedConfig}
-# RunConfig fields the form has no widgets for yet (stage grpo's reward functions need an editor of their own): the
-# API takes them; a config holding them loads into the form without them, and Check/Start then says what is missing
-NOT_IN_FORM = ("grpo",)
+# RunConfig fields the form has no widgets for (none today; a config holding one would load without it)
+NOT_IN_FORM: tuple[str, ...] = ()
+# Stage grpo's settings: ``grpo.<field>`` keys, ``grpo.rewards`` holding the rewards table (app.form_grpo)
+GRPO_FIELDS = tuple(n for n in GrpoConfig.model_fields if n != "rewards")
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ def build_config(values: dict[str, Any]) -> dict[str, Any]:
     ``values`` holds RunConfig field names plus ``method`` (a method name) and ``method.<field>``
     entries for the method settings, e.g. ``{"method": "lora", "method.rank": 8, "learning_rate": None}``, and
     ``preference.<field>`` entries, sent as ``preference`` only with stage dpo or kto (the others ignore them).
-    ``distributed.<field>`` entries are sent as ``distributed`` with the fields that differ from the defaults.
+    ``distributed.<field>`` entries are sent as ``distributed`` with the fields that differ from the defaults;
+    ``grpo.<field>`` entries and the ``grpo.rewards`` table as ``grpo``, with stage grpo only.
     Blank optional numbers are omitted so the schema default applies; a 0 in a field whose minimum
     is 1 means "none": omitted where the default is none (max_steps, max_samples), sent as null where the default
     is a number (save_steps 100, save_total_limit 2). A ``datasets.mixture`` entry (the mixture table's rows)
@@ -270,9 +274,18 @@ def build_config(values: dict[str, Any]) -> dict[str, Any]:
             distributed[name] = value
     if distributed:
         config["distributed"] = distributed
+    if config.get("stage") == "grpo":
+        config["grpo"] = _grpo_body(values)
     # Keep the keys in schema order so the previewed JSON reads like the schema.
     order = list(RunConfig.model_fields)
     return dict(sorted(config.items(), key=lambda kv: order.index(kv[0])))
+
+
+def _grpo_body(values: dict[str, Any]) -> dict[str, Any]:
+    """``grpo`` of the form: its non-blank settings and the rewards of the table (only sent with stage grpo)."""
+    body = {name: _coerce(field_meta(GrpoConfig, name), values[f"grpo.{name}"])
+            for name in GRPO_FIELDS if not _blank(values.get(f"grpo.{name}"))}
+    return {**body, "rewards": rows_to_rewards(values.get("grpo.rewards"))}
 
 
 def _coerce(meta: FieldMeta, value: Any) -> Any:
@@ -344,7 +357,7 @@ def config_to_form(config: dict[str, Any], names: dict[str, str] | None = None) 
     dumped = run.model_dump(mode="json")
     values: dict[str, Any] = {}
     for name in RunConfig.model_fields:
-        if name not in ("datasets", "method", *NOT_IN_FORM) and name not in SECTIONS:
+        if name not in ("datasets", "method", "grpo", *NOT_IN_FORM) and name not in SECTIONS:
             values[name] = _form_value(field_meta(RunConfig, name), dumped[name])
     choices = run.dataset_choices
     values["datasets"] = [c.id for c in choices]
@@ -357,4 +370,7 @@ def config_to_form(config: dict[str, Any], names: dict[str, str] | None = None) 
     for section, model in SECTIONS.items():
         for name in section_fields(model):
             values[f"{section}.{name}"] = _form_value(field_meta(model, name), dumped[section][name])
+    for name in GRPO_FIELDS:
+        values[f"grpo.{name}"] = _form_value(field_meta(GrpoConfig, name), dumped["grpo"][name])
+    values["grpo.rewards"] = rewards_to_rows(dumped["grpo"]["rewards"])
     return values

@@ -75,7 +75,7 @@ FIELD_MESSAGES: dict[str, str] = {
     "help.stage": "sft: learn to answer (loss on the replies). pt: continued pretraining on raw text. dpo: learn "
                   "from pairs of a better and a worse reply. kto: learn from replies marked good or bad. rm: a reward "
                   "model that scores replies, learned from pairs. grpo: sample replies and learn from reward "
-                  "functions (set them through the API or a config file: `grpo.rewards`).",
+                  "functions (set under GRPO below).",
     "help.learning_rate": "How big each update step is. Empty = a safe default: 2e-4 for LoRA/QLoRA, 2e-5 for "
                           "full/freeze; dpo/kto: 5e-6 and 1e-6; rm: 1e-4 and 1e-5.",
     "help.num_epochs": "How many times to go through the data (ignored when Max steps is set).",

@@ -103,4 +103,61 @@ MESSAGES: dict[str, str] = {
     "config.not_text": "{name} is not a text file; pick a .yaml run config.",
     "config.unreadable_file": "cannot read {name}: {error}",
     "config.from_lf_file": "**{name}** (a LLaMA-Factory training YAML, its keys mapped to this studio's)",
+    # stage-aware datasets, options this machine refuses (GET /capabilities), stage grpo and its rewards editor
+    "train.capabilities": "what this machine accepts",
+    "train.datasets_for_stage": "Datasets that stage {stage} trains on: {kinds}. Upload more in the Datasets tab.",
+    "train.stage_dropped": "ℹ Stage {stage} cannot train on {names}: removed from the datasets.",
+    "train.refused_choice": "{label} (not on this machine)",
+    "train.refused_reason": "⊘ {value}: {reason}",
+    "train.grpo_help": (
+        "**GRPO** (reinforcement learning with reward functions): for each prompt of the dataset (the last user "
+        "turn) the model writes several replies, the rewards below score them, and training moves the model toward "
+        "the replies that beat their group's average. A chat dataset's reference reply is what exact match and "
+        "contains compare with."
+    ),
+    "train.rewards": "Rewards (the run's reward is their weighted sum)",
+    "train.rewards_help": (
+        "Add at least one reward. Built-ins score each reply 0 or 1; a reward model scores it with a reward model "
+        "you trained here (stage rm); a Python reward is a function from the studio's rewards folder. Edit a "
+        "weight in the table; a negative weight makes a penalty."
+    ),
+    "train.reward_col_reward": "reward",
+    "train.reward_col_setting": "setting",
+    "train.reward_col_weight": "weight",
+    "train.reward_kind": "Reward to add",
+    "ph.reward_pattern": r"^\d+$",
+    "train.reward_pattern": "Pattern (regular expression)",
+    "train.reward_target": "Target length (characters)",
+    "train.reward_run": "Reward model (a finished rm run)",
+    "train.reward_function": "Python reward function",
+    "train.reward_weight": "Weight",
+    "train.reward_add": "+ Add reward",
+    "train.reward_remove": "Remove last",
+    "train.reward_no_rm_runs": "⚠ No finished reward-model run yet: train one with stage rm on a preference dataset "
+                               "first.",
+    "train.reward_no_python": "⚠ No Python reward functions: the operator puts .py files with reward functions into "
+                              "the studio's rewards folder.",
+    "train.reward_needs_setting": "⚠ Give the {reward} reward its setting first.",
+    "reward.exact_match": "exact match (the reference reply)",
+    "reward.contains": "contains the reference reply",
+    "reward.regex": "matches a pattern (regex)",
+    "reward.length": "length near a target",
+    "reward.json_valid": "valid JSON",
+    "reward.reward_model": "reward model (rm run)",
+    "reward.python": "Python function",
+    "field.grpo_num_generations": "Replies per prompt",
+    "field.grpo_max_completion_length": "Max reply length (tokens)",
+    "field.grpo_temperature": "Sampling temperature",
+    "field.grpo_beta": "KL weight β",
+    "field.grpo_loss_type": "Loss variant",
+    "help.grpo_num_generations": "Replies sampled for each prompt; their average reward is the baseline. Batch size × "
+                                 "gradient accumulation must be a multiple of it.",
+    "help.grpo_max_completion_length": "The longest reply sampled; it must leave room for the prompt within the "
+                                       "cutoff length.",
+    "help.grpo_temperature": "Higher = more varied replies to compare.",
+    "help.grpo_beta": "How strongly the model is kept near the starting model (0 = not at all, and no reference "
+                      "model is loaded; DeepSeek-R1 used 0.001).",
+    "help.grpo_loss_type": "How token losses are averaged: grpo = per reply (favours short replies), dr_grpo = by a "
+                           "constant (no length bias), dapo = over all tokens of the batch (the default), bnpo = over "
+                           "the tokens of each micro-batch.",
 }

@@ -91,4 +91,52 @@ MESSAGES: dict[str, str] = {
     "config.not_text": "{name} 不是文本文件；请选择 .yaml 运行配置。",
     "config.unreadable_file": "无法读取 {name}：{error}",
     "config.from_lf_file": "**{name}**（LLaMA-Factory 训练 YAML，其参数已映射为本工作室的设置）",
+    # 按阶段筛选数据集、本机不支持的选项（GET /capabilities）、grpo 阶段与奖励编辑器
+    "train.capabilities": "本机支持的选项",
+    "train.datasets_for_stage": "{stage} 阶段可用的数据集：{kinds}。可在“数据集”页上传更多。",
+    "train.stage_dropped": "ℹ {stage} 阶段不能使用 {names}，已从数据集中移除。",
+    "train.refused_choice": "{label}（本机不可用）",
+    "train.refused_reason": "⊘ {value}：{reason}",
+    "train.grpo_help": (
+        "**GRPO**（基于奖励函数的强化学习）：对数据集中的每个提示（最后一个用户轮次），模型生成多条回复，由下方的奖励函数打分，"
+        "训练使模型偏向得分高于本组平均的回复。对话数据集的参考回复用于“完全匹配”和“包含”两种奖励的比较。"
+    ),
+    "train.rewards": "奖励函数（本次训练的奖励为其加权和）",
+    "train.rewards_help": (
+        "至少添加一个奖励。内置奖励给每条回复打 0 或 1 分；奖励模型用你在这里训练的奖励模型（rm 阶段）打分；Python 奖励是"
+        "工作室 `rewards` 文件夹中的函数。可在表格中修改权重；负权重即惩罚。"
+    ),
+    "train.reward_col_reward": "奖励",
+    "train.reward_col_setting": "设置",
+    "train.reward_col_weight": "权重",
+    "train.reward_kind": "要添加的奖励",
+    "ph.reward_pattern": "例如 ^[0-9]+$",
+    "train.reward_pattern": "模式（正则表达式）",
+    "train.reward_target": "目标长度（字符）",
+    "train.reward_run": "奖励模型（已完成的 rm 运行）",
+    "train.reward_function": "Python 奖励函数",
+    "train.reward_weight": "权重",
+    "train.reward_add": "+ 添加奖励",
+    "train.reward_remove": "删除最后一个",
+    "train.reward_no_rm_runs": "⚠ 还没有已完成的奖励模型运行：请先用 rm 阶段在偏好数据集上训练一个。",
+    "train.reward_no_python": "⚠ 没有 Python 奖励函数：由管理员把包含奖励函数的 `.py` 文件放入工作室的 `rewards` 文件夹。",
+    "train.reward_needs_setting": "⚠ 请先填写“{reward}”奖励的设置。",
+    "reward.exact_match": "完全匹配（参考回复）",
+    "reward.contains": "包含参考回复",
+    "reward.regex": "匹配模式（正则）",
+    "reward.length": "长度接近目标",
+    "reward.json_valid": "有效 JSON",
+    "reward.reward_model": "奖励模型（rm 运行）",
+    "reward.python": "Python 函数",
+    "field.grpo_num_generations": "每个提示的回复数",
+    "field.grpo_max_completion_length": "最大回复长度（词元）",
+    "field.grpo_temperature": "采样温度",
+    "field.grpo_beta": "散度系数 β",
+    "field.grpo_loss_type": "损失变体",
+    "help.grpo_num_generations": "每个提示采样的回复数，其平均奖励作为基线。批处理大小 × 梯度累积必须是它的倍数。",
+    "help.grpo_max_completion_length": "采样回复的最大长度，须在截断长度内为提示留出空间。",
+    "help.grpo_temperature": "越高，用于比较的回复越多样。",
+    "help.grpo_beta": "使模型保持接近初始模型的力度（0 = 不约束，也不加载参考模型；`DeepSeek-R1` 使用 0.001）。",
+    "help.grpo_loss_type": "词元损失的平均方式：`grpo` = 按回复平均（偏好短回复），`dr_grpo` = 除以常数（无长度偏差），"
+                           "`dapo` = 对整个批次的词元平均（默认），`bnpo` = 对每个微批次的词元平均。",
 }

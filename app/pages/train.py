@@ -21,9 +21,17 @@ from app.form import (
 from app.format import error_markdown
 from app.i18n import localized, t
 from app.pages import Refresh, train_config
-from app.pages.datasets import dataset_label
-from app.pages.train_data import build_data_section, dataset_choice_updates
+from app.pages.train_data import build_data_section
 from app.pages.train_fields import schema_widget
+from app.pages.train_grpo import GrpoSection, build_grpo_section
+from app.pages.train_options import (
+    REFUSABLE,
+    dataset_catalog,
+    filter_for_stage,
+    method_refusals,
+    refusal_updates,
+)
+from app.pages.train_suggest import model_hint
 from backend.config.distributed import DistributedConfig
 from backend.config.schema import (
     PREFERENCE_STAGES,
@@ -87,12 +95,15 @@ def on_method(name: str) -> tuple[Any, ...]:
     )
 
 
-def on_stage(stage: str) -> Any:
-    return gr.Group(visible=stage in PREFERENCE_STAGES)
+def on_stage(lang: str, stage: str, catalog: dict[str, Any] | None, selected: list[str] | None,
+             val_selected: list[str] | None, table: list[list] | None) -> tuple[Any, ...]:
+    """The stage's own settings shown, and only the datasets it trains on offered (the others dropped, named)."""
+    return (gr.Group(visible=stage in PREFERENCE_STAGES), gr.Group(visible=stage == "grpo"),
+            *filter_for_stage(lang, stage, catalog, selected, val_selected, table))
 
 
 def show_model_hint(client: TunesmithClient, lang: str, model: str | None) -> str:
-    return train_config.model_hint(client, model, lang)
+    return model_hint(client, model, lang)
 
 
 def do_preview(client: TunesmithClient, lang: str, *values: Any, keys: list[str]) -> tuple[str, Any]:
@@ -128,10 +139,12 @@ def refresh_choices(
     current_datasets: list[str] | None,
     current_val: list[str] | None,
     table: list[list] | None,
+    stage: str | None,
 ) -> tuple[Any, ...]:
+    """Re-read models, datasets (those the stage takes), Start from… sources and what this machine refuses."""
     warnings = []
     model_update: Any = gr.skip()
-    datasets_update = val_update = names = table_update = gr.skip()
+    datasets_update = val_update = names = table_update = catalog = note = gr.skip()
     try:
         choices, default = model_choices(client.list_models(), lang)
         ids = [c[1] for c in choices]
@@ -139,11 +152,15 @@ def refresh_choices(
         model_update = gr.Dropdown(choices=choices, value=value)
     except ApiError as exc:
         warnings.append(f"{t('ui.models', lang)}: {exc}")
+    capabilities = None
     try:
-        items = client.list_datasets()
-        ds_choices = [(dataset_label(ds, lang), ds["id"]) for ds in items if ds.get("id")]
-        datasets_update, val_update, names, table_update = dataset_choice_updates(
-            ds_choices, current_datasets, current_val, table
+        capabilities = client.capabilities()
+    except ApiError as exc:
+        warnings.append(f"{t('train.capabilities', lang)}: {exc}")
+    try:
+        catalog = dataset_catalog(client.list_datasets(), capabilities, lang)
+        datasets_update, val_update, names, table_update, note = filter_for_stage(
+            lang, stage, catalog, current_datasets, current_val, table
         )
     except ApiError as exc:
         warnings.append(f"{t('ui.datasets', lang)}: {exc}")
@@ -156,12 +173,15 @@ def refresh_choices(
         warnings.append(f"{t('ui.presets_runs', lang)}: {exc}")
     if warnings:
         gr.Warning(t("ui.refresh_failed", lang, what="; ".join(warnings)))
-    return model_update, datasets_update, val_update, names, table_update, sources
+    refusals, style = refusal_updates(capabilities, lang)
+    return (model_update, datasets_update, val_update, names, table_update, sources, catalog, note,
+            style if capabilities else gr.skip(), method_refusals(capabilities, lang), *refusals)
 
 
 @dataclass
 class _MethodWidgets:
     help: gr.Markdown
+    refused: gr.Markdown  # why a method is marked as refused here
     lora_group: gr.Group
     qlora_group: gr.Group
     freeze_group: gr.Group
@@ -219,7 +239,9 @@ def _build_method(fields: dict[str, Any]) -> _MethodWidgets:
             elem_id="train-method",
             scale=2,
         )
-        method_help_md = gr.Markdown(method_help("lora"), elem_id="train-method-help")
+        with gr.Column(scale=2):
+            method_help_md = gr.Markdown(method_help("lora"), elem_id="train-method-help")
+            refused_md = gr.Markdown(elem_id="train-method-refused")
     with gr.Group(visible=True, elem_id="train-lora-group") as lora_group:
         with gr.Row():
             for name in ("rank", "alpha", "dropout"):
@@ -241,11 +263,11 @@ def _build_method(fields: dict[str, Any]) -> _MethodWidgets:
             for name in ("trainable_layers", "trainable_modules", "extra_modules"):
                 key = "method.trainable_layers" if name == "trainable_layers" else f"method.freeze_{name}"
                 fields[f"method.{name}"] = schema_widget(FreezeMethod, name, key)
-    return _MethodWidgets(method_help_md, lora_group, qlora_group, freeze_group)
+    return _MethodWidgets(method_help_md, refused_md, lora_group, qlora_group, freeze_group)
 
 
-def _build_training(fields: dict[str, Any]) -> gr.Group:
-    """The training settings; returns the preference group (shown for dpo/kto-like stages)."""
+def _build_training(client: TunesmithClient, fields: dict[str, Any]) -> tuple[gr.Group, GrpoSection]:
+    """The training settings; returns the preference group (shown for stages dpo/kto) and the grpo section."""
     gr.Markdown(t("train.section_training"))
     _schema_row(fields, ("learning_rate", "num_epochs", "max_steps"))
     _schema_row(fields, ("per_device_batch_size", "gradient_accumulation_steps", "cutoff_len"))
@@ -256,7 +278,7 @@ def _build_training(fields: dict[str, Any]) -> gr.Group:
         with gr.Row():
             for name in PreferenceConfig.model_fields:
                 fields[f"preference.{name}"] = schema_widget(PreferenceConfig, name, f"pref_{name}")
-    return preference_group
+    return preference_group, build_grpo_section(client, fields, schema_widget)
 
 
 def _build_advanced(fields: dict[str, Any]) -> None:
@@ -304,11 +326,14 @@ def build(client: TunesmithClient) -> TrainPage:
     fields: dict[str, gr.components.Component] = {}
     refresh_models, refresh_datasets = _build_model_row(fields)
     model_hint = gr.Markdown(elem_id="train-model-hint")
+    stage_note = gr.Markdown(elem_id="train-stage-note")  # the datasets a stage change dropped
+    catalog = gr.State({})  # datasets with their kinds and the kinds of each stage (train_options.dataset_catalog)
+    refused_style = gr.HTML("", elem_id="train-refused-style", padding=False)  # greys refused radio choices
     data = build_data_section(fields["datasets"], schema_widget)
     fields["datasets.mixture"] = data.mixture  # folded into "datasets" by build_config
     fields["mixture_size"], fields["val_datasets"] = data.mixture_size, data.val_datasets
     method = _build_method(fields)
-    preference_group = _build_training(fields)
+    preference_group, grpo = _build_training(client, fields)
     _build_advanced(fields)
     actions = _build_actions()
 
@@ -325,7 +350,10 @@ def build(client: TunesmithClient) -> TrainPage:
         outputs=[model_hint],
         show_progress="hidden",
     )
-    fields["stage"].change(on_stage, inputs=[fields["stage"]], outputs=[preference_group])
+    stage_inputs = [fields["stage"], catalog, fields["datasets"], data.val_datasets, data.mixture]
+    stage_outputs = [fields["datasets"], data.val_datasets, data.names, data.mixture, stage_note]
+    fields["stage"].change(localized(on_stage), inputs=stage_inputs,
+                           outputs=[preference_group, grpo.group, *stage_outputs], show_progress="hidden")
     actions.preview.click(
         localized(partial(do_preview, client, keys=keys)), inputs=inputs, outputs=[actions.status, actions.config_view]
     )
@@ -334,11 +362,14 @@ def build(client: TunesmithClient) -> TrainPage:
         inputs=[actions.run_name, *inputs],
         outputs=[actions.status, actions.config_view, actions.started_job, actions.open_run],
     )
-    train_config.wire(client, config_row, fields, data.names, actions.run_name, partial(collect_config, keys))
+    filled = train_config.wire(client, config_row, fields, data.names, actions.run_name, partial(collect_config, keys))
+    for event in filled:  # a filled form offers (and keeps) only the datasets its stage takes
+        event.then(localized(filter_for_stage), inputs=stage_inputs, outputs=stage_outputs, show_progress="hidden")
     refresh = Refresh(
         localized(partial(refresh_choices, client)),
-        [fields["base_model"], fields["datasets"], data.val_datasets, data.mixture],
-        [fields["base_model"], fields["datasets"], data.val_datasets, data.names, data.mixture, config_row.start_from],
+        [fields["base_model"], fields["datasets"], data.val_datasets, data.mixture, fields["stage"]],
+        [fields["base_model"], fields["datasets"], data.val_datasets, data.names, data.mixture, config_row.start_from,
+         catalog, stage_note, refused_style, method.refused, *[fields[key] for key in REFUSABLE]],
     )
     refresh.on(refresh_models.click)
     refresh.on(refresh_datasets.click)

@@ -24,7 +24,9 @@ from app.i18n import localized, t
 from app.pages.datasets import dataset_label
 from app.pages.runs import job_label
 from app.pages.train_config_file import config_file_name, config_yaml, read_config_file
-from app.pages.train_data import dataset_choice_updates
+from app.pages.train_data import MIXTURE_HEADERS, dataset_choice_updates, table_value
+from app.pages.train_grpo import rewards_table
+from app.pages.train_suggest import suggested_config
 from backend.config.schema import RunConfig
 
 PRESET, RUN, SUGGESTED = "preset:", "run:", "suggested"
@@ -265,58 +267,6 @@ def form_values(config: dict[str, Any], lang: str) -> dict[str, Any] | str:
     return values
 
 
-def suggestion_summary(suggestion: dict[str, Any], lang: str) -> str:
-    """One line: size, device and the main suggested values."""
-    settings = suggestion.get("settings") or {}
-    method = settings.get("method") or {}
-    name = str(method.get("name", "?"))
-    return t(
-        "config.suggestion_summary",
-        lang,
-        method={"qlora": "QLoRA 4-bit"}.get(
-            name, t(f"method.{name}", lang) if name in ("lora", "qlora", "full", "freeze") else name
-        ),
-        rank=method.get("rank"),
-        lr=f"{settings.get('learning_rate'):g}",
-        batch=settings.get("per_device_batch_size"),
-        accum=settings.get("gradient_accumulation_steps"),
-        cutoff=settings.get("cutoff_len"),
-        device=suggestion.get("device"),
-    )
-
-
-def model_hint(client: TunesmithClient, model: str | None, lang: str) -> str:
-    """The line under "Base model": its size and what would suit it here (or nothing when it cannot be sized)."""
-    if not model:
-        return ""
-    try:
-        suggestion = client.suggest_settings(model)
-    except ApiError:
-        return ""
-    return t(
-        "config.model_hint",
-        lang,
-        note=(suggestion.get("notes") or [""])[0],
-        summary=suggestion_summary(suggestion, lang),
-    )
-
-
-def suggested_config(client: TunesmithClient, current: dict[str, Any], lang: str) -> tuple[dict[str, Any] | None, str]:
-    """The form's config with the suggested settings for its base model laid over it, and where it comes from."""
-    model = current.get("base_model")
-    if not model:
-        return None, t("config.pick_model_first", lang)
-    try:
-        suggestion = client.suggest_settings(model)
-    except ApiError as exc:
-        return None, t("config.no_suggestion", lang) + "\n\n" + error_markdown(exc, lang)
-    notes = " ".join(suggestion.get("notes") or [])
-    return (
-        {**current, **(suggestion.get("settings") or {})},
-        t("config.from_suggestion", lang, model=suggestion.get("model", model), notes=notes),
-    )
-
-
 # -- wiring ------------------------------------------------------------------------------------------------
 
 
@@ -327,8 +277,8 @@ def wire(
     names: gr.State,
     run_name: gr.Textbox,
     collect: Callable[[Sequence[Any]], dict[str, Any]],
-) -> None:
-    """Connect the row to the form: ``fields`` maps form keys (as ``build_config`` reads them) to widgets."""
+) -> list[Any]:
+    """Connect the row to the form (``fields``: form key -> widget); returns the two events that fill it."""
     keys = list(fields)
     outputs = [row.status, row.start_from, row.file, *fields.values(), names]
 
@@ -343,7 +293,9 @@ def wire(
         ds_update, val_update, _, _ = dataset_choice_updates(
             filled.choices, values["datasets"], values["val_datasets"], None
         )
-        widgets = {**values, "datasets": ds_update, "val_datasets": val_update}
+        widgets = {**values, "datasets": ds_update, "val_datasets": val_update,
+                   "datasets.mixture": table_value(values["datasets.mixture"], MIXTURE_HEADERS, lang),
+                   "grpo.rewards": rewards_table(values["grpo.rewards"], lang)}
         # "Start from…" goes back to empty, so picking the same source again applies it again; a downloaded file
         # from before no longer matches the form.
         return (
@@ -394,6 +346,7 @@ def wire(
         return message, gr.File(value=str(path), visible=True)
 
     inputs = list(fields.values())
-    row.start_from.input(localized(on_start_from), inputs=[row.start_from, *inputs], outputs=outputs)
-    row.load.upload(localized(on_load), inputs=[row.load, *inputs], outputs=outputs)
+    started = row.start_from.input(localized(on_start_from), inputs=[row.start_from, *inputs], outputs=outputs)
+    loaded = row.load.upload(localized(on_load), inputs=[row.load, *inputs], outputs=outputs)
     row.download.click(localized(on_download), inputs=[run_name, names, *inputs], outputs=[row.status, row.file])
+    return [started, loaded]

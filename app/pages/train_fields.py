@@ -43,10 +43,11 @@ def field_label(name: str) -> Any:
     return t(f"field.{name}")
 
 
-def field_info(meta: FieldMeta) -> Any:
-    """The help under a widget: the catalog's ``help.<name>`` (the schema's description for a field without one),
-    the allowed range and what an empty optional number means."""
-    help_text = t(f"help.{meta.name}") if _has(f"help.{meta.name}") else meta.description
+def field_info(meta: FieldMeta, catalog_name: str | None = None) -> Any:
+    """The help under a widget: the catalog's ``help.<catalog_name or name>`` (the schema's description for a
+    field without one), the allowed range and what an empty optional number means."""
+    key = f"help.{catalog_name or meta.name}"
+    help_text = t(key) if _has(key) else meta.description
     optional = None
     if meta.optional and meta.kind in ("int", "float"):
         if meta.default is not None:
@@ -74,10 +75,13 @@ def elem_id(key: str) -> str:
     return "train-" + key.replace("method.", "").replace("_", "-")
 
 
-def schema_widget(model: type[BaseModel], name: str, key: str) -> gr.components.Component:
-    """One form widget for ``model.name``, labelled, defaulted and explained from the schema."""
+def schema_widget(model: type[BaseModel], name: str, key: str, catalog_name: str | None = None
+                  ) -> gr.components.Component:
+    """One form widget for ``model.name``, labelled, defaulted and explained from the schema; ``catalog_name``
+    names its ``field.*`` / ``help.*`` strings where ``name`` means something else elsewhere (grpo's ``beta``)."""
     meta = field_meta(model, name)
-    common: dict[str, Any] = {"label": field_label(name), "info": field_info(meta), "elem_id": elem_id(key)}
+    common: dict[str, Any] = {"label": field_label(catalog_name or name), "info": field_info(meta, catalog_name),
+                              "elem_id": elem_id(key)}
     if meta.kind == "bool":
         return gr.Checkbox(value=bool(meta.default), **common)
     if meta.kind == "choice":

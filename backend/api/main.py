@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from backend.api.errors import install_api_fallback, install_error_handlers, keep_fallback_last
 from backend.api.routes import (
+    capabilities,
     chat,
     configs,
     datasets,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True,
     app.include_router(model_downloads.router, prefix=API_PREFIX)
     app.include_router(model_exports.router, prefix=API_PREFIX)
     app.include_router(rewards.router, prefix=API_PREFIX)
+    app.include_router(capabilities.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     def openapi_under_api_prefix() -> dict:

@@ -91,22 +91,25 @@ def resolve_datasets(registry, config: RunConfig) -> tuple[list[DatasetRef], lis
                                  "validation dataset, or use val_size to hold out a share of the training data")
         val_refs.append(DatasetRef(id=record.id, name=record.name, path=str(record.path), num_rows=record.num_rows,
                                    format=record.format, max_samples=config.max_samples))
-    if config.stage == "sft":
-        for loc, group in (("datasets", refs), ("val_datasets", val_refs)):
-            for i, ref in enumerate(group):
-                if ref.format == "text":
-                    raise JobConfigError((loc, i), f"dataset {ref.name!r} ({ref.id}) is raw text and stage 'sft' trains "
-                                         "on conversations; use stage 'pt' (continued pretraining) for raw text, or "
-                                         "pick a chat dataset")
-    if config.stage in STAGE_KINDS:
-        from backend.datasets.formats import dataset_kind
-
-        kinds, fix = STAGE_KINDS[config.stage]
-        for loc, group in (("datasets", refs), ("val_datasets", val_refs)):
-            for i, ref in enumerate(group):
-                if dataset_kind(ref.format) not in kinds:
-                    raise JobConfigError((loc, i), f"dataset {ref.name!r} ({ref.id}) is {ref.format} data; {fix}")
+    for loc, group in (("datasets", refs), ("val_datasets", val_refs)):
+        for i, ref in enumerate(group):
+            why = kind_refusal(config.stage, ref.format)
+            if why is not None:
+                raise JobConfigError((loc, i), f"dataset {ref.name!r} ({ref.id}) {why}")
     return refs, val_refs
+
+
+def kind_refusal(stage: str, fmt: str) -> str | None:
+    """Why ``stage`` cannot train on data of format (or kind) ``fmt``: the end of the 422's sentence; None when it
+    can. The one rule: the Train form asks it per kind through GET /api/v1/capabilities."""
+    from backend.datasets.formats import dataset_kind
+
+    if stage == "sft" and fmt == "text":
+        return ("is raw text and stage 'sft' trains on conversations; use stage 'pt' (continued pretraining) for raw "
+                "text, or pick a chat dataset")
+    if stage in STAGE_KINDS and dataset_kind(fmt) not in STAGE_KINDS[stage][0]:
+        return f"is {fmt} data; {STAGE_KINDS[stage][1]}"
+    return None
 
 
 class JobService:

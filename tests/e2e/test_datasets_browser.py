@@ -76,6 +76,46 @@ def studio(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
+def _options(page, elem_id: str) -> list[str]:
+    """The option texts the gr.Dropdown ``elem_id`` offers now."""
+    page.click(f"#{elem_id} input")
+    options = page.locator("ul[role=listbox] li")
+    options.first.wait_for()
+    texts = options.all_inner_texts()
+    page.keyboard.press("Escape")
+    return texts
+
+
+def _train_form_follows_the_stage(page) -> None:
+    """On Train with every kind registered: stage dpo offers only preference datasets and drops a chat dataset
+    picked before (with a note); stage grpo shows its settings and the rewards editor, which adds a regex reward;
+    fp16 is marked as refused on this CPU machine, with the backend's reason."""
+    from playwright.sync_api import expect
+
+    from tests.e2e.test_studio_browser import _pick
+
+    page.get_by_role("tab", name="Train").click()
+    _pick(page, "train-datasets", "qa")
+    _pick(page, "train-stage", "dpo")
+    expect(page.locator("#train-stage-note")).to_contain_text("qa")
+    offered = _options(page, "train-datasets")
+    assert offered and all("preference" in text for text in offered), offered
+    assert any(text.startswith("pref") for text in offered), offered
+    shown = {group: page.locator(f"#train-{group}-group >> visible=true") for group in ("preference", "grpo")}
+    expect(shown["preference"].first).to_be_visible()
+    expect(shown["grpo"]).to_have_count(0)
+    assert any("not on this machine" in text for text in _options(page, "train-compute-type"))
+    _pick(page, "train-stage", "grpo")
+    expect(shown["grpo"].first).to_be_visible()
+    expect(shown["preference"]).to_have_count(0)
+    assert not any("raw text" in text for text in _options(page, "train-datasets"))
+    _pick(page, "train-reward-kind", "regex")
+    page.locator("#train-reward-pattern input, #train-reward-pattern textarea").first.fill("^[0-9]+$")
+    page.click("#train-reward-add")
+    expect(page.locator("#train-grpo-rewards")).to_contain_text("^[0-9]+$")
+    shot(page, "e2e-train-grpo-rewards.png")
+
+
 def test_zip_of_several_files_uploads_each_or_none(studio: str, chromium_path: Path, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -127,6 +167,7 @@ def test_zip_of_several_files_uploads_each_or_none(studio: str, chromium_path: P
             assert {name: registered[name] for name, _f, _r in EVERY_KIND.values()} == {
                 name: (fmt, rows) for name, fmt, rows in EVERY_KIND.values()}
             shot(page, "e2e-datasets-every-kind.png")
+            _train_form_follows_the_stage(page)
         except Exception:
             shot(page, "e2e-datasets-zip-failure.png")
             raise

@@ -31,7 +31,7 @@ ALLOWED_LATIN = {
     "predictions", "ppl", "adapter", "merged", "gloo", "cosine", "linear", "orpo", "simpo", "rm", "grpo",
     "p95", "openai", "eta", "top-p", "f1", "peft", "q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "bfloat16",
     "llama", "cpp", "lm", "studio", "modelfile", "tensorboard", "mlflow", "weights", "biases", "uri",
-    "modelscope",
+    "modelscope", "python",
 }
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+\-']*[A-Za-z0-9+]|[A-Za-z]")
 
