@@ -96,7 +96,7 @@ MESSAGES: dict[str, str] = {
     "method.full": "Full",
     "method.freeze": "Freeze",
     "method.lora_help": "Low-rank adapters on the chosen layers; the base weights stay frozen.",
-    "method.qlora_help": "LoRA on a base model quantized to 4 or 8 bits with bitsandbytes (needs a CUDA GPU).",
+    "method.qlora_help": "LoRA on a base model quantized to 4 or 8 bits with bitsandbytes (fast on a CUDA GPU, slow on CPU).",
     "method.full_help": "Every weight is trained: the most memory, the most capacity.",
     "method.freeze_help": "Train only the last layers; everything else stays frozen.",
     "datasets.rows": "{rows} rows",

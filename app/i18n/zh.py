@@ -95,7 +95,7 @@ MESSAGES: dict[str, str] = {
     "method.full": "全参数",
     "method.freeze": "冻结",
     "method.lora_help": "在所选层上加低秩适配器；基础权重保持冻结。",
-    "method.qlora_help": "在用 bitsandbytes 量化为 4 或 8 位的基础模型上做 LoRA（需要 CUDA GPU）。",
+    "method.qlora_help": "在用 bitsandbytes 量化为 4 或 8 位的基础模型上做 LoRA（在 CUDA GPU 上快，在 CPU 上慢）。",
     "method.full_help": "训练所有权重：占用内存最多，能力最强。",
     "method.freeze_help": "只训练最后几层，其余保持冻结。",
     "datasets.rows": "{rows} 行",

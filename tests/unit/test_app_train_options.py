@@ -112,3 +112,23 @@ def test_refused_values_are_marked_with_the_backends_reason() -> None:
     assert ("fp16（本机不可用）", "fp16") in dict(zip(REFUSABLE, zh_updates))["compute_type"]["choices"]
     skipped, style = refusal_updates(None, "en")
     assert style == "" and len(skipped) == len(REFUSABLE)
+
+
+def test_the_page_reads_kinds_and_refusals_from_the_real_api(client) -> None:
+    """Against the real API (built-in datasets, this machine): stage dpo offers only the preference demo, every
+    value the API refuses is marked, and the rewards editor says when there is no rm run or Python reward."""
+    from app.pages.train import refresh_choices
+    from app.pages.train_grpo import on_kind
+
+    out = refresh_choices(client, "en", None, ["ds_gone"], [], None, "dpo")
+    datasets, catalog, refusals = out[1], out[6], out[10:]
+    assert [label.split(" · ")[0] for label, _ in datasets.choices] == ["preference_demo"]
+    assert catalog["stage_kinds"]["dpo"] == ["preference"] and len(catalog["choices"]) >= 3
+    for item in client.capabilities()["refused"]:
+        update = dict(zip(REFUSABLE, refusals))[item["field"]]
+        assert (f"{item['value']} (not on this machine)" in [label for label, _ in update["choices"]]
+                or item["field"] == "method"), item
+    *_, note = on_kind(client, "en", "reward_model")
+    assert "No finished reward-model run" in note
+    _, _, _, function, note = on_kind(client, "zh", "python")
+    assert function.visible and "奖励函数" in note
