@@ -61,7 +61,7 @@ MESSAGES: dict[str, str] = {
     "models.why.503": "The model hub cannot be reached: the server is offline, runs with `HF_HUB_OFFLINE`, or its "
                       "`HF_ENDPOINT` is wrong. Models already in the studio keep working.",
     "models.why.507": "The models disk is too small for this model.",
-    "models.downloads_head": "Recent downloads",
+    "models.downloads_head": "Recent downloads (pick one to download it again: an unfinished one resumes)",
     "models.col_repo": "Hub model",
     "models.col_state": "State",
     "models.col_done": "Done",

@@ -50,7 +50,7 @@ MESSAGES: dict[str, str] = {
     "models.why.422": "这不是工作室可以下载的模型 ID 或版本。",
     "models.why.503": "无法连接模型仓库：服务器处于离线状态、设置了 `HF_HUB_OFFLINE`，或其 `HF_ENDPOINT` 有误。已有的模型仍可正常使用。",
     "models.why.507": "模型磁盘空间不足以存放该模型。",
-    "models.downloads_head": "最近的下载",
+    "models.downloads_head": "最近的下载（选中一行可再次下载：未完成的会继续）",
     "models.col_repo": "仓库模型",
     "models.col_state": "状态",
     "models.col_done": "进度",

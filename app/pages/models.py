@@ -101,6 +101,15 @@ def cancel_download(client: TunesmithClient, lang: str, download_id: str | None)
     return t("models.cancelling", lang)
 
 
+def fill_from_download(evt: gr.SelectData):
+    """A row of the recent downloads picked: its model id goes into the form (to resume an interrupted or
+    cancelled download, check its size and press Download)."""
+    row = getattr(evt, "row_value", None) or []
+    if not row or not str(row[0]).strip():
+        return gr.skip(), gr.skip()
+    return str(row[0]).strip(), gr.Button(interactive=False)
+
+
 def _build_form() -> dict[str, Any]:
     c: dict[str, Any] = {}
     with gr.Row(equal_height=False, elem_id="models-form"):
@@ -148,6 +157,7 @@ def build(client: TunesmithClient) -> ModelsPage:
     timer.tick(localized(partial(poll_download, client)), inputs=[download_id],
                outputs=[c["progress"], c["status"], timer, c["cancel"], table, downloads], show_progress="hidden")
     c["cancel"].click(localized(partial(cancel_download, client)), inputs=[download_id], outputs=[c["status"]])
+    downloads.select(fill_from_download, outputs=[c["repo"], c["start"]], show_progress="hidden")
     refresh = Refresh(localized(partial(refresh_lists, client)), [download_id], [table, downloads, download_id, timer])
     refresh.on(refresh_btn.click)
     return ModelsPage(refresh=refresh, timer=timer)

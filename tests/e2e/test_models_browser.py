@@ -92,6 +92,11 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             expect(page.locator("#models-progress progress")).to_have_attribute("value", "1.0000")
             expect(page.locator("#models-table")).to_contain_text(f"downloaded from {REPO}")
             assert SECRET not in page.content()
+            # the recent downloads: a row picked fills the form again (to resume an unfinished one)
+            _fill(page, "models-repo", "")
+            page.locator("#models-downloads-box").get_by_text("Recent downloads").click()
+            page.locator("#models-downloads [role=gridcell]", has_text=REPO).first.click()
+            expect(page.locator("#models-repo textarea, #models-repo input").first).to_have_value(REPO)
             shot(page, "e2e-models.png")
 
             page.get_by_role("tab", name="Train").click()

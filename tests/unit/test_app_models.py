@@ -10,9 +10,10 @@ import os
 import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 
-from app.pages.models import check_size, poll_download, refresh_lists, start_download
+from app.pages.models import check_size, fill_from_download, poll_download, refresh_lists, start_download
 from app.pages.models_view import downloads_frame, plan_markdown, progress_html
 from tests.hub_server import HubServer
 
@@ -110,6 +111,9 @@ def test_plan_resume_progress_and_downloads_in_chinese():
     assert 'value="0.2500"' in bar and "25%" in bar and "当前文件：model.safetensors" in bar and "剩余 3" in bar
     frame = downloads_frame([{"repo_id": REPO, "state": "interrupted", "progress": 0.4, "bytes_total": 10}], "zh")
     assert list(frame.columns) == ["仓库模型", "状态", "进度", "开始时间"] and frame.iloc[0]["状态"] == "已中断"
+    repo, start = fill_from_download(gr.SelectData(None, {"index": [0, 1], "value": "已中断",
+                                                          "row_value": list(frame.iloc[0])}))
+    assert repo == REPO and not _interactive(start)  # the size is checked again before it resumes
 
 
 def test_a_reloaded_page_follows_a_running_download_and_cancel_then_resume(client, hub_repo, hub_env, tmp_path):
