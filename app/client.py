@@ -330,16 +330,20 @@ class TunesmithClient(ModelDownloadCalls):
 
     # -- evaluations ----------------------------------------------------------------------------
 
-    def evaluate(self, dataset: str, *, job_id: str | None = None, model: str | None = None, max_samples: int = 50,
-                 max_new_tokens: int = 128, cutoff_len: int | None = None) -> dict[str, Any]:
+    def evaluate(self, dataset: str | None, *, job_id: str | None = None, model: str | None = None,
+                 max_samples: int = 50, max_new_tokens: int = 128, cutoff_len: int | None = None,
+                 with_base: bool = False) -> dict[str, Any]:
         """Evaluate a succeeded job (``job_id``) or a base model (``model``) on a dataset: its metrics.json
         (``loss``, ``perplexity``, ``exact_match``, ``rouge_l``, ``bleu``, ``samples``, ``predictions``, ``id``...).
+        A job: ``dataset`` None scores its held-out split; ``with_base`` its base model too (``base``, ``delta``).
         The server waits for the engine subprocess: give it time."""
         body: dict[str, Any] = {"dataset": dataset, "max_samples": max_samples, "max_new_tokens": max_new_tokens}
         if cutoff_len:
             body["cutoff_len"] = cutoff_len
         if job_id is not None:
-            return self._json("POST", f"/jobs/{job_id}/evaluate", json=body, timeout=3700.0)
+            body = {key: value for key, value in body.items() if value is not None}
+            return self._json("POST", f"/jobs/{job_id}/evaluate", json={**body, "with_base": with_base},
+                              timeout=3700.0)
         return self._json("POST", "/evaluate", json={**body, "model": model}, timeout=3700.0)
 
     def list_evaluations(self, *, job_id: str | None = None, model: str | None = None) -> list[dict[str, Any]]:

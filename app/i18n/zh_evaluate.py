@@ -2,4 +2,37 @@
 
 from __future__ import annotations
 
-MESSAGES: dict[str, str] = {}
+MESSAGES: dict[str, str] = {
+    "eval.with_base": "与基础模型对比",
+    "eval.with_base_help": "在相同的行上同时为该运行的基础模型打分（奖励模型：训练开始时未训练的打分头），并排显示。",
+    "eval.running_base": "正在评估该运行，然后在相同的行上评估其基础模型：加载模型、计算损失、生成预测…",
+    "eval.held_out_choice": "此运行的验证集（训练时留出、未参与训练的行）",
+    "eval.held_out_name": "验证集（留出部分）",
+    "eval.note_held_out": "✓ 验证集：这 {samples} 行在训练时被留出，因此这些数字反映了该运行在没见过的数据上的表现。",
+    "eval.note_unseen": "✓ 这些行都不在该运行的训练数据中。",
+    "eval.note_trained": "⚠ 这些行在训练数据中：{samples} 行中有 {count} 行参与了训练，得分会比新数据高。要得到可信的数字，请选择验证集（或其他数据集）。",
+    "eval.note_unknown": "⚠ 无法确定该运行是否训练过这些行：{why}。",
+    "eval.cmp_intro": "**运行与基础模型对比**（`{base}`，相同的行、相同的词元）：",
+    "eval.cmp_metric": "指标",
+    "eval.cmp_base": "基础模型",
+    "eval.cmp_run": "此运行",
+    "eval.cmp_loss": "损失",
+    "eval.cmp_perplexity": "困惑度",
+    "eval.cmp_exact": "完全匹配",
+    "eval.cmp_rouge": "ROUGE-L",
+    "eval.cmp_bleu": "BLEU-4",
+    "eval.cmp_pair_accuracy": "成对准确率",
+    "eval.cmp_pair_margin": "平均分差",
+    "eval.pair_headline": "**成对准确率 {accuracy}** · 平均分差 {margin} · {pairs} 对（优选回复得分高于劣选回复的比例）",
+    "eval.pair_measured_on": "`{dataset}` 的 {samples} 对 · 截断长度 {cutoff} · 用时 {duration}",
+    "eval.pair_short": "成对 {accuracy}",
+    "eval.col_base_prediction": "预测（基础模型）",
+    "eval.col_run_prediction": "预测（此运行）",
+    "eval.col_rouge_base_run": "ROUGE-L 基础 → 运行",
+    "eval.col_trained": "训练过",
+    "eval.trained_yes": "⚠ 是",
+    "eval.col_chosen": "优选回复",
+    "eval.col_rejected": "劣选回复",
+    "eval.col_margin_base_run": "分差 基础 → 运行",
+    "eval.col_ranked": "排序正确（基础）",
+}

@@ -1,42 +1,40 @@
-"""Evaluate tab: score a finished run or a base model on a dataset (loss, perplexity, exact match, ROUGE-L, BLEU)
-and read its greedy predictions next to the references.
+"""Evaluate tab: score a finished run or a base model on a dataset (loss, perplexity, exact match, ROUGE-L, BLEU;
+a reward model: pairwise accuracy and margin) or on the rows the run held out, side by side with its base model,
+and read the predictions next to the references.
 
 Everything comes from the API (``POST /jobs/{id}/evaluate``, ``POST /evaluate``, the evaluation lists and their
-``predictions.jsonl``); the UI keeps nothing. Evaluating the base model too shows what fine-tuning changed: the
-loss is computed on the same tokens with the same mask for both.
+``predictions.jsonl``); the UI keeps nothing. What it writes is :mod:`app.pages.evaluate_format`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from app.client import ApiError, Job, Model, TunesmithClient
 from app.downloads import scratch_dir
-from app.format import error_markdown, fmt_duration, fmt_float, fmt_time
+from app.format import error_markdown
 from app.i18n import DEFAULT, localized, request_lang, t
 from app.pages import Refresh, targets
+from app.pages.evaluate_format import (  # noqa: F401  (re-exported: the page's helpers, for tests)
+    HELD_OUT,
+    column_widths,
+    dataset_choices,
+    fmt_share,
+    has_held_out,
+    history_choices,
+    history_columns,
+    history_frame,
+    metrics_markdown,
+    prediction_columns,
+    predictions_frame,
+    prompt_text,
+    read_predictions,
+)
 from app.pages.targets import parse_target, target_value  # noqa: F401  (the page's target encoding, for tests)
-
-HISTORY_KEYS = ["when", "id", "dataset", "samples", "loss", "perplexity", "exact", "rouge", "bleu"]
-PREDICTION_KEYS = ["prompt", "reference", "prediction", "rouge", "exact"]
-PROMPT_CHARS = 600
-
-
-def history_columns(lang: str = DEFAULT) -> list[str]:
-    return [t(f"eval.col_{key}", lang) for key in HISTORY_KEYS]
-
-
-def prediction_columns(lang: str = DEFAULT) -> list[str]:
-    return [t(f"eval.col_{key}", lang) for key in PREDICTION_KEYS]
-
 
 HISTORY_COLUMNS, PREDICTION_COLUMNS = history_columns(), prediction_columns()
 
@@ -47,70 +45,9 @@ class EvaluatePage:
     refresh: Refresh
 
 
-# -- pure helpers (unit-tested) ----------------------------------------------------------------------------------
 def target_choices(models: list[Model], jobs: list[Job], lang: str = DEFAULT) -> list[tuple[str, str]]:
     """Succeeded runs (newest first), then base models."""
     return targets.target_choices(models, jobs, lang, runs_first=True)
-
-
-def fmt_share(value: Any) -> str:
-    """A fraction in [0, 1] as a percentage with one decimal; '—' when not measured."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "—"
-    return f"{100 * value:.1f}%"
-
-
-def metrics_markdown(metrics: dict[str, Any], lang: str = DEFAULT) -> str:
-    """The headline numbers of one evaluation, and what they were measured on."""
-    loss, ppl = metrics.get("loss"), metrics.get("perplexity")
-    lines = [
-        t("eval.headline", lang, loss=fmt_float(loss) or "—", ppl=fmt_float(ppl) or "—",
-          exact=fmt_share(metrics.get("exact_match")), rouge=fmt_share(metrics.get("rouge_l")),
-          bleu=fmt_share(metrics.get("bleu"))),
-        t("eval.measured_on", lang, samples=metrics.get("samples", 0), dataset=metrics.get("dataset", "?"),
-          tokens=metrics.get("loss_tokens", 0), cutoff=metrics.get("cutoff_len", "?"),
-          predictions=metrics.get("predictions", 0), max_new=metrics.get("max_new_tokens", "?"),
-          duration=fmt_duration(metrics.get("seconds"), lang) or "?", device=metrics.get("device", "?"),
-          dtype=metrics.get("dtype", "")),
-    ]
-    weights = t("eval.weights", lang, model=metrics.get("model", "?"))
-    if metrics.get("adapter"):
-        weights += t("eval.weights_adapter", lang, adapter=metrics["adapter"])
-    lines.append(f"`{metrics.get('id', '?')}` · {fmt_time(metrics.get('created_at'))} · {weights}")
-    skipped = metrics.get("skipped") or {}
-    if skipped:
-        lines.append(t("eval.skipped", lang, what=", ".join(f"{n} ({reason})" for reason, n in skipped.items())))
-    if loss is None:
-        lines.append(t("eval.no_loss", lang))
-    return "  \n".join(lines)
-
-
-def history_frame(evaluations: list[dict[str, Any]], lang: str = DEFAULT) -> pd.DataFrame:
-    rows = [[fmt_time(e.get("created_at")), e.get("id", ""), e.get("dataset", ""), e.get("samples", ""),
-             fmt_float(e.get("loss")), fmt_float(e.get("perplexity")), fmt_share(e.get("exact_match")),
-             fmt_share(e.get("rouge_l")), fmt_share(e.get("bleu"))] for e in evaluations]
-    return pd.DataFrame(rows, columns=history_columns(lang))
-
-
-def history_choices(evaluations: list[dict[str, Any]], lang: str = DEFAULT) -> list[tuple[str, str]]:
-    return [(t("eval.history_choice", lang, when=fmt_time(e.get("created_at")), dataset=e.get("dataset", "?"),
-               loss=fmt_float(e.get("loss")) or "—"), str(e["id"])) for e in evaluations if e.get("id")]
-
-
-def prompt_text(messages: list[dict[str, Any]], limit: int = PROMPT_CHARS) -> str:
-    """A prompt as ``role: content`` lines; the start of a long prompt gives way to its end (the newest turn)."""
-    text = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in messages)
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
-
-
-def predictions_frame(rows: list[dict[str, Any]], lang: str = DEFAULT) -> pd.DataFrame:
-    table = [[prompt_text(r.get("prompt") or []), r.get("reference", ""), r.get("prediction", ""),
-              fmt_share(r.get("rouge_l")), "✓" if r.get("exact_match") else ""] for r in rows]
-    return pd.DataFrame(table, columns=prediction_columns(lang))
-
-
-def read_predictions(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # -- the page ----------------------------------------------------------------------------------------------------
@@ -126,13 +63,14 @@ def _layout() -> dict[str, Any]:
                                  elem_id="eval-samples")
         c["new_tokens"] = gr.Slider(1, 2048, value=128, step=1, label=t("eval.max_new"),
                                     elem_id="eval-max-new-tokens")
+        c["with_base"] = gr.Checkbox(value=True, label=t("eval.with_base"), info=t("eval.with_base_help"),
+                                     visible=False, elem_id="eval-with-base")
         c["start"] = gr.Button(t("eval.start"), variant="primary", scale=0, min_width=140, elem_id="eval-start")
     c["metrics"] = gr.Markdown(t("eval.pick"), elem_id="eval-metrics")
     c["download"] = gr.DownloadButton(t("eval.download"), visible=False, elem_id="eval-download")
-    # Prompts are long: give the reference and the prediction the room (they are what one reads).
+    # Prompts are long: the replies get the room (they are what one reads); columns wrap, none runs off-screen.
     c["table"] = gr.Dataframe(value=predictions_frame([]), interactive=False, wrap=True, label=t("eval.predictions"),
-                              max_height=600, column_widths=["28%", "30%", "30%", "7%", "5%"],
-                              elem_id="eval-predictions")
+                              max_height=600, column_widths=column_widths([]), elem_id="eval-predictions")
     gr.Markdown(t("eval.earlier"))
     c["history"] = gr.Dataframe(value=history_frame([]), interactive=False, show_label=False,
                                 elem_id="eval-history")
@@ -143,9 +81,10 @@ def _layout() -> dict[str, Any]:
 def build(client: TunesmithClient) -> EvaluatePage:
     c = _layout()
     shown = [c["metrics"], c["download"], c["table"]]
-    c["target"].change(localized(partial(on_target, client)), inputs=[c["target"]],
-                       outputs=[*shown, c["history"], c["pick"]], show_progress="hidden")
-    c["start"].click(run_handler(client), inputs=[c["target"], c["dataset"], c["samples"], c["new_tokens"]],
+    c["target"].change(localized(partial(on_target, client)), inputs=[c["target"], c["dataset"]],
+                       outputs=[*shown, c["history"], c["pick"], c["dataset"], c["with_base"]], show_progress="hidden")
+    c["start"].click(run_handler(client), inputs=[c["target"], c["dataset"], c["samples"], c["new_tokens"],
+                                                  c["with_base"]],
                      outputs=[*shown, c["history"], c["pick"]])
     c["pick"].input(localized(partial(on_pick, client)), inputs=[c["target"], c["pick"]], outputs=shown)
     refresh = Refresh(localized(partial(refresh_lists, client)), [c["target"], c["dataset"]],
@@ -163,9 +102,11 @@ def list_for(client: TunesmithClient, picked: tuple[str, str]) -> list[dict[str,
 
 def refresh_lists(client: TunesmithClient, lang: str, current_target: str | None, current_dataset: str | None):
     try:
-        choices = target_choices(client.list_models(), client.list_jobs(), lang)
-        datasets = [(t("eval.dataset_choice", lang, name=d["name"], rows=d.get("num_rows", "?")), d["id"])
-                    for d in client.list_datasets()]
+        jobs = client.list_jobs()
+        choices = target_choices(client.list_models(), jobs, lang)
+        picked = parse_target(current_target)
+        job = next((j for j in jobs if picked and picked[0] == "job" and j.get("id") == picked[1]), None)
+        datasets = dataset_choices(client.list_datasets(), job, lang)
     except ApiError as exc:
         gr.Warning(t("eval.list_failed", lang, error=exc))
         return gr.skip(), gr.skip()
@@ -183,34 +124,56 @@ def show(client: TunesmithClient, lang: str, picked: tuple[str, str], evaluation
     rows = read_predictions(path)
     return (metrics_markdown(evaluation, lang),
             gr.DownloadButton(value=str(path), label=t("eval.download_rows", lang, count=len(rows)), visible=True),
-            predictions_frame(rows, lang))
+            predictions_table(rows, lang))
 
 
-def on_target(client: TunesmithClient, lang: str, value: str | None):
-    empty = (gr.DownloadButton(visible=False, value=None), predictions_frame([], lang))
+def predictions_table(rows: list[dict[str, Any]], lang: str) -> gr.Dataframe:
+    """The predictions with the columns (and widths) they need: one model, base | run, or a reward model's pairs."""
+    return gr.Dataframe(value=predictions_frame(rows, lang), column_widths=column_widths(rows))
+
+
+def dataset_update(client: TunesmithClient, lang: str, picked: tuple[str, str], current: str | None) -> gr.Dropdown:
+    """The datasets the target can be evaluated on; a run that held rows out starts on its held-out split."""
+    job = client.get_job(picked[1]) if picked[0] == "job" else None
+    choices = dataset_choices(client.list_datasets(), job, lang)
+    values = [value for _, value in choices]
+    value = HELD_OUT if has_held_out(job) else current if current in values and current != HELD_OUT else None
+    return gr.Dropdown(choices=choices, value=value)
+
+
+def on_target(client: TunesmithClient, lang: str, value: str | None, current_dataset: str | None = None):
+    """metrics note, download, table, history, earlier-evaluation picker, dataset choices, base checkbox."""
+    empty = (gr.DownloadButton(visible=False, value=None), predictions_table([], lang))
     picked = parse_target(value)
     if picked is None:
-        return t("eval.pick", lang), *empty, history_frame([], lang), gr.Dropdown(choices=[], value=None)
+        return (t("eval.pick", lang), *empty, history_frame([], lang), gr.Dropdown(choices=[], value=None),
+                gr.skip(), gr.Checkbox(visible=False))
+    with_base = gr.Checkbox(visible=picked[0] == "job")
     try:
         found = list_for(client, picked)
+        datasets = dataset_update(client, lang, picked, current_dataset)
     except ApiError as exc:
-        return error_markdown(exc, lang), *empty, history_frame([], lang), gr.Dropdown(choices=[], value=None)
+        return (error_markdown(exc, lang), *empty, history_frame([], lang), gr.Dropdown(choices=[], value=None),
+                gr.skip(), with_base)
     note = t("eval.earlier_count", lang, count=len(found)) if found else t("eval.not_yet", lang)
-    return note, *empty, history_frame(found, lang), gr.Dropdown(choices=history_choices(found, lang), value=None)
+    return (note, *empty, history_frame(found, lang), gr.Dropdown(choices=history_choices(found, lang), value=None),
+            datasets, with_base)
 
 
 def run_handler(client: TunesmithClient):
     """The Evaluate button's callback: Gradio passes the request (for the language) and a progress tracker."""
     def run(request: gr.Request, value: str | None, dataset_id: str | None, n: float, max_new: float,
-            progress: gr.Progress = gr.Progress()):
+            with_base: bool = False, progress: gr.Progress = gr.Progress()):
         lang = request_lang(request)
         picked = parse_target(value)
         if picked is None or not dataset_id:
             return t("eval.pick_both", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        with_base = bool(with_base) and picked[0] == "job"
         # The API answers once it is done and reports no fraction: a phase line, no made-up percentage.
-        progress(None, desc=t("eval.running", lang))
+        progress(None, desc=t("eval.running_base" if with_base else "eval.running", lang))
         try:
-            result = client.evaluate(dataset_id, max_samples=int(n), max_new_tokens=int(max_new),
+            result = client.evaluate(None if dataset_id == HELD_OUT else dataset_id, max_samples=int(n),
+                                     max_new_tokens=int(max_new), with_base=with_base,
                                      **targets.api_reference(picked))
             shown = show(client, lang, picked, result)
             found = list_for(client, picked)
@@ -229,7 +192,7 @@ def on_pick(client: TunesmithClient, lang: str, value: str | None, eval_id: str 
     try:
         found = {e["id"]: e for e in list_for(client, picked)}
         if eval_id not in found:
-            return t("eval.gone", lang, id=eval_id), gr.DownloadButton(visible=False), predictions_frame([], lang)
+            return t("eval.gone", lang, id=eval_id), gr.DownloadButton(visible=False), predictions_table([], lang)
         return show(client, lang, picked, found[eval_id])
     except (ApiError, OSError, ValueError) as exc:
-        return error_markdown(exc, lang), gr.DownloadButton(visible=False), predictions_frame([], lang)
+        return error_markdown(exc, lang), gr.DownloadButton(visible=False), predictions_table([], lang)

@@ -188,6 +188,26 @@ def test_upload_train_watch_export(studio: str, chromium_path: Path, tmp_path: P
             expect(page.locator("#chat-status")).to_contain_text("tokens in", timeout=120_000)
             expect(page.locator("#chat-status")).to_contain_text("adapter")
             shot(page, "e2e-chat.png")
+
+            # -- Evaluate: the run beside its base model; rows it trained on are flagged; replies on screen ---
+            page.get_by_role("tab", name="Evaluate").click()
+            _pick(page, "eval-target", job_id)
+            _pick(page, "eval-dataset", DATASET_NAME)
+            expect(page.locator("#eval-with-base input")).to_be_checked()
+            _fill(page, "eval-samples", "3")
+            _fill(page, "eval-max-new-tokens", "4")
+            page.click("#eval-start")
+            metrics = page.locator("#eval-metrics")
+            expect(metrics).to_contain_text("Run vs base model", timeout=180_000)
+            expect(metrics).to_contain_text("These rows were in the training data: 3 of the 3 rows")
+            table = page.locator("#eval-predictions")
+            expect(table).to_contain_text("prediction (base model)")
+            expect(table).to_contain_text("What is 0 plus 3?")
+            headers, frame = table.locator("th"), table.bounding_box()
+            boxes = [headers.nth(i).bounding_box() for i in range(headers.count())]
+            assert frame and boxes and all(b and b["x"] + b["width"] <= frame["x"] + frame["width"] + 1
+                                           for b in boxes), (frame, boxes)  # every column on screen, none cut
+            shot(page, "e2e-evaluate.png")
         except Exception:
             shot(page, "e2e-failure.png")
             raise

@@ -8,9 +8,13 @@ import pytest
 
 from app.client import ApiError
 from app.pages.evaluate import (
+    HELD_OUT,
     HISTORY_COLUMNS,
     PREDICTION_COLUMNS,
+    column_widths,
+    dataset_choices,
     fmt_share,
+    has_held_out,
     history_choices,
     history_frame,
     metrics_markdown,
@@ -104,3 +108,82 @@ def test_client_evaluation_errors_come_back_readable(client, tmp_path):
     with pytest.raises(ApiError) as err:
         client.download_predictions("ev_0000000000", tmp_path / "never.jsonl")
     assert err.value.status_code == 404 and not (tmp_path / "never.jsonl").exists()
+
+
+SIDE = {**METRICS, "job_id": "job_1", "split": "dataset", "in_training": 3,
+        "base": {"loss": 2.5, "perplexity": 12.18, "exact_match": 0.0, "rouge_l": 0.25, "bleu": None,
+                 "model": "/m/base"},
+        "delta": {"loss": 1.23456 - 2.5, "perplexity": 3.437 - 12.18, "exact_match": 0.25, "rouge_l": 0.6123 - 0.25}}
+
+
+def test_run_vs_base_is_a_table_with_the_delta_and_says_which_rows_were_trained_on():
+    text = metrics_markdown(SIDE)
+    assert "**Run vs base model** (`/m/base`, same rows, same tokens):" in text
+    assert "| metric | base model | this run | Δ |" in text
+    assert "| loss | 2.5 | 1.235 | −1.265 |" in text
+    assert "| exact match | 0.0% | 25.0% | +25.0 pt |" in text and "| BLEU-4 | — | — | — |" in text
+    assert "⚠ These rows were in the training data: 3 of the 4 rows were trained on" in text
+    held = metrics_markdown({**METRICS, "split": "held_out", "dataset": "held-out split", "in_training": 0})
+    assert "✓ Held-out split: these 4 rows were kept out of training" in held and "`held-out split`" in held
+    assert "None of these rows were in the run's training data" in metrics_markdown({**METRICS, "in_training": 0})
+    assert "training data" not in metrics_markdown(METRICS)  # a base model's evaluation: nothing to say
+    zh = metrics_markdown(SIDE, "zh")
+    assert "运行与基础模型对比" in zh and "这些行在训练数据中" in zh and "| 损失 | 2.5 | 1.235 | −1.265 |" in zh
+
+
+def test_reward_model_evaluation_shows_pairwise_accuracy_side_by_side():
+    rm = {**METRICS, "loss": None, "perplexity": None, "exact_match": None, "rouge_l": None, "predictions": 0,
+          "pairwise_accuracy": 0.8, "mean_margin": 0.42, "pairs": 5, "in_training": 5, "split": "dataset",
+          "base": {"pairwise_accuracy": 0.4, "mean_margin": -0.01, "pairs": 5, "model": "/m/base"},
+          "delta": {"pairwise_accuracy": 0.4, "mean_margin": 0.43}}
+    text = metrics_markdown(rm)
+    assert "**pairwise accuracy 80.0%** · mean margin 0.42 · 5 pairs" in text and "no loss" not in text
+    assert "| pairwise accuracy | 40.0% | 80.0% | +40.0 pt |" in text and "| mean margin | -0.01 | 0.42 | +0.43 |" in text
+    assert history_frame([rm]).iloc[0].tolist()[7] == "pairs 80.0%"
+    rows = [{"prompt": [{"role": "user", "content": "Q"}], "chosen": "good", "rejected": "bad", "margin": 0.5,
+             "correct": True, "base_margin": -0.1, "base_correct": False, "in_training": True}]
+    table = predictions_frame(rows)
+    assert list(table.columns) == ["prompt", "chosen", "rejected", "margin base → run", "ranked right (base)",
+                                   "trained on"]
+    assert table.iloc[0].tolist() == ["user: Q", "good", "bad", "-0.1 → 0.5", "✓ (✗)", "⚠ yes"]
+
+
+def test_side_by_side_predictions_show_base_run_and_reference_with_room_for_the_replies():
+    rows = [{"prompt": [{"role": "user", "content": "2+2?"}], "reference": "4", "prediction": "4", "rouge_l": 1.0,
+             "exact_match": True, "base_prediction": "five", "base_rouge_l": 0.0, "in_training": False},
+            {"prompt": [{"role": "user", "content": "3+3?"}], "reference": "6", "prediction": "6", "rouge_l": 1.0,
+             "exact_match": True, "base_prediction": "6", "base_rouge_l": 1.0, "in_training": True}]
+    table = predictions_frame(rows)
+    assert list(table.columns) == ["prompt", "prediction (base model)", "prediction (this run)", "reference",
+                                   "ROUGE-L base → run", "trained on"]
+    assert table.iloc[0].tolist() == ["user: 2+2?", "five", "4", "4", "0.0% → 100.0%", ""]
+    assert table.iloc[1].tolist()[-1] == "⚠ yes"
+    widths = column_widths(rows)
+    assert len(widths) == 6 and 90 <= sum(float(w[:-1]) for w in widths) <= 96
+    assert float(widths[0][:-1]) < float(widths[1][:-1])  # the replies get more room than the prompt
+    alone = [{k: v for k, v in rows[0].items() if not k.startswith("base_")}]
+    assert list(predictions_frame(alone).columns) == [*PREDICTION_COLUMNS, "trained on"]
+
+
+def test_a_run_that_held_rows_out_offers_its_held_out_split_first():
+    datasets = [{"id": "ds_chat", "name": "chat", "num_rows": 10, "format": "alpaca"},
+                {"id": "ds_pairs", "name": "pairs", "num_rows": 5, "format": "preference"}]
+    job = {"id": "job_1", "config": {"stage": "sft", "val_size": 0.1, "val_datasets": []}}
+    choices = dataset_choices(datasets, job)
+    assert choices[0] == ("Held-out split of this run (rows it did not train on)", HELD_OUT)
+    assert [value for _, value in choices[1:]] == ["ds_chat", "ds_pairs"] and has_held_out(job)
+    no_split = {"id": "job_2", "config": {"stage": "sft", "val_size": 0.0, "val_datasets": []}}
+    assert [value for _, value in dataset_choices(datasets, no_split)] == ["ds_chat", "ds_pairs"]
+    assert has_held_out({"config": {"val_size": 0, "val_datasets": ["ds_x"]}})
+    rm = {"id": "job_3", "config": {"stage": "rm", "val_size": 0.0, "val_datasets": []}}
+    assert [value for _, value in dataset_choices(datasets, rm)] == ["ds_pairs"]  # a reward model scores pairs
+    assert [value for _, value in dataset_choices(datasets, None)] == ["ds_chat", "ds_pairs"]  # a base model
+    assert dataset_choices(datasets, job, "zh")[0][0].startswith("此运行的验证集")
+
+
+def test_picking_a_base_model_hides_the_base_comparison(client):
+    from app.pages.evaluate import on_target
+
+    *_, datasets, with_base = on_target(client, "en", "model:SmolLM2-135M-Instruct", None)
+    assert with_base.visible is False
+    assert HELD_OUT not in [value for _, value in datasets.choices]
