@@ -84,7 +84,7 @@ def _base_choices(key: str, lang: str) -> list[tuple[str, str]]:
 
 def refusal_updates(capabilities: dict[str, Any] | None, lang: str) -> tuple[list[Any], str]:
     """One update per REFUSABLE widget (its refused choices marked, their reasons under it) and the CSS that greys
-    the refused choices of radios. Without capabilities, nothing changes."""
+    the refused choices (a radio's buttons, a dropdown's options). Without capabilities, nothing changes."""
     if capabilities is None:
         return [gr.skip() for _ in REFUSABLE], ""
     refused: dict[str, dict[str, str]] = {}
@@ -102,8 +102,14 @@ def refusal_updates(capabilities: dict[str, Any] | None, lang: str) -> tuple[lis
             update["info"] = f"{info} {reasons}".strip()
         updates.append(gr.update(**update))
         css += [f'#{elem_id(key)} label:has(input[value="{value}"]) {{ opacity: 0.45; }}' for value in here]
+        css += [f'li[role=option][aria-label="{_css_text(label)}"] {{ opacity: 0.45; }}'  # a dropdown's open list
+                for label, value in choices if value in here]
     style = f"<style>{' '.join(css)}</style>" if css else ""
     return updates, style
+
+
+def _css_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def method_refusals(capabilities: dict[str, Any] | None, lang: str) -> str:

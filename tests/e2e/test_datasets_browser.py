@@ -104,7 +104,12 @@ def _train_form_follows_the_stage(page) -> None:
     shown = {group: page.locator(f"#train-{group}-group >> visible=true") for group in ("preference", "grpo")}
     expect(shown["preference"].first).to_be_visible()
     expect(shown["grpo"]).to_have_count(0)
-    assert any("not on this machine" in text for text in _options(page, "train-compute-type"))
+    page.click("#train-compute-type input")  # fp16 marked and greyed, with the backend's reason under the field
+    refused = page.locator("ul[role=listbox] li", has_text="not on this machine")
+    expect(refused).to_have_count(1)
+    assert float(refused.evaluate("el => getComputedStyle(el).opacity")) < 0.6
+    page.keyboard.press("Escape")
+    expect(page.locator("#train-compute-type")).to_contain_text("fp16 needs a CUDA GPU")
     _pick(page, "train-stage", "grpo")
     expect(shown["grpo"].first).to_be_visible()
     expect(shown["preference"]).to_have_count(0)
