@@ -325,6 +325,10 @@ class TunesmithClient(ModelDownloadCalls):
     def list_exports(self, job_id: str) -> list[dict[str, Any]]:
         return self._list(f"/jobs/{job_id}/exports")
 
+    def job_lineage(self, job_id: str) -> dict[str, Any]:
+        """dataset -> run -> export: ``{"datasets", "parent", "children", "exports", "base_model"}``."""
+        return self._json("GET", f"/jobs/{job_id}/lineage")
+
     def download_export(self, job_id: str, key: str, dest: Path) -> Path:
         return self._download(f"/jobs/{job_id}/exports/{key}/download", dest, timeout=3600.0)
 

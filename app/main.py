@@ -20,7 +20,7 @@ import gradio as gr
 from app.client import ApiError, TunesmithClient
 from app.i18n import gradio_i18n, localized, t
 from app.i18n.switch import build_switch, build_theme_switch, init_js, switch_js, theme_init_js, theme_toggle_js
-from app.pages import chat, datasets, evaluate, export, models, runs, targets, train
+from app.pages import chat, datasets, evaluate, export, models, runs, runs_continue, targets, train
 
 # Optional polish; pass it to gr.mount_gradio_app / launch (Gradio 6 takes css there, not in Blocks()).
 STUDIO_CSS = """
@@ -137,6 +137,7 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
 
         train_page.open_run.click(open_runs, outputs=[tabs, runs_page.timer], show_progress="hidden")
         wire_run_shortcuts(tabs, runs_page, {"chat": chat_page, "evaluate": evaluate_page, "export": export_page})
+        runs_continue.wire(tabs, runs_page, train_page)  # Runs' "Continue training" -> Train, prefilled
     # Gradio's frontend translates the static strings: hand it every catalog (built after the pages, which add
     # formatted strings). mount_gradio_app(i18n=None) keeps this; launch() needs it passed again.
     demo.i18n_instance = gradio_i18n()

@@ -4,7 +4,6 @@ runtime. Everything is re-read from the API (``GET /jobs/{id}``, ``GET /jobs/{id
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -15,10 +14,10 @@ import pandas as pd
 from app.client import ApiError, Job, MetricRow, TunesmithClient
 from app.format import error_markdown, fmt_duration, fmt_float, state_text
 from app.i18n import DEFAULT, localized, t
+from app.pages.runs_charts import CHARTS_CSS, Chart, charts_html, points_of, series_of_runs
 from backend.config.schema import RunConfig
 
 COMPARE_KEYS = ["run", "state", "method", "lr", "epochs", "final_loss", "eval_loss", "tokens_s", "runtime"]
-FRAME_COLUMNS = ["step", "loss", "run"]
 MAX_RUNS = 12
 
 
@@ -36,29 +35,15 @@ def run_label(job: Job) -> str:
 
 
 def _points(rows: list[MetricRow], key: str) -> list[tuple[int, float]]:
-    return [(int(r["step"]), float(r[key])) for r in rows
-            if isinstance(r.get("step"), (int, float)) and isinstance(r.get(key), (int, float))
-            and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
+    return list(points_of(rows, key))
 
 
-def compare_frames(runs: list[tuple[str, list[MetricRow]]]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """Long-format frames (step, loss, run) for the train-loss and the eval-loss plot; None when no run has
-    such points. Every run is in both frames (a blank point where it has none) so both plots list the same runs
-    in the same colours; see ``app.pages.runs.loss_frame`` for why frames are numeric and never empty."""
-
-    def frame(key: str) -> pd.DataFrame | None:
-        points = [(step, value, label) for label, rows in runs for step, value in _points(rows, key)]
-        if not points:
-            return None
-        first = min(p[0] for p in points)
-        present = {p[2] for p in points}
-        points += [(first, float("nan"), label) for label, _ in runs if label not in present]
-        order = {label: i for i, (label, _) in enumerate(runs)}
-        frame = pd.DataFrame(points, columns=FRAME_COLUMNS).astype({"step": "int64", "loss": "float64", "run": "string"})
-        return (frame.assign(_order=frame["run"].map(order)).sort_values(["_order", "step"], kind="stable")
-                .drop(columns="_order").reset_index(drop=True))
-
-    return frame("loss"), frame("eval_loss")
+def compare_charts(runs: list[tuple[str, list[MetricRow]]], lang: str = DEFAULT) -> tuple[Chart, Chart]:
+    """The train-loss and the eval-loss chart: one series per run, in the same colour in both charts."""
+    return (Chart("compare_loss", t("chart.train_loss_title", lang), t("chart.train_loss", lang),
+                  series_of_runs(runs, "loss")),
+            Chart("compare_eval_loss", t("chart.eval_loss_title", lang), t("chart.eval_loss", lang),
+                  series_of_runs(runs, "eval_loss")))
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -131,21 +116,15 @@ def build(client: TunesmithClient) -> CompareSection:
                              max_choices=MAX_RUNS, elem_id="runs-compare-select", scale=5)
         reload = gr.Button("↻", size="sm", scale=0, min_width=44, elem_id="runs-compare-refresh")
     with gr.Row(equal_height=False):
-        loss_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("chart.step"),
-                                y_title=t("chart.train_loss"), title=t("chart.train_loss_title"), height=300,
-                                color_title=t("compare.col_run"),
-                                elem_id="compare-loss-plot")
-        eval_plot = gr.LinePlot(value=None, x="step", y="loss", color="run", x_title=t("chart.step"),
-                                y_title=t("chart.eval_loss"), title=t("chart.eval_loss_title"), height=300,
-                                color_title=t("compare.col_run"),
-                                elem_id="compare-eval-plot")
+        loss_plot = gr.HTML("", css_template=CHARTS_CSS, elem_id="compare-loss-plot")
+        eval_plot = gr.HTML("", css_template=CHARTS_CSS, elem_id="compare-eval-plot")
     table = gr.Dataframe(value=compare_table([]), interactive=False, show_label=False, elem_id="compare-table")
     note = gr.Markdown(elem_id="compare-note")
 
     def show(lang: str, job_ids: list[str] | None):
         job_ids = list(job_ids or [])
         if not job_ids:
-            return None, None, compare_table([], lang=lang), ""
+            return "", "", compare_table([], lang=lang), ""
         runs: list[tuple[Job, list[MetricRow]]] = []
         failed = []
         for job_id in job_ids:
@@ -153,18 +132,19 @@ def build(client: TunesmithClient) -> CompareSection:
                 runs.append((client.get_job(job_id), client.job_metrics(job_id)))
             except ApiError as exc:
                 failed.append(f"`{job_id}`: {error_markdown(exc, lang)}")
-        train, evals = compare_frames([(run_label(job), rows) for job, rows in runs])
+        train, evals = compare_charts([(run_label(job), rows) for job, rows in runs], lang)
+        has_train, has_eval = (any(s.points for s in chart.series) for chart in (train, evals))
         notes = []
-        if runs and train is None:
+        if runs and not has_train:
             notes.append(t("compare.no_loss", lang))
-        if train is not None and evals is None:
+        if has_train and not has_eval:
             notes.append(t("compare.no_eval", lang))
         if failed:
             notes.append(t("compare.unreadable", lang, runs="; ".join(failed)))
-        return train, evals, compare_table(runs, lang=lang), "\n\n".join(notes)
+        return (charts_html([train], lang, "chart.compare_no_points") if has_train else "",
+                charts_html([evals], lang, "chart.compare_no_points") if has_eval else "",
+                compare_table(runs, lang=lang), "\n\n".join(notes))
 
-    # Clear the plots first so their legends are laid out afresh for the new set of runs (see runs.loss_frame).
     for trigger in (select.change, reload.click):
-        trigger(lambda: (None, None), outputs=[loss_plot, eval_plot], show_progress="hidden").then(
-            localized(show), inputs=[select], outputs=[loss_plot, eval_plot, table, note], show_progress="hidden")
+        trigger(localized(show), inputs=[select], outputs=[loss_plot, eval_plot, table, note], show_progress="hidden")
     return CompareSection(select=select)

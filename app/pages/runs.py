@@ -22,18 +22,13 @@ from app.format import (
     state_label,
     state_text,
 )
-from app.i18n import DEFAULT, LANGUAGES, localized, t, text
+from app.i18n import DEFAULT, localized, t
 from app.i18n.switch import CANCELLED, confirm_js
-from app.pages import Refresh, compare, runs_manage
+from app.pages import Refresh, compare, runs_lineage, runs_manage
 from app.pages.runs_card import STATUS_CSS, empty_status, status_html
+from app.pages.runs_charts import CHARTS_CSS, metrics_html
 
 TABLE_KEYS = ["id", "name", "state", "progress", "step", "loss", "method", "model", "created"]
-PLOT_COLUMNS = ["step", "loss", "series"]
-SERIES_KEYS = ("chart.train_loss", "chart.eval_loss")  # the curve names, in the viewer's language
-# One colour per curve whatever the language its name is in.
-SERIES_COLOURS = {
-    text(key, code): colour for key, colour in zip(SERIES_KEYS, ("#2563eb", "#f97316")) for code in LANGUAGES
-}
 POLL_SECONDS = 2.0
 LOG_TAIL = 200
 
@@ -72,43 +67,6 @@ def jobs_frame(jobs: list[Job], lang: str = DEFAULT) -> pd.DataFrame:
             ]
         )
     return pd.DataFrame(rows, columns=[t(f"runs.col_{key}", lang) for key in TABLE_KEYS])
-
-
-def loss_frame(rows: list[MetricRow], lang: str = DEFAULT) -> pd.DataFrame | None:
-    """Long-format frame for gr.LinePlot, one line per series (train loss, eval loss); None without data.
-
-    How gr.LinePlot (Gradio 6) behaves, and why this looks the way it does: a plot is laid out (axis
-    types, label widths, colour legend) only when it goes from no value to a value, or when a prop
-    changes (and then it draws the previous value). Later values only swap the data. So an empty plot is
-    ``None`` (never an empty frame), the Runs tab clears the plot before showing another run, every
-    frame has numeric columns, and a series with no points yet gets blank (NaN) points so it is in the
-    legend from the start and is drawn once its data arrives.
-    """
-    series_train, series_eval = (t(key, lang) for key in SERIES_KEYS)
-    points = []
-    for row in rows:
-        step = row.get("step")
-        if not isinstance(step, (int, float)):
-            continue
-        if isinstance(row.get("loss"), (int, float)):
-            points.append((step, float(row["loss"]), series_train))
-        if isinstance(row.get("eval_loss"), (int, float)):
-            points.append((step, float(row["eval_loss"]), series_eval))
-    if not points:
-        return None
-    first = int(min(p[0] for p in points))
-    present = {series for _, _, series in points}
-    for series in (series_train, series_eval):
-        if series not in present:
-            points.append((first, float("nan"), series))
-    frame = pd.DataFrame(points, columns=PLOT_COLUMNS).astype({"step": "int64", "loss": "float64", "series": "string"})
-    order = frame["series"].map({series_train: 0, series_eval: 1})
-    return (
-        frame.assign(_order=order)
-        .sort_values(["_order", "step"], kind="stable")
-        .drop(columns="_order")
-        .reset_index(drop=True)
-    )
 
 
 def merge_metrics(cached: list[MetricRow], new: list[MetricRow]) -> list[MetricRow]:
@@ -169,10 +127,12 @@ def action_updates(state: str | None) -> tuple[Any, ...]:
         gr.Button(interactive=state in ("queued", "running")),
         gr.Button(interactive=state in ("failed", "cancelled")),
         *(gr.Button(visible=done) for _ in SHORTCUTS),
+        gr.Button(visible=done),  # Continue training (app.pages.runs_continue)
     )
 
 
 SHORTCUTS = ("chat", "evaluate", "export")  # the tabs a finished run can be opened in
+ACTION_BUTTONS = 4 + len(SHORTCUTS)  # stop, cancel, resume, the shortcuts, continue: what action_updates sets
 
 
 @dataclass
@@ -181,6 +141,7 @@ class RunsPage:
     timer: gr.Timer
     refresh: Refresh
     shortcuts: dict[str, gr.Button]  # tab id -> the button that opens the selected run there
+    continue_run: gr.Button  # Continue training: the Train tab filled from the run (app.pages.runs_continue)
     repaint: Refresh  # the selected run's card, plot and log drawn again (after a language switch)
 
 
@@ -206,25 +167,14 @@ def _layout() -> dict[str, Any]:
     with gr.Row():
         for name in SHORTCUTS:
             c[f"open_{name}"] = gr.Button(t(f"runs.open_{name}"), size="sm", visible=False, elem_id=f"runs-open-{name}")
+        c["continue"] = gr.Button(t("runs.continue"), size="sm", visible=False, elem_id="runs-continue")
     c["table"] = gr.Dataframe(
         value=jobs_frame([]), interactive=False, max_height=260, elem_id="runs-table", show_label=False
     )
     c["status"] = gr.HTML(empty_status(), css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
     with gr.Row(equal_height=False):
-        c["plot"] = gr.LinePlot(
-            value=None,
-            x="step",
-            y="loss",
-            color="series",
-            color_map=SERIES_COLOURS,
-            x_title=t("chart.step"),
-            y_title=t("chart.loss"),
-            title=t("chart.loss_title"),
-            color_title=t("chart.curve"),
-            height=320,
-            elem_id="loss-plot",
-            scale=3,
-        )
+        # loss, grad norm, learning rate (and GPU memory on a GPU), drawn as SVG: see app.pages.runs_charts
+        c["plot"] = gr.HTML("", css_template=CHARTS_CSS, elem_id="loss-plot", scale=3)
         c["logs"] = gr.Textbox(
             label=t("runs.log", lines=LOG_TAIL),
             lines=16,
@@ -246,7 +196,7 @@ def build(client: TunesmithClient) -> RunsPage:
     # Session cache: {"job": id, "rows": [...], "final": bool}. Only a view cache; the API is the truth.
     cache, table_sig = gr.State({}), gr.State("")
     job = c["job"]
-    buttons = [c["stop"], c["cancel"], c["resume"], *(c[f"open_{name}"] for name in SHORTCUTS)]
+    buttons = [c["stop"], c["cancel"], c["resume"], *(c[f"open_{name}"] for name in SHORTCUTS), c["continue"]]
     poll_outputs = [c["status"], c["plot"], c["logs"], cache, *buttons]
     table_outputs = [c["table"], job, compared.select, table_sig]
     polled = localized(partial(poll, client))
@@ -258,10 +208,7 @@ def build(client: TunesmithClient) -> RunsPage:
         concurrency_limit=None,
         trigger_mode="always_last",
     )
-    # Another run: clear the plot first so it is laid out afresh for that run's values (see loss_frame).
-    job.change(lambda: None, outputs=[c["plot"]], show_progress="hidden").then(
-        polled, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden"
-    )
+    job.change(polled, inputs=[job, cache], outputs=poll_outputs, show_progress="hidden")
     c["table"].select(pick_row, outputs=[job])
     c["refresh"].click(
         localized(partial(refresh_jobs, client)), inputs=[job, gr.State(""), c["filter"]], outputs=table_outputs
@@ -287,16 +234,18 @@ def build(client: TunesmithClient) -> RunsPage:
         " if (t) t.scrollTop = t.scrollHeight; }, 50); }",
     )
     refresh = Refresh(
-        localized(lambda lang, current, wanted: refresh_jobs(client, lang, current, "", wanted)),
+        localized(lambda lang, current, wanted="": refresh_jobs(client, lang, current, "", wanted)),
         [job, c["filter"]],
         table_outputs,
     )
     runs_manage.build(client, job, c["message"], refresh)
+    runs_lineage.build(client, job)
     return RunsPage(
         job=job,
         timer=timer,
         refresh=refresh,
         shortcuts={name: c[f"open_{name}"] for name in SHORTCUTS},
+        continue_run=c["continue"],
         repaint=Refresh(localized(partial(repaint, client)), [job, gr.State({})], poll_outputs),
     )
 
@@ -335,9 +284,9 @@ def refresh_jobs(client: TunesmithClient, lang: str, current: str | None, signat
 
 def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any]):
     """Fetch the selected run's status, new metrics and log tail; skip work once it has finished."""
-    skips = tuple(gr.skip() for _ in range(3 + len(SHORTCUTS)))
+    skips = tuple(gr.skip() for _ in range(ACTION_BUTTONS))
     if not job_id:
-        return empty_status(lang), loss_frame([]), "", {}, *action_updates(None)
+        return empty_status(lang), "", "", {}, *action_updates(None)
     same = state.get("job") == job_id
     if same and state.get("final"):
         return gr.skip(), gr.skip(), gr.skip(), state, *skips
@@ -354,7 +303,7 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
         if exc.status_code == 404:
             return (
                 f'<div class="ts-empty">{esc(t("runs.gone", lang, id=job_id))}</div>',
-                loss_frame([]),
+                "",
                 "",
                 {},
                 *action_updates(None),
@@ -370,7 +319,7 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
     new_state = {"job": job_id, "rows": rows, "final": final, "started_at": job_info.get("started_at")}
     return (
         status_html(job_info, rows, lang),
-        loss_frame(rows, lang),
+        metrics_html(rows, lang),
         log_text,
         new_state,
         *action_updates(job_info.get("state")),
@@ -378,10 +327,8 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
 
 
 def repaint(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str, Any]):
-    """The selected run drawn again in ``lang``: the plot is emptied first, so it is laid out afresh for the curve
-    names in the new language (see loss_frame), then filled."""
-    yield (gr.skip(), None, *(gr.skip() for _ in range(2 + 3 + len(SHORTCUTS))))
-    yield poll(client, lang, job_id, state)
+    """The selected run drawn again in ``lang`` (after a language switch)."""
+    return poll(client, lang, job_id, state)
 
 
 def tick(

@@ -52,6 +52,8 @@ class TrainPage:
     refresh: Refresh
     fields: dict[str, Any]  # form key (as app.form.build_config reads it) -> widget
     start_from: gr.Dropdown
+    fill_from: Refresh  # fills the form from a "Start from…" choice (inputs: that choice, then the form's fields)
+    stage_filter: Refresh  # after a fill: only the datasets the stage takes are offered
 
 
 def model_choices(models: list[Model], lang: str) -> tuple[list[tuple[str, str]], str | None]:
@@ -362,7 +364,9 @@ def build(client: TunesmithClient) -> TrainPage:
         inputs=[actions.run_name, *inputs],
         outputs=[actions.status, actions.config_view, actions.started_job, actions.open_run],
     )
-    filled = train_config.wire(client, config_row, fields, data.names, actions.run_name, partial(collect_config, keys))
+    filled, fill = train_config.wire(client, config_row, fields, data.names, actions.run_name,
+                                     partial(collect_config, keys))
+    fill_from = Refresh(*fill)  # Runs' "Continue training" fills the form as "Start from…" does
     for event in filled:  # a filled form offers (and keeps) only the datasets its stage takes
         event.then(localized(filter_for_stage), inputs=stage_inputs, outputs=stage_outputs, show_progress="hidden")
     refresh = Refresh(
@@ -381,4 +385,6 @@ def build(client: TunesmithClient) -> TrainPage:
         refresh=refresh,
         fields=fields,
         start_from=config_row.start_from,
+        fill_from=fill_from,
+        stage_filter=Refresh(localized(filter_for_stage), stage_inputs, stage_outputs),
     )

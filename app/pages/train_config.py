@@ -277,8 +277,9 @@ def wire(
     names: gr.State,
     run_name: gr.Textbox,
     collect: Callable[[Sequence[Any]], dict[str, Any]],
-) -> list[Any]:
-    """Connect the row to the form (``fields``: form key -> widget); returns the two events that fill it."""
+) -> tuple[list[Any], tuple[Callable[..., Any], list[Any], list[Any]]]:
+    """Connect the row to the form (``fields``: form key -> widget); returns the two events that fill it, and
+    "Start from…"'s (fn, inputs, outputs), which Runs' "Continue training" runs too."""
     keys = list(fields)
     outputs = [row.status, row.start_from, row.file, *fields.values(), names]
 
@@ -349,4 +350,4 @@ def wire(
     started = row.start_from.input(localized(on_start_from), inputs=[row.start_from, *inputs], outputs=outputs)
     loaded = row.load.upload(localized(on_load), inputs=[row.load, *inputs], outputs=outputs)
     row.download.click(localized(on_download), inputs=[run_name, names, *inputs], outputs=[row.status, row.file])
-    return [started, loaded]
+    return [started, loaded], (localized(on_start_from), [row.start_from, *inputs], outputs)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from backend.engine.log_lines import describe_event
 from backend.fsio import append_jsonl
 
 # what trl's DPO/KTO trainers log besides the loss (stages dpo, kto): implicit rewards beta * log(pi / pi_ref);
@@ -69,7 +70,7 @@ class EventsCallback(TrainerCallback):
         else:
             return
         append_jsonl(self.events_path, row)
-        print(self._describe(row), flush=True)
+        print(describe_event(row), flush=True)
 
     def _train_row(self, state, logs: dict) -> dict:
         now = time.time()
@@ -94,20 +95,6 @@ class EventsCallback(TrainerCallback):
         if torch.cuda.is_available():
             row["gpu_mem"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         return row
-
-    @staticmethod
-    def _describe(row: dict) -> str:
-        head = f"step {row['step']}/{row['total_steps']} epoch {row['epoch'] or 0:.2f}"
-        if "eval_loss" in row:
-            return f"{head} eval_loss {row['eval_loss']}"
-        lr = f"{row['lr']:.2e}" if row["lr"] is not None else "-"
-        rewards = "".join(f" reward {label} {row[key]:.4g}" for key, label in
-                          (("rewards/margins", "margin"), ("rewards/accuracies", "accuracy"), ("margin", "margin"),
-                           ("accuracy", "accuracy"), ("reward", "mean")) if row.get(key) is not None)
-        return (
-            f"{head} loss {row['loss']} lr {lr} grad_norm {row['grad_norm']}{rewards} "
-            f"{row['tokens_per_s']:.0f} tok/s eta {row['eta_s']}s"
-        )
 
 
 class StopRequestCallback(TrainerCallback):

@@ -20,6 +20,7 @@ from backend.engine import run_setup, stages
 from backend.engine.early_stopping import best_checkpoint_facts
 from backend.engine.init_from import load_parent_adapter
 from backend.engine.live_state import watch_live_state
+from backend.engine.log_lines import describe_result
 from backend.engine.named_chat_templates import apply_chat_template_name
 from backend.engine.outputs import (
     checkpoint_step,
@@ -65,7 +66,7 @@ def train(run_dir: str | Path) -> int:
     result["runtime_s"] = round(time.time() - started, 2)
     if is_main_process():
         write_result(run_dir, result)
-    print(f"succeeded: {result}", flush=True)
+    print(describe_result("succeeded", result), flush=True)  # key=value text, rounded (not a dict)
     return 0
 
 

@@ -19,7 +19,7 @@ from backend.config.trackers import MLFLOW_DIR
 from backend.engine_process import build_engine_command, run_engine
 from backend.errors import Conflict, NotFound
 from backend.fsio import iter_jsonl
-from backend.jobs import housekeeping
+from backend.jobs import housekeeping, lineage_report
 from backend.jobs.checks import JobConfigError, check_hardware
 from backend.jobs.gpus import query_gpus
 from backend.jobs.lineage import parent_weights
@@ -177,6 +177,13 @@ class JobService:
     def list(self, tag: str | None = None, query: str | None = None) -> list[JobRow]:
         """Every job, newest first; with ``tag`` / ``query`` only those that match (:func:`housekeeping.matches`)."""
         return [job for job in self.store.list() if housekeeping.matches(job, tag, query)]
+
+    def lineage(self, job_id: str, exports: list[dict]) -> dict:
+        """dataset -> run -> export (:func:`backend.jobs.lineage_report.lineage`); ``exports``: the run's exports."""
+        job = self.get(job_id)
+        run = job.run.read_run() if job.run.has_run() else None
+        lookup = self.registry.get if self.registry is not None else (lambda _id: None)
+        return lineage_report.lineage(job, run, self.store.list(), lookup, exports)
 
     # -- housekeeping -------------------------------------------------------------------------------
     def update_info(self, job_id: str, patch: housekeeping.JobInfoPatch) -> JobRow:

@@ -107,14 +107,16 @@ def test_train_form_sends_preference_settings_only_for_dpo_and_kto(client):
 
 def test_runs_page_shows_the_latest_reward_margin_and_accuracy():
     pytest.importorskip("gradio")
-    from app.pages.runs import loss_frame, status_html
+    from app.pages.runs import status_html
+    from app.pages.runs_charts import run_charts
 
     rows = [{"step": 1, "loss": 0.69, "rewards/margins": 0.0, "rewards/accuracies": 0.0},
             {"step": 2, "loss": 0.52, "rewards/margins": 0.4213, "rewards/accuracies": 0.75},
             {"step": 2, "eval_loss": 0.5, "eval_rewards/margins": 0.3}]
     text = status_html({"id": "job_x", "state": "running", "step": 2, "total_steps": 4}, rows)
     assert "reward margin <b>0.421</b>" in text and "reward accuracy <b>0.75</b>" in text
-    assert list(loss_frame(rows)["loss"].dropna()) == [0.69, 0.52, 0.5]  # the loss curve plots as for sft
+    loss = run_charts(rows)[0]  # the loss chart plots as for sft
+    assert [value for series in loss.series for _, value in series.points] == [0.69, 0.52, 0.5]
     assert "reward" not in status_html({"id": "job_y", "state": "running"}, [{"step": 1, "loss": 2.0}])
     rm = status_html({"id": "job_rm", "state": "running"}, [{"step": 1, "loss": 0.4, "accuracy": 1.0, "margin": 2.5}])
     assert "reward margin <b>2.5</b>" in rm and "reward accuracy <b>1</b>" in rm

@@ -141,15 +141,28 @@ def test_upload_train_watch_export(studio: str, chromium_path: Path, tmp_path: P
                 pytest.fail(f"job ended as {job['state']!r}: {job.get('error')} / {job.get('hint')}\n{logs}")
             assert metrics_count >= 2, f"only {metrics_count} metric rows"
             expect(page.locator("#runs-status")).to_contain_text("succeeded", timeout=15_000)
-            # The Vega chart draws one hover point per logged loss, and a path for the line.
-            points = page.locator('#loss-plot svg path[aria-roledescription="point"]')
+            # The loss chart draws one point per logged loss and a line through them, on whole-number step
+            # ticks; grad norm and learning rate are charted beside it (no GPU memory chart on a CPU).
+            loss_chart = page.locator('#loss-plot [data-chart="loss"]')
+            points = loss_chart.locator("circle.ts-point")
             expect(points.nth(1)).to_be_attached(timeout=15_000)
             assert points.count() >= 2
-            lines = page.locator('#loss-plot svg path[aria-roledescription="line mark"]')
-            paths = [lines.nth(i).get_attribute("d") or "" for i in range(lines.count())]
-            assert any(re.search(r"\d", d) for d in paths), f"no loss line drawn: {paths}"
+            assert re.search(r"\d", loss_chart.locator("path.ts-line").first.get_attribute("d") or ""), "no loss line"
+            ticks = loss_chart.locator(".ts-x-tick").all_text_contents()
+            assert ticks and all(tick.isdigit() for tick in ticks), ticks
+            expect(page.locator('#loss-plot [data-chart="grad_norm"]')).to_contain_text("Gradient norm")
+            expect(page.locator('#loss-plot [data-chart="lr"]')).to_contain_text("Learning rate")
+            expect(page.locator('#loss-plot [data-chart="gpu_mem"]')).to_have_count(0)
             expect(page.locator("#runs-logs textarea")).not_to_have_value("")
             shot(page, "e2e-runs.png")
+
+            # -- Continue training: the finished run opens Train, filled from it, with the parent set ----------
+            page.click("#runs-continue")
+            expect(page.locator("#train-config-status")).to_contain_text(f"Continuing run {job_id}", timeout=30_000)
+            expect(page.locator("#train-config-status")).to_contain_text("The API accepts this config")
+            expect(page.locator("#train-max-steps input, #train-max-steps textarea").first).to_have_value("6")
+            page.click("#train-preview")
+            expect(page.locator("#train-config")).to_contain_text(f'"init_from_run": "{job_id}"', timeout=15_000)
 
             # -- Train again: "Start from…" the finished run fills the form with its settings ---------------
             page.get_by_role("tab", name="Train").click()

@@ -104,9 +104,10 @@ def test_upload_train_curve_download_in_chinese(studio: str, chromium_path: Path
             expect(page.locator("#runs-cancel")).to_be_disabled()
             expect(page.locator("#runs-resume")).to_be_disabled()
             expect(page.locator("#runs-open-export")).to_be_visible()
-            points = page.locator('#loss-plot svg path[aria-roledescription="point"]')
+            points = page.locator('#loss-plot [data-chart="loss"] circle.ts-point')
             expect(points.nth(1)).to_be_attached(timeout=15_000)
             expect(page.locator("#loss-plot")).to_contain_text("训练损失")
+            expect(page.locator('#loss-plot [data-chart="grad_norm"]')).to_contain_text("梯度范数")
             shot(page, "e2e-zh-runs.png")
             shot(page, "screenshot-zh.png")
 

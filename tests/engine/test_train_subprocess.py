@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ def lora_run(tmp_path_factory, tiny_model_dir):
     run_dir = make_run_dir(tmp_path_factory.mktemp("lora"), tiny_model_dir, method="lora", lora_rank=4)
     done = run_engine("train", "--run-dir", str(run_dir))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run_dir / "engine-stdout.txt").write_text(done.stdout, encoding="utf-8")
     return run_dir
 
 
@@ -46,6 +48,16 @@ def test_events_have_one_row_per_step_with_finite_loss(lora_run):
     for row in train_rows:
         assert {"step", "total_steps", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "eta_s", "time"} <= set(row)
         assert math.isfinite(row["loss"]) and row["total_steps"] == 4 and row["tokens_per_s"] > 0
+
+
+def test_the_log_shows_rounded_numbers_and_ends_with_key_value_text(lora_run):
+    lines = (lora_run / "engine-stdout.txt").read_text(encoding="utf-8").splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert len(progress) == 4 and all(" loss " in line and " grad_norm " in line for line in progress)
+    assert not any(re.search(r"\d\.\d{6,}", line) for line in progress), progress  # no 16-digit floats
+    last = lines[-1]
+    assert last.startswith("succeeded: ") and "output=adapter" in last and "train_loss=" in last, last
+    assert "{" not in last and not re.search(r"\d\.\d{6,}", last), last  # no raw Python dict
 
 
 def test_adapter_holds_only_trained_lora_weights(lora_run, tiny_model_dir):

@@ -90,19 +90,3 @@ def test_validate_config_names_the_field() -> None:
     assert any(p.startswith("method.lora.rank") for p in problems), problems
     problems = validate_config(build_config({"base_model": "m", "datasets": ["d"], "max_steps": "lots"}))
     assert any(p.startswith("max_steps") for p in problems), problems
-
-
-def test_loss_frame_keeps_both_series_and_numeric_types() -> None:
-    from app.pages.runs import loss_frame, merge_metrics
-
-    assert loss_frame([]) is None  # an empty frame would fix the plot's layout before any data exists
-    only_train = loss_frame([{"step": 1, "loss": 2.0}])
-    assert set(only_train["series"]) == {"train loss", "eval loss"}  # eval is in the legend from the start
-    assert str(only_train["step"].dtype) == "int64" and str(only_train["loss"].dtype) == "float64"
-    rows = merge_metrics([{"step": 1, "loss": 2.0}], [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
-    rows = merge_metrics(rows, [{"step": 2, "eval_loss": 1.7}])
-    frame = loss_frame(rows)
-    train = frame[frame["series"] == "train loss"]
-    assert list(train["step"]) == [1, 2] and list(train["loss"]) == [2.0, 1.5]
-    assert list(frame[frame["series"] == "eval loss"]["loss"]) == [1.7]
-    assert not frame["loss"].isna().any()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 
 import pytest
@@ -10,12 +9,13 @@ import pytest
 pytest.importorskip("gradio")
 
 from app.pages.compare import (  # noqa: E402
+    compare_charts,
     compare_columns,
-    compare_frames,
     compare_table,
     run_label,
     runtime_seconds,
 )
+from app.pages.runs_charts import charts_html  # noqa: E402
 
 LORA = {"id": "job_aaaa", "name": "lora-aaaa", "state": "succeeded",
         "config": {"method": {"name": "lora", "rank": 8}, "stage": "sft", "learning_rate": 0.0005, "num_epochs": 3.0},
@@ -36,18 +36,18 @@ def test_labels_carry_the_name_and_the_id_once():
     assert run_label({"id": "job_cccc"}) == "job_cccc"
 
 
-def test_frames_overlay_the_runs_with_a_run_column():
-    train, evals = compare_frames([("lora-aaaa", LORA_ROWS), ("my dpo · job_bbbb", DPO_ROWS)])
-    assert list(train.columns) == ["step", "loss", "run"]
-    assert [str(t) for t in train.dtypes] == ["int64", "float64", "string"]
-    assert train.values.tolist() == [[1, 2.5, "lora-aaaa"], [2, 2.0, "lora-aaaa"], [3, 1.5, "lora-aaaa"],
-                                     [1, 0.69, "my dpo · job_bbbb"]]  # the NaN loss is no point
-    # both plots list both runs (a blank point for the one without eval loss), so their colours agree
-    assert list(evals["run"]) == ["lora-aaaa", "my dpo · job_bbbb"]
-    assert evals["loss"].iloc[0] == 2.2 and math.isnan(evals["loss"].iloc[1])
-    assert compare_frames([("my dpo", DPO_ROWS)])[1] is None  # no eval loss anywhere: no eval plot data
-    assert compare_frames([("a", []), ("b", [{"step": 1, "eval_loss": 1.0}])])[0] is None
-    assert compare_frames([]) == (None, None)
+def test_charts_overlay_the_runs_one_colour_each():
+    train, evals = compare_charts([("lora-aaaa", LORA_ROWS), ("my dpo · job_bbbb", DPO_ROWS)])
+    assert [(s.label, s.points) for s in train.series] == [
+        ("lora-aaaa", ((1, 2.5), (2, 2.0), (3, 1.5))), ("my dpo · job_bbbb", ((1, 0.69),))]  # the NaN is no point
+    # both charts list both runs in the same colours (the run without eval loss has no points there)
+    assert [(s.label, s.points) for s in evals.series] == [("lora-aaaa", ((2, 2.2),)), ("my dpo · job_bbbb", ())]
+    assert [s.colour for s in train.series] == [s.colour for s in evals.series]
+    assert train.series[0].colour != train.series[1].colour
+    svg = charts_html([train])
+    assert svg.count('class="ts-series"') == 2 and "my dpo · job_bbbb · 1: 0.69" in svg  # one point: a dot
+    assert "ts-x-tick" in svg and charts_html([evals]).count('class="ts-series"') == 1
+    assert "logged a step" in charts_html([compare_charts([("a", [])])[0]], "en", "chart.compare_no_points")
 
 
 def test_table_rows_hold_settings_and_results():

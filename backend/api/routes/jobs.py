@@ -12,6 +12,7 @@ from backend.api.schemas import (
     LogsPublic,
     MetricsPublic,
 )
+from backend.api.schemas.lineage import LineagePublic
 from backend.config.rundir import RunDir
 from backend.config.schema import RunConfig
 from backend.jobs.housekeeping import JobInfoPatch, RunDirOutside
@@ -88,6 +89,14 @@ def delete_job(job_id: str, jobs: JobsDep, request: Request) -> Response:
                                "the export is done")
     jobs.delete(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{job_id}/lineage", response_model=LineagePublic, responses=NOT_FOUND)
+def get_lineage(job_id: str, jobs: JobsDep, request: Request) -> LineagePublic:
+    """dataset -> run -> export: the datasets the run trained on (as resolved at submit, with the content hash of
+    the registered data), the run it continued from, the runs continued from it, and its exports."""
+    jobs.get(job_id)
+    return LineagePublic.model_validate(jobs.lineage(job_id, request.app.state.exports.list(job_id)))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=NOT_FOUND)
