@@ -162,9 +162,9 @@ MESSAGES: dict[str, str] = {
     "datasets.name_placeholder": "Defaults to the file name (a zip of several files: a name prefix)",
     "datasets.dedup": "Deduplicate exact duplicate rows",
     "datasets.advanced": "Advanced: format & column mapping",
-    'datasets.advanced_help': 'Leave these alone unless detection picks the wrong format or your fields have other names. **Format** forces how every record is read. **Column mapping** is a JSON object in LLaMA-Factory\'s terms: `prompt`, `query`, `response`, `history`, `system` (alpaca), `messages` (the conversation column), `chosen`/`rejected`, `kto_tag`, `tools`, `text`, plus role tags (`role_tag`, `content_tag`, `user_tag`, `assistant_tag`, `system_tag`, `function_tag`, `observation_tag`). Example: `{"prompt": "question", "response": "answer"}` or `{"messages": "dialog", "role_tag": "speaker", "user_tag": "customer"}`. It applies to every file of a zip.',
+    'datasets.advanced_help': 'Leave these alone unless detection picks the wrong format or your fields have other names. **Format** forces how every record is read. **Columns**: pick the column of your file that holds each field (LLaMA-Factory\'s `columns` names); a field left empty is detected. For conversations with other role names, add role tags in the JSON box (`role_tag`, `content_tag`, `user_tag`, `assistant_tag`, `system_tag`, `function_tag`, `observation_tag`), e.g. `{"role_tag": "speaker", "user_tag": "customer"}`. It applies to every file of a zip.',
     "datasets.format": "Format",
-    "datasets.columns": "Column mapping (JSON, optional)",
+    "datasets.columns": "More mapping keys (JSON, optional): role tags, or a whole LLaMA-Factory entry",
     "datasets.upload": "Upload dataset",
     "datasets.identity": "Identity demo: give your model a name",
     'datasets.identity_help': 'Make a copy of the built-in **identity** dataset (57 questions like *"Who are you?"*, *"Who made you?"*) answered with your assistant\'s name and maker. Fine-tune on it, alone or next to other data, to give a model that identity. The copy is named `identity-<name>` and can be renamed or deleted like any upload.',
@@ -233,7 +233,7 @@ MESSAGES: dict[str, str] = {
     "kind.kto": "good/bad labels (kto)",
     "kind.text": "raw text (pt)",
     # -- Datasets: upload hint -----------------------------------------------------------------------------------
-    'upload.mapping_hint': '💡 If your records use other field names (e.g. `question`/`answer`), map them under **Advanced: format & column mapping**, e.g. `{"prompt": "question", "response": "answer"}`, and upload again.',
+    'upload.mapping_hint': '💡 If your records use other field names (e.g. `question`/`answer`), pick them under **Advanced: format & column mapping** (opened above): the column for each field, e.g. prompt ← `question`, response ← `answer`. Then upload again.',
     # -- plots ---------------------------------------------------------------------------------------------------
     "chart.curve": "curve",
     # -- Export page ---------------------------------------------------------------------------------------------

@@ -3,6 +3,32 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # the column-mapping form (Advanced): the file's columns, one picker per field
+    "datasets.columns_found": "Columns in this file: {columns}. Pick the column that holds each field below; leave a field empty to detect it.",
+    "datasets.columns_none": "Choose a file to list its columns here (you can also type a column name into a field).",
+    "datasets.colname.prompt": "prompt",
+    "datasets.colname.query": "query",
+    "datasets.colname.response": "response",
+    "datasets.colname.history": "history",
+    "datasets.colname.system": "system",
+    "datasets.colname.messages": "messages",
+    "datasets.colname.chosen": "chosen",
+    "datasets.colname.rejected": "rejected",
+    "datasets.colname.kto_tag": "kto_tag",
+    "datasets.colname.tools": "tools",
+    "datasets.colname.text": "text",
+    "datasets.colkey.prompt": "the instruction (alpaca)",
+    "datasets.colkey.query": "extra input, appended to the instruction",
+    "datasets.colkey.response": "the answer to train on",
+    "datasets.colkey.history": "earlier [instruction, answer] pairs",
+    "datasets.colkey.system": "the system prompt",
+    "datasets.colkey.messages": "the conversation list (sharegpt / messages)",
+    "datasets.colkey.chosen": "the preferred answer (DPO)",
+    "datasets.colkey.rejected": "the worse answer (DPO)",
+    "datasets.colkey.kto_tag": "the true/false label (KTO)",
+    "datasets.colkey.tools": "the tool definitions",
+    "datasets.colkey.text": "raw text (pre-training)",
+    "upload.mapping_conflict": "the mapping form and the JSON box give different columns for '{field}'. Keep one of them.",
     # LLaMA-Factory import and upload: skip invalid rows, reuse identical files
     "datasets.skip_invalid": "Skip invalid rows (import the valid records, list the skipped ones)",
     "import.reused_head": "♻ **{count} entries hold rows that are registered already**: nothing was copied, the existing dataset is used:",

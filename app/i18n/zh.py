@@ -154,9 +154,9 @@ MESSAGES: dict[str, str] = {
     "datasets.name_placeholder": "默认为文件名（多个文件的 zip：名称前缀）",
     "datasets.dedup": "去除完全重复的行",
     "datasets.advanced": "高级：格式与列映射",
-    'datasets.advanced_help': '除非自动识别选错了格式或你的字段名不同，否则无需修改。**格式** 强制按指定方式读取每条记录。**列映射** 是使用 LLaMA-Factory 术语的 JSON 对象：`prompt`、`query`、`response`、`history`、`system`（alpaca）、`messages`（对话列）、`chosen`/`rejected`、`kto_tag`、`tools`、`text`，以及角色标签（`role_tag`、`content_tag`、`user_tag`、`assistant_tag`、`system_tag`、`function_tag`、`observation_tag`）。示例：`{"prompt": "question", "response": "answer"}` 或 `{"messages": "dialog", "role_tag": "speaker", "user_tag": "customer"}`。对 zip 中的每个文件都生效。',
+    'datasets.advanced_help': '除非自动识别选错了格式或你的字段名不同，否则无需修改。**格式** 强制按指定方式读取每条记录。**列**：为每个字段选择文件中对应的列（即 LLaMA-Factory 的 `columns` 名称）；留空的字段自动识别。对话的角色名不同时，在 JSON 框中添加角色标签（`role_tag`、`content_tag`、`user_tag`、`assistant_tag`、`system_tag`、`function_tag`、`observation_tag`），例如 `{"role_tag": "speaker", "user_tag": "customer"}`。对 zip 中的每个文件都生效。',
     "datasets.format": "格式",
-    "datasets.columns": "列映射（JSON，可选）",
+    "datasets.columns": "更多映射键（JSON，可选）：角色标签，或整个 LLaMA-Factory 条目",
     "datasets.upload": "上传数据集",
     "datasets.identity": "身份示例：给模型起个名字",
     "datasets.identity_help": "复制内置的 **identity** 数据集（57 个问题，如 *“你是谁？”*、*“谁创造了你？”*），用你的助手名字和作者来回答。单独或与其他数据一起微调，即可赋予模型这一身份。副本名为 `identity-<名字>`，可像任何上传的数据集一样重命名或删除。",
@@ -224,7 +224,7 @@ MESSAGES: dict[str, str] = {
     "kind.kto": "好/坏标签（kto）",
     "kind.text": "纯文本（pt）",
     # -- Datasets: upload hint -----------------------------------------------------------------------------------
-    'upload.mapping_hint': '💡 如果你的记录使用其他字段名（例如 `question`/`answer`），请在 **高级：格式与列映射** 中映射，例如 `{"prompt": "question", "response": "answer"}`，然后重新上传。',
+    'upload.mapping_hint': '💡 如果你的记录使用其他字段名（例如 `question`/`answer`），请在 **高级：格式与列映射**（已在上方展开）中为每个字段选择对应的列，例如 `prompt` ← `question`、`response` ← `answer`，然后重新上传。',
     # -- plots ---------------------------------------------------------------------------------------------------
     "chart.curve": "曲线",
     # -- Export page ---------------------------------------------------------------------------------------------

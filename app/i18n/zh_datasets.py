@@ -3,6 +3,32 @@
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # 列映射表单（高级）：文件中的列，每个字段一个选择框
+    "datasets.columns_found": "此文件的列：{columns}。请在下方为每个字段选择对应的列；留空则自动识别。",
+    "datasets.columns_none": "选择文件后，这里会列出它的列（也可以直接在字段中输入列名）。",
+    "datasets.colname.prompt": "指令",
+    "datasets.colname.query": "附加输入",
+    "datasets.colname.response": "回答",
+    "datasets.colname.history": "历史对话",
+    "datasets.colname.system": "系统提示词",
+    "datasets.colname.messages": "对话",
+    "datasets.colname.chosen": "更优回答",
+    "datasets.colname.rejected": "较差回答",
+    "datasets.colname.kto_tag": "KTO 标签",
+    "datasets.colname.tools": "工具",
+    "datasets.colname.text": "文本",
+    "datasets.colkey.prompt": "指令（alpaca）",
+    "datasets.colkey.query": "附加输入，接在指令之后",
+    "datasets.colkey.response": "要训练的回答",
+    "datasets.colkey.history": "此前的 [指令, 回答] 对",
+    "datasets.colkey.system": "系统提示词",
+    "datasets.colkey.messages": "对话列表（sharegpt / messages）",
+    "datasets.colkey.chosen": "更优的回答（DPO）",
+    "datasets.colkey.rejected": "较差的回答（DPO）",
+    "datasets.colkey.kto_tag": "true/false 标签（KTO）",
+    "datasets.colkey.tools": "工具定义",
+    "datasets.colkey.text": "纯文本（预训练）",
+    "upload.mapping_conflict": "列映射表单与 JSON 框为 '{field}' 给出了不同的列，请只保留其中一个。",
     # LLaMA-Factory 导入与上传：跳过无效行、复用相同文件
     "datasets.skip_invalid": "跳过无效行（导入有效记录，列出被跳过的记录）",
     "import.reused_head": "♻ **{count} 个条目的数据已注册过**：未重复复制，直接使用已有数据集：",

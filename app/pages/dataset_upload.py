@@ -17,6 +17,7 @@ from typing import Any
 from app.client import ApiError, TunesmithClient, UploadedDataset
 from app.format import fmt_bytes
 from app.i18n import DEFAULT, t
+from app.pages.dataset_columns import merge_mapping
 from app.pages.dataset_errors import about_columns, refusal_markdown
 from app.pages.dataset_import import cell, import_markdown, warning_lines
 from backend.config.dataset_mapping import TAG_KEYS
@@ -110,15 +111,20 @@ def upload_markdown(ds: UploadedDataset, dedup: bool = False, lang: str = DEFAUL
 
 def upload_file(client: TunesmithClient, path: str, name: str | None, dedup: bool, fmt: str | None,
                 columns_text: str | None, report: Callable[..., Any], lang: str = DEFAULT,
-                skip_invalid: bool = False) -> tuple[str, str | None]:
+                skip_invalid: bool = False, picked: dict[str, str] | None = None) -> tuple[str, str | None]:
     """Upload ``path`` (a LLaMA-Factory zip goes to the import route) with progress on ``report``:
     (Markdown of what happened, id of a dataset to select or None when nothing was registered).
-    ``skip_invalid`` leaves invalid records out (named in the warnings) instead of refusing the file."""
+    ``skip_invalid`` leaves invalid records out (named in the warnings) instead of refusing the file; ``picked``
+    is the mapping form's choice of columns, merged with the JSON box ``columns_text``."""
     filename = Path(path).name
     try:
-        columns, tags = split_mapping(parse_columns(columns_text, lang))
+        typed = parse_columns(columns_text, lang)
     except ValueError as err:
         return t("upload.nothing_uploaded", lang, error=err), None
+    try:
+        columns, tags = split_mapping(merge_mapping(picked, typed))
+    except ValueError as err:
+        return t("upload.nothing_uploaded", lang, error=t("upload.mapping_conflict", lang, field=str(err))), None
     progress = UploadProgress(report, filename, lang=lang)
     progress.start()
     try:

@@ -23,6 +23,8 @@ from app.format import CONVERSATION_CSS, conversation_html, error_markdown, fmt_
 from app.i18n import DEFAULT, localized, request_lang, t
 from app.i18n.switch import CANCELLED, confirm_js
 from app.pages import Refresh
+from app.pages.dataset_columns import build_form as build_mapping_form
+from app.pages.dataset_columns import columns_found
 from app.pages.dataset_errors import refusal_markdown
 from app.pages.dataset_render import (
     RENDER_CSS,
@@ -32,7 +34,6 @@ from app.pages.dataset_render import (
     truncation_markdown,
 )
 from app.pages.dataset_upload import (  # noqa: F401  (upload_markdown, import_markdown: used by tests via here)
-    COLUMNS_PLACEHOLDER,
     FORMATS,
     import_markdown,
     upload_file,
@@ -43,6 +44,7 @@ from backend.config.schema import ChatTemplate, RunConfig
 FILE_TYPES = [".json", ".jsonl", ".csv", ".parquet", ".txt", ".zip"]
 TABLE_KEYS = ["name", "format", "rows", "size", "created", "id"]
 DEFAULT_CUTOFF = RunConfig.model_fields["cutoff_len"].default
+TAGS_PLACEHOLDER = '{"role_tag": "speaker", "user_tag": "customer"}'  # the JSON box is for role tags now
 KINDS = ("sft", "preference", "kto", "text")  # what a dataset can train (the API's "kind"), shown in its label
 
 
@@ -85,10 +87,11 @@ def _upload_column() -> dict[str, Any]:
     c["name"] = gr.Textbox(label=t("datasets.name"), elem_id="ds-name", placeholder=t("datasets.name_placeholder"))
     c["dedup"] = gr.Checkbox(label=t("datasets.dedup"), value=False, elem_id="ds-dedup")
     c["skip_invalid"] = gr.Checkbox(label=t("datasets.skip_invalid"), value=False, elem_id="ds-skip-invalid")
-    with gr.Accordion(t("datasets.advanced"), open=False, elem_id="ds-advanced"):
+    with gr.Accordion(t("datasets.advanced"), open=False, elem_id="ds-advanced") as c["advanced"]:
         gr.Markdown(t("datasets.advanced_help"), elem_classes="ts-hint")
         c["format"] = gr.Dropdown(label=t("datasets.format"), choices=FORMATS, value="auto", elem_id="ds-format")
-        c["columns"] = gr.Textbox(label=t("datasets.columns"), placeholder=COLUMNS_PLACEHOLDER, lines=2,
+        c["form"] = build_mapping_form()
+        c["columns"] = gr.Textbox(label=t("datasets.columns"), placeholder=TAGS_PLACEHOLDER, lines=2,
                                   elem_id="ds-columns")
     c["upload"] = gr.Button(t("datasets.upload"), variant="primary", elem_id="ds-upload")
     c["status"] = gr.Markdown(elem_id="ds-status")
@@ -173,8 +176,11 @@ def build(client: TunesmithClient) -> DatasetsPage:
         return localized(partial(handler, client))
 
     up["upload"].click(upload_handler(client), inputs=[up["file"], up["name"], up["dedup"], up["format"],
-                                                       up["columns"], up["skip_invalid"]],
-                       outputs=[up["status"], table, select, up["file"]])
+                                                       up["columns"], up["skip_invalid"], up["form"]["picked"]],
+                       outputs=[up["status"], table, select, up["file"], up["advanced"]])
+    up["file"].change(localized(columns_found), inputs=[up["file"]],
+                      outputs=[up["form"]["found"], *up["form"]["pickers"], up["form"]["picked"]],
+                      show_progress="hidden")
     up["identity_create"].click(on(do_identity), inputs=[up["identity_name"], up["identity_author"]],
                                 outputs=[up["identity_status"], table, select])
     up["import_run"].click(on(do_import), inputs=[up["import_file"], up["import_skip_invalid"]],
@@ -242,16 +248,17 @@ def do_render(client: TunesmithClient, lang: str, dataset_id: str | None, model:
 def upload_handler(client: TunesmithClient):
     """The Upload button's callback: Gradio passes the request (for the language) and a progress tracker."""
     def do_upload(request: gr.Request, path: str | None, ds_name: str, drop_duplicates: bool, fmt: str | None,
-                  columns_text: str, skip_invalid: bool, progress=gr.Progress()):
+                  columns_text: str, skip_invalid: bool, picked: dict | None, progress=gr.Progress()):
         lang = request_lang(request)
         if not path:
-            return t("datasets.choose_file", lang), gr.skip(), gr.skip(), gr.skip()
+            return t("datasets.choose_file", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         message, selected = upload_file(client, path, (ds_name or "").strip() or None, bool(drop_duplicates), fmt,
-                                        columns_text, progress, lang, skip_invalid=bool(skip_invalid))
-        if selected is None:
-            return message, gr.skip(), gr.skip(), gr.skip()
+                                        columns_text, progress, lang, skip_invalid=bool(skip_invalid), picked=picked)
+        if selected is None:  # a field-name refusal opens the mapping form its hint points to
+            hinted = t("upload.mapping_hint", lang) in message
+            return message, gr.skip(), gr.skip(), gr.skip(), gr.Accordion(open=True) if hinted else gr.skip()
         frame, dropdown = refresh_list(client, lang, selected)
-        return message, frame, dropdown, None
+        return message, frame, dropdown, None, gr.skip()
     return do_upload
 
 

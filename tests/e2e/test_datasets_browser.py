@@ -140,7 +140,7 @@ def test_zip_of_several_files_uploads_each_or_none(studio: str, chromium_path: P
             page.set_input_files("#ds-file input[type=file]", str(good))
             expect(page.locator("#ds-file")).to_contain_text("pair")  # gradio splits stem and .zip
             page.click("#ds-upload")
-            expect(status).to_contain_text("Registered 2 datasets")
+            expect(status).to_contain_text("Registered 2 datasets", timeout=30_000)  # a loaded CI box is slow
             for name, fmt, rows in (("sums", "alpaca", "5"), ("greetings", "messages", "3")):
                 row = status.locator("tr", has_text=name)
                 expect(row).to_contain_text(fmt)
@@ -172,6 +172,7 @@ def test_zip_of_several_files_uploads_each_or_none(studio: str, chromium_path: P
             assert {name: registered[name] for name, _f, _r in EVERY_KIND.values()} == {
                 name: (fmt, rows) for name, fmt, rows in EVERY_KIND.values()}
             shot(page, "e2e-datasets-every-kind.png")
+            _map_columns_in_the_form(page, expect, tmp_path)
             _train_form_follows_the_stage(page)
         except Exception:
             shot(page, "e2e-datasets-zip-failure.png")
@@ -179,3 +180,26 @@ def test_zip_of_several_files_uploads_each_or_none(studio: str, chromium_path: P
         finally:
             browser.close()
             api.close()
+
+
+def _map_columns_in_the_form(page, expect, tmp_path: Path) -> None:
+    """Issue 12 group 8: a file with other field names is refused once, naming the problem once; the hint opens
+    the column-mapping form, which lists the file's columns; picking two of them registers the file."""
+    qa = tmp_path / "qa_pairs.json"
+    qa.write_text(json.dumps([{"question": f"Q{i}?", "answer": f"A{i}."} for i in range(3)]), encoding="utf-8")
+    status = page.locator("#ds-status")  # the last upload succeeded, so the file box is empty again
+    page.set_input_files("#ds-file input[type=file]", str(qa))
+    expect(page.locator("#ds-file")).to_contain_text("qa_pairs")
+    page.click("#ds-upload")
+    expect(status).to_contain_text("nothing was registered", timeout=30_000)
+    assert status.inner_text().count("unknown dataset format") == 1  # printed once, not three times
+    expect(page.locator("#ds-col-prompt")).to_be_visible()  # the hint opened the form, listing the file's columns
+    expect(page.locator("#ds-columns-found")).to_contain_text("`question`, `answer`".replace("`", ""))
+    for key, column in (("prompt", "question"), ("response", "answer")):
+        page.click(f"#ds-col-{key} input")
+        page.locator("ul[role=listbox] li", has_text=column).first.click()
+        page.keyboard.press("Escape")
+    page.click("#ds-upload")
+    expect(status).to_contain_text("Registered", timeout=30_000)
+    expect(status).to_contain_text("qa_pairs")
+    shot(page, "e2e-datasets-column-form.png")

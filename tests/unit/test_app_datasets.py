@@ -305,3 +305,37 @@ def test_upload_can_skip_invalid_rows(client, tmp_path):
     message, selected = upload_file(client, str(bad), "half", False, "auto", "", Recorder(), skip_invalid=True)
     assert selected is not None and client.get_dataset(selected)["num_rows"] == 2
     assert "line 2: skipped: not valid JSON" in message
+
+
+# ---- the column-mapping form (issue 12 group 8: a raw JSON box was the only way) -----------------------------
+def test_the_form_offers_the_files_columns_and_its_picks_reach_the_api(client, tmp_path):
+    import pandas as pd
+
+    from app.pages.dataset_columns import FORM_KEYS, columns_found, file_columns, form_mapping, merge_mapping
+
+    qa = _write(tmp_path / "qa.json", [{"question": f"Q{i}?", "answer": f"A{i}.", "topic": "x"} for i in range(3)])
+    assert file_columns(qa) == ["question", "answer", "topic"]
+    lines = tmp_path / "qa.jsonl"
+    lines.write_text("".join(json.dumps({"q": i, "a": i}) + "\n" for i in range(3)) + '{"cut off', encoding="utf-8")
+    assert file_columns(lines) == ["q", "a"]
+    (tmp_path / "t.csv").write_text("ask,reply\nA?,a\n", encoding="utf-8")
+    assert file_columns(tmp_path / "t.csv") == ["ask", "reply"]
+    pd.DataFrame([{"inst": "x", "out": "y"}]).to_parquet(tmp_path / "t.parquet")
+    assert file_columns(tmp_path / "t.parquet") == ["inst", "out"]
+    assert file_columns(_zip(tmp_path / "z.zip", {"a/one.json": json.dumps([{"k": 1}])})) == ["k"]
+    assert file_columns(tmp_path / "missing.json") == [] and file_columns(None) == []
+
+    text, *pickers, cleared = columns_found("en", str(qa))
+    assert "`question`, `answer`, `topic`" in text and len(pickers) == len(FORM_KEYS) and cleared == {}
+    assert all(p.choices == [("question", "question"), ("answer", "answer"), ("topic", "topic")] for p in pickers)
+
+    picked = form_mapping(*[{"prompt": "question", "response": "answer"}.get(k) for k in FORM_KEYS])
+    assert picked == {"prompt": "question", "response": "answer"}
+    message, selected = upload_file(client, str(qa), None, False, "auto", "", Recorder(), picked=picked)
+    assert selected is not None, message
+    assert client.get_dataset(selected)["preview"][0]["messages"] == [{"role": "user", "content": "Q0?"},
+                                                                     {"role": "assistant", "content": "A0."}]
+    assert merge_mapping(picked, {"role_tag": "speaker"}) == {**picked, "role_tag": "speaker"}
+    message, selected = upload_file(client, str(qa), None, False, "auto", '{"prompt": "topic"}', Recorder(),
+                                    picked=picked)
+    assert selected is None and "give different columns for 'prompt'" in message
