@@ -36,6 +36,10 @@ class ModelDownloadCalls:
         return self._json("POST", "/models/download", json=download_body(repo_id, revision, source, token),
                           timeout=60.0)
 
+    def model_download_sources(self) -> list[dict[str, Any]]:
+        """``{"name", "available", "endpoint", "reason"}`` for each hub (huggingface, modelscope)."""
+        return self._list("/models/download/sources")
+
     def get_model_download(self, download_id: str) -> dict[str, Any]:
         return self._json("GET", f"/models/download/{download_id}")
 

@@ -276,12 +276,31 @@ class ModelDownloads:
         staging.rename(target)
 
 
+MODELSCOPE_MISSING = "downloads from ModelScope need its client (pip install modelscope), which this studio does not have"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A hub the studio can (or cannot) download from, for a client to offer only what works."""
+
+    name: Source
+    available: bool
+    endpoint: str | None  # where files come from (HF_ENDPOINT or the hub), when available
+    reason: str | None  # why not, when not
+
+
+def download_sources(hub: HubClient) -> list[SourceInfo]:
+    online = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on")
+    return [SourceInfo("huggingface", online, hub.endpoint if online else None,
+                       None if online else "the studio runs offline (HF_HUB_OFFLINE is set)"),
+            SourceInfo("modelscope", False, None, MODELSCOPE_MISSING)]
+
+
 def check_request(repo_id: str, revision: str | None, source: Source) -> tuple[str, str]:
     repo_id = (repo_id or "").strip()
     if source == "modelscope":
-        raise Unavailable("downloads from ModelScope need its client (pip install modelscope), which this studio "
-                          "does not have", loc=("body", "source"), hint="use source 'huggingface', or a ModelScope "
-                          "mirror of the hub API through HF_ENDPOINT")
+        raise Unavailable(MODELSCOPE_MISSING, loc=("body", "source"), hint="use source 'huggingface', or a "
+                          "ModelScope mirror of the hub API through HF_ENDPOINT")
     if not REPO_ID.match(repo_id) or ".." in repo_id:
         raise Invalid(f"repo_id {repo_id!r} is not a hub model id; write it as org/name, e.g. "
                       "HuggingFaceTB/SmolLM2-135M-Instruct", loc=("body", "repo_id"))

@@ -20,6 +20,8 @@ MESSAGES: dict[str, str] = {
                    "studio's models folder.",
     "models.list_failed": "Could not list the models: {error}",
     "models.download_head": "### Download from a model hub",
+    "models.source_line": "Downloads come from {where}.",
+    "models.no_source": "⚠ No model hub can be used now: {reason}. The models already here keep working.",
     "models.repo": "Hub model id",
     "models.repo_help": "As on the model's hub page: org/name.",
     "models.revision": "Revision",

@@ -18,6 +18,8 @@ MESSAGES: dict[str, str] = {
     "models.none": "还没有模型：可在下方下载一个，或把 Hugging Face 格式的模型文件夹放到工作室的模型文件夹中。",
     "models.list_failed": "无法列出模型：{error}",
     "models.download_head": "### 从模型仓库下载",
+    "models.source_line": "下载来源：{where}。",
+    "models.no_source": "⚠ 目前无法使用任何模型仓库：{reason}。已有的模型仍可正常使用。",
     "models.repo": "模型仓库 ID",
     "models.repo_help": "与模型主页上的写法相同：组织/名称。",
     "models.revision": "版本",

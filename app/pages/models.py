@@ -24,6 +24,8 @@ from app.pages.models_view import (
     plan_markdown,
     progress_html,
     refusal_markdown,
+    sources_markdown,
+    usable_sources,
 )
 
 POLL_SECONDS = 1.0
@@ -38,16 +40,19 @@ class ModelsPage:
 
 
 def refresh_lists(client: TunesmithClient, lang: str, current: str | None):
-    """Models and recent downloads; follows a download still running (e.g. after the page was reloaded)."""
+    """Models, recent downloads and the hubs to download from; follows a download still running (e.g. after the
+    page was reloaded). Outputs: models table, downloads table, download id, timer, source choice, source line."""
     try:
         models, downloads = client.list_models(), client.list_model_downloads()
+        sources = client.model_download_sources()
     except ApiError as exc:
         gr.Warning(t("models.list_failed", lang, error=exc))
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return (gr.skip(),) * 6
     running = next((d["id"] for d in downloads if d.get("state") == "running"), None)
-    follow = running or current
-    return (models_frame(models, lang), downloads_frame(downloads, lang), follow,
-            gr.Timer(active=running is not None))
+    names = usable_sources(sources)
+    source = gr.Radio(choices=[(SOURCE_NAMES.get(n, n), n) for n in names], value=names[0], visible=len(names) > 1)
+    return (models_frame(models, lang), downloads_frame(downloads, lang), running or current,
+            gr.Timer(active=running is not None), source, sources_markdown(sources, SOURCE_NAMES, lang))
 
 
 def check_size(client: TunesmithClient, lang: str, repo: str, revision: str, source: str, token: str):
@@ -117,9 +122,10 @@ def _build_form() -> dict[str, Any]:
                                elem_id="models-repo", scale=3, min_width=220)
         c["revision"] = gr.Textbox(label=t("models.revision"), info=t("models.revision_help"), placeholder="main",
                                    elem_id="models-revision", scale=1, min_width=140)
+        # Only the hubs the server can use now are offered (refresh_lists); hidden when that is one.
         c["source"] = gr.Radio(choices=[(SOURCE_NAMES[s], s) for s in SOURCES], value="huggingface",
                                label=t("models.source"), info=t("models.source_help"), elem_id="models-source",
-                               scale=2, min_width=220)
+                               scale=2, min_width=220, visible=False)
         c["token"] = gr.Textbox(label=t("models.token"), info=t("models.token_help"), type="password",
                                 elem_id="models-token", scale=2, min_width=220)
     with gr.Row(elem_id="models-actions"):
@@ -141,6 +147,7 @@ def build(client: TunesmithClient) -> ModelsPage:
     table = gr.Dataframe(value=models_frame([]), interactive=False, show_label=False, elem_id="models-table",
                          wrap=True)
     gr.Markdown(t("models.download_head"))
+    sources_line = gr.Markdown(elem_id="models-sources")
     c = _build_form()
     with gr.Accordion(t("models.downloads_head"), open=False, elem_id="models-downloads-box"):
         downloads = gr.Dataframe(value=downloads_frame([]), interactive=False, show_label=False,
@@ -158,6 +165,7 @@ def build(client: TunesmithClient) -> ModelsPage:
                outputs=[c["progress"], c["status"], timer, c["cancel"], table, downloads], show_progress="hidden")
     c["cancel"].click(localized(partial(cancel_download, client)), inputs=[download_id], outputs=[c["status"]])
     downloads.select(fill_from_download, outputs=[c["repo"], c["start"]], show_progress="hidden")
-    refresh = Refresh(localized(partial(refresh_lists, client)), [download_id], [table, downloads, download_id, timer])
+    refresh = Refresh(localized(partial(refresh_lists, client)), [download_id],
+                      [table, downloads, download_id, timer, c["source"], sources_line])
     refresh.on(refresh_btn.click)
     return ModelsPage(refresh=refresh, timer=timer)

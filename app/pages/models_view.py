@@ -93,3 +93,18 @@ def downloads_frame(downloads: list[dict[str, Any]], lang: str = DEFAULT) -> pd.
              fmt_time(d.get("started_at"))] for d in downloads]
     columns = [t(f"models.col_{name}", lang) for name in ("repo", "state", "done", "started")]
     return pd.DataFrame(rows, columns=columns)
+
+
+def usable_sources(sources: list[dict[str, Any]]) -> list[str]:
+    """The hubs a download can start from now (Hugging Face alone when none is: its refusal then says why)."""
+    return [str(s["name"]) for s in sources if s.get("available")] or ["huggingface"]
+
+
+def sources_markdown(sources: list[dict[str, Any]], names: dict[str, str], lang: str = DEFAULT) -> str:
+    """Where downloads come from (the hub or the mirror HF_ENDPOINT names), or why none can start."""
+    usable = [s for s in sources if s.get("available")]
+    if not usable:
+        reasons = "; ".join(str(s.get("reason")) for s in sources if s.get("reason"))
+        return t("models.no_source", lang, reason=reasons or "?")
+    where = " · ".join(f"{names.get(str(s['name']), s['name'])}: `{s.get('endpoint')}`" for s in usable)
+    return t("models.source_line", lang, where=where)

@@ -53,3 +53,14 @@ def test_a_token_too_long_is_refused_and_the_model_list_marks_hand_placed_folder
     (hand_placed / ".tunesmith-download.json").write_text(json.dumps({"plan": "not a record"}))
     listed = {m["id"]: m for m in api.get("/api/v1/models").json()["data"]}
     assert listed["mine"]["repo_id"] is None
+
+
+def test_sources_say_which_hub_works_and_from_where(api, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example:8080")
+    sources = {s["name"]: s for s in api.get(f"{URL}/sources").json()["data"]}
+    assert sources["huggingface"] == {"name": "huggingface", "available": True,
+                                      "endpoint": "http://mirror.example:8080", "reason": None}
+    assert sources["modelscope"]["available"] is False and "pip install modelscope" in sources["modelscope"]["reason"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = {s["name"]: s for s in api.get(f"{URL}/sources").json()["data"]}["huggingface"]
+    assert offline["available"] is False and "offline" in offline["reason"] and offline["endpoint"] is None

@@ -69,6 +69,7 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
     from playwright.sync_api import expect, sync_playwright
 
     studio, hub = hub_studio
+    expect.set_options(timeout=30_000)  # a page reload on a busy 2-core box takes more than the default 5 s
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
@@ -77,6 +78,8 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             page.goto(studio + "/?lang=en")
             page.get_by_role("tab", name="Models").click()
             expect(page.locator("#models-table")).to_be_visible()
+            expect(page.locator("#models-sources")).to_contain_text(hub.url)  # where downloads come from
+            expect(page.locator("#models-source")).to_be_hidden()  # one usable hub: no choice to make
             _fill(page, "models-repo", REPO)
             page.click("#models-plan")
             expect(page.locator("#models-status")).to_contain_text("gated or private")  # no token yet
@@ -152,4 +155,5 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             shot(page, "e2e-models-failed.png")
             raise
         finally:
+            expect.set_options(timeout=5_000)  # Playwright's default again, for the tests after this one
             browser.close()

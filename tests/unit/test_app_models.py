@@ -78,7 +78,9 @@ def test_download_through_the_tab_lists_the_model(client, hub_repo, hub_env, tmp
     assert not (tmp_path / "models" / "test-org--tiny" / "modeling_evil.py").exists()
     assert SECRET not in (tmp_path / "models" / "test-org--tiny" / ".tunesmith-download.json").read_text()
 
-    models, downloads, follow, timer = refresh_lists(client, "zh", None)
+    models, downloads, follow, timer, source, line = refresh_lists(client, "zh", None)
+    assert source.visible is False and [c[1] for c in source.choices] == ["huggingface"]  # ModelScope: no client
+    assert line == f"下载来源：Hugging Face: `{hub.url}`。"
     assert f"下载自 {REPO}" in list(models["类型"]) and follow is None and not timer.active  # nothing left to follow
 
 
@@ -94,6 +96,8 @@ def test_offline_and_a_full_disk_are_explained_and_nothing_starts(client, hub_re
         hub_env.setenv("HF_HUB_OFFLINE", "1")
         status, start = check_size(client, "en", REPO, "", "huggingface", "")
         assert "cannot be reached" in status and "offline" in status and not _interactive(start)
+        *_, line = refresh_lists(client, "en", None)
+        assert line.startswith("⚠ No model hub can be used now: the studio runs offline")
         status, _ = check_size(client, "en", REPO, "", "modelscope", "")
         assert "pip install modelscope" in status
     assert not any(method == "GET" and "/resolve/" in path for method, path, _ in hub.requests)
@@ -123,7 +127,7 @@ def test_a_reloaded_page_follows_a_running_download_and_cancel_then_resume(clien
     with HubServer({REPO: hub_repo}, pause_after={"model.safetensors": 3 * 1024**2}, pause_s=3) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.url)
         download_id, *_ = start_download(client, "en", REPO, "", "huggingface", "")
-        _, _, follow, timer = refresh_lists(client, "en", None)  # a reloaded page picks the running download up
+        _, _, follow, timer, *_ = refresh_lists(client, "en", None)  # a reloaded page picks the running download up
         assert follow == download_id and timer.active
         deadline = time.monotonic() + 30
         while client.get_model_download(download_id)["bytes_done"] < 2 * 1024**2:

@@ -18,7 +18,7 @@ from backend.errors import (
     NotFound,
     Unavailable,
 )
-from backend.model_download import DownloadJob, DownloadPlan, ModelDownloads, Source
+from backend.model_download import DownloadJob, DownloadPlan, ModelDownloads, Source, download_sources
 
 router = APIRouter(prefix="/models/download", tags=["models"])
 _create_lock = threading.Lock()
@@ -88,6 +88,18 @@ class DownloadPublic(BaseModel):
     finished_at: str | None
 
 
+class SourcePublic(BaseModel):
+    name: Source
+    available: bool = Field(description="Whether a download from it can start now.")
+    endpoint: str | None = Field(description="Where the files come from (the hub, or the mirror HF_ENDPOINT names).")
+    reason: str | None = Field(description="Why it is not available.")
+
+
+class SourcesPublic(BaseModel):
+    data: list[SourcePublic]
+    count: int
+
+
 class DownloadsPublic(BaseModel):
     data: list[DownloadPublic]
     count: int
@@ -123,6 +135,13 @@ def plan_download(downloads: DownloadsDep,
     """What downloading ``repo_id`` would fetch and its size, and whether it fits on the models disk; starts
     nothing. 404 unknown model or revision, 403 gated without access, 503 offline or hub unreachable."""
     return _plan_public(downloads.plan(repo_id, revision, source))
+
+
+@router.get("/sources", response_model=SourcesPublic)
+def list_sources(downloads: DownloadsDep) -> SourcesPublic:
+    """The hubs this studio downloads from, whether each works now and from where (contacts no hub)."""
+    data = [SourcePublic(**vars(source)) for source in download_sources(downloads.hub)]
+    return SourcesPublic(data=data, count=len(data))
 
 
 @router.post("/plan", response_model=PlanPublic, responses=error_responses(*HUB_ERRORS))
