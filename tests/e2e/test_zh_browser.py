@@ -80,6 +80,10 @@ def test_upload_train_curve_download_in_chinese(studio: str, chromium_path: Path
             expect(page.locator("#train-start")).to_be_enabled()
             assert page.locator(".error").count() == 0  # no field turned into an error badge
             expect(page.locator("#train-lora-rank")).to_contain_text("LoRA 秩")
+            _pick(page, "train-stage", "grpo")  # stage grpo: its settings and the rewards editor, in Chinese
+            expect(page.locator("#train-grpo-group >> visible=true").first).to_contain_text("每个提示的回复数")
+            expect(page.locator("#train-reward-add")).to_contain_text("添加奖励")
+            _pick(page, "train-stage", "sft")
             _pick(page, "train-datasets", DATASET_NAME)
             _fill(page, "train-max-steps", "8")
             _fill(page, "train-per-device-batch-size", "2")
