@@ -350,6 +350,13 @@ class TunesmithClient(ModelDownloadCalls):
                               timeout=3700.0)
         return self._json("POST", "/evaluate", json={**body, "model": model}, timeout=3700.0)
 
+    def evaluation_progress(self, *, job_id: str | None = None, model: str | None = None) -> dict[str, Any]:
+        """How far the running evaluation of a job or base model is: ``running``, ``phase``, ``done``/``total``
+        rows, ``fraction`` of the whole."""
+        if job_id is not None:
+            return self._json("GET", f"/jobs/{job_id}/evaluations/progress")
+        return self._json("GET", "/evaluations/progress", params={"model": model})
+
     def list_evaluations(self, *, job_id: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
         """A job's evaluations, or a base model's (every base model's when ``model`` is None), newest first."""
         if job_id is not None:

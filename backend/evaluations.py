@@ -33,6 +33,7 @@ from backend.settings import Settings
 EVALUATIONS_DIR = rundir.EVALUATIONS_DIR
 METRICS_FILE = "metrics.json"  # names written by backend.engine.evaluate (not imported: it needs torch)
 PREDICTIONS_FILE = "predictions.jsonl"
+PROGRESS_FILE = "progress.json"  # backend.engine.eval_progress, while the engine runs
 LOG_FILE = "evaluate.log"
 DEFAULT_TIMEOUT_S = 3600.0
 DATASET_LOC = ("body", "dataset")
@@ -92,6 +93,7 @@ class EvaluationService:
         self.registry = registry
         self.timeout_s = timeout_s
         self._locks: dict[str, threading.Lock] = {}
+        self._running: dict[str, Path] = {}  # target key -> the work folder of its evaluation in progress
         self._locks_guard = threading.Lock()
 
     @property
@@ -165,6 +167,7 @@ class EvaluationService:
             target.root.mkdir(parents=True, exist_ok=True)
             work, final = target.root / f".tmp-{eval_id}", target.root / eval_id
             work.mkdir()
+            self._running[target.key] = work
             try:
                 self._run_engine(build_evaluate_command(target, rows, work, max_samples, max_new_tokens, cutoff_len,
                                                         with_base), work)
@@ -180,9 +183,26 @@ class EvaluationService:
                     shutil.copyfile(log, target.root / f"failed-{eval_id}.log")
                 shutil.rmtree(work, ignore_errors=True)
                 raise
+            finally:
+                self._running.pop(target.key, None)
             return metrics
         finally:
             lock.release()
+
+    def progress(self, target: EvalTarget) -> dict:
+        """How far the target's running evaluation is: ``{"running": false}``, or ``running`` with the engine's
+        ``phase`` ("run:loss", "run:predictions", "base:loss", ... "run:pairs"), ``done``/``total`` rows and
+        ``fraction`` of the whole (null until the engine has loaded the model and begun)."""
+        work = self._running.get(target.key)
+        if work is None:
+            return {"running": False}
+        try:
+            state = json.loads((work / PROGRESS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        keys = ("phase", "phase_index", "phases", "done", "total", "fraction")
+        return {"running": True, "eval_id": work.name.removeprefix(".tmp-"),
+                **{key: state.get(key) for key in keys}}
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:

@@ -36,4 +36,12 @@ MESSAGES: dict[str, str] = {
     "eval.col_rejected": "rejected",
     "eval.col_margin_base_run": "margin base → run",
     "eval.col_ranked": "ranked right (base)",
+    "eval.progress_loading": "Evaluating: loading the model…",
+    "eval.progress": "Evaluating {side}: {step} {done}/{total}",
+    "eval.side_run": "the run",
+    "eval.side_base": "the base model",
+    "eval.step_loss": "loss over the reply tokens, examples",
+    "eval.step_predictions": "predictions, rows",
+    "eval.step_pairs": "scoring pairs",
+    "eval.side_model": "the model",
 }

@@ -35,4 +35,12 @@ MESSAGES: dict[str, str] = {
     "eval.col_rejected": "劣选回复",
     "eval.col_margin_base_run": "分差 基础 → 运行",
     "eval.col_ranked": "排序正确（基础）",
+    "eval.progress_loading": "正在评估：加载模型…",
+    "eval.progress": "正在评估{side}：{step} {done}/{total}",
+    "eval.side_run": "此运行",
+    "eval.side_base": "基础模型",
+    "eval.step_loss": "计算回复词元的损失，样本",
+    "eval.step_predictions": "生成预测，行",
+    "eval.step_pairs": "为偏好对打分",
+    "eval.side_model": "模型",
 }

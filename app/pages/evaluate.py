@@ -8,6 +8,7 @@ Everything comes from the API (``POST /jobs/{id}/evaluate``, ``POST /evaluate``,
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -37,6 +38,7 @@ from app.pages.evaluate_format import (  # noqa: F401  (re-exported: the page's 
 from app.pages.targets import parse_target, target_value  # noqa: F401  (the page's target encoding, for tests)
 
 HISTORY_COLUMNS, PREDICTION_COLUMNS = history_columns(), prediction_columns()
+POLL_S = 1.0  # how often the progress bar asks the API how far the evaluation is
 
 
 @dataclass
@@ -160,6 +162,36 @@ def on_target(client: TunesmithClient, lang: str, value: str | None, current_dat
             datasets, with_base)
 
 
+def progress_desc(state: dict[str, Any], lang: str = DEFAULT, kind: str = "job") -> tuple[float | None, str]:
+    """``(fraction, line)`` for the progress bar from the API's progress of a running evaluation."""
+    phase = state.get("phase")
+    if not state.get("running") or not phase:
+        return None, t("eval.progress_loading", lang)
+    side, step = phase.split(":", 1) if ":" in phase else ("run", phase)
+    side = "model" if kind == "model" else side  # a base model evaluated alone is no run
+    return state.get("fraction"), t("eval.progress", lang, side=t(f"eval.side_{side}", lang),
+                                    step=t(f"eval.step_{step}", lang), done=state.get("done", 0),
+                                    total=state.get("total", 0))
+
+
+def wait_with_progress(client: TunesmithClient, picked: tuple[str, str], progress: gr.Progress, lang: str,
+                       call) -> dict[str, Any]:
+    """Run the (blocking) evaluate call while the bar follows the engine: phase, rows done of total."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(call)
+        while True:
+            try:
+                return future.result(timeout=POLL_S)
+            except TimeoutError:
+                pass
+            try:
+                state = client.evaluation_progress(**targets.api_reference(picked))
+                fraction, line = progress_desc(state, lang, picked[0])
+            except ApiError:
+                continue  # the bar stays where it was; the evaluation itself reports its own errors
+            progress(fraction, desc=line)
+
+
 def run_handler(client: TunesmithClient):
     """The Evaluate button's callback: Gradio passes the request (for the language) and a progress tracker."""
     def run(request: gr.Request, value: str | None, dataset_id: str | None, n: float, max_new: float,
@@ -169,12 +201,11 @@ def run_handler(client: TunesmithClient):
         if picked is None or not dataset_id:
             return t("eval.pick_both", lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         with_base = bool(with_base) and picked[0] == "job"
-        # The API answers once it is done and reports no fraction: a phase line, no made-up percentage.
         progress(None, desc=t("eval.running_base" if with_base else "eval.running", lang))
         try:
-            result = client.evaluate(None if dataset_id == HELD_OUT else dataset_id, max_samples=int(n),
-                                     max_new_tokens=int(max_new), with_base=with_base,
-                                     **targets.api_reference(picked))
+            result = wait_with_progress(client, picked, progress, lang, partial(
+                client.evaluate, None if dataset_id == HELD_OUT else dataset_id, max_samples=int(n),
+                max_new_tokens=int(max_new), with_base=with_base, **targets.api_reference(picked)))
             shown = show(client, lang, picked, result)
             found = list_for(client, picked)
         except (ApiError, OSError, ValueError) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from backend.config.schema import ResolvedRun
+from backend.engine.eval_progress import ProgressFile, Tick, no_tick
 from backend.engine.failures import EngineError
 from backend.engine.preference import tokenize_pair, truncate
 from backend.engine.rows import Row
@@ -42,10 +43,12 @@ def pair_examples(tokenizer, rows: list[Row], cutoff_len: int) -> list[dict | No
     return examples
 
 
-def pair_scores(model, pad_token_id: int, examples: list[dict | None]) -> list[tuple[float, float] | None]:
+def pair_scores(model, pad_token_id: int, examples: list[dict | None], tick: Tick = no_tick
+                ) -> list[tuple[float, float] | None]:
     """``(r(chosen), r(rejected))`` per example (None stays None); one right-padded batch of two per pair."""
     scores: list[tuple[float, float] | None] = []
-    for example in examples:
+    for index, example in enumerate(examples):
+        tick(index, len(examples))
         if example is None:
             scores.append(None)
             continue
@@ -57,6 +60,7 @@ def pair_scores(model, pad_token_id: int, examples: list[dict | None]) -> list[t
             logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
         chosen, rejected = logits[:, 0].float().tolist()
         scores.append((chosen, rejected))
+    tick(len(examples), len(examples))
     return scores
 
 
@@ -99,13 +103,14 @@ def prediction_rows(rows: list[Row], scores, base_scores, in_training: list[bool
 
 
 def evaluate_pairs(run_dir: Path, run: ResolvedRun, rows: list[Row], cutoff_len: int, with_base: bool,
-                   in_training: list[bool] | None) -> tuple[dict, list[dict]]:
+                   in_training: list[bool] | None, out_dir: Path | None = None) -> tuple[dict, list[dict]]:
     """``(metrics, prediction rows)`` of the rm run (and its untrained start) on the preference rows."""
     from backend.engine.reward_model_score import load_reward_model
 
+    progress = ProgressFile(out_dir, ["run:pairs", "base:pairs"] if with_base else ["run:pairs"])
     model, tokenizer = load_reward_model(run_dir)
     examples = pair_examples(tokenizer, rows, cutoff_len)
-    scores = pair_scores(model, tokenizer.pad_token_id, examples)
+    scores = pair_scores(model, tokenizer.pad_token_id, examples, progress.phase("run:pairs"))
     device = model.device
     del model
     base_scores = None
@@ -114,7 +119,7 @@ def evaluate_pairs(run_dir: Path, run: ResolvedRun, rows: list[Row], cutoff_len:
     if with_base:
         base = untrained_reward_model(run, device)
         base.config.pad_token_id = tokenizer.pad_token_id
-        base_scores = pair_scores(base, tokenizer.pad_token_id, examples)
+        base_scores = pair_scores(base, tokenizer.pad_token_id, examples, progress.phase("base:pairs"))
         metrics["base"] = {**_renamed(pair_metrics(base_scores)), "model": run.model_path, "head": "untrained"}
         metrics["delta"] = {key: metrics[key] - metrics["base"][key] for key in ("pairwise_accuracy", "mean_margin")
                             if metrics[key] is not None and metrics["base"][key] is not None}

@@ -38,6 +38,7 @@ from backend.config import rundir
 from backend.config.schema import RunConfig
 from backend.engine.chat_render import prepare_tool_conversation
 from backend.engine.data import IGNORE_INDEX, tokenize_row
+from backend.engine.eval_progress import PROGRESS_FILE, ProgressFile, Tick, no_tick
 from backend.engine.failures import EngineError
 from backend.engine.rows import Row, iter_rows
 from backend.fsio import atomic_write_json, atomic_write_text
@@ -104,11 +105,11 @@ def _batches(examples: list[dict], max_tokens: int):
         yield batch
 
 
-def token_nll(model, examples: list[dict], pad_token_id: int, max_batch_tokens: int = MAX_BATCH_TOKENS
-              ) -> tuple[float, int]:
+def token_nll(model, examples: list[dict], pad_token_id: int, max_batch_tokens: int = MAX_BATCH_TOKENS,
+              tick: Tick = no_tick) -> tuple[float, int]:
     """``(sum of the NLL of every trained token, number of trained tokens)``; token t is predicted from the
     logits at t-1, as in the causal-LM loss training minimizes. Batches are right-padded (masked out)."""
-    total, count = 0.0, 0
+    total, count, done = 0.0, 0, 0
     for batch in _batches(examples, max_batch_tokens):
         width = max(len(e["input_ids"]) for e in batch)
         ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
@@ -127,6 +128,8 @@ def token_nll(model, examples: list[dict], pad_token_id: int, max_batch_tokens: 
                                                 targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
         total += float(nll)
         count += int((targets != IGNORE_INDEX).sum())
+        done += len(batch)
+        tick(done, len(examples))
     return total, count
 
 
@@ -145,13 +148,15 @@ def prompt_and_reference(tokenizer, row: Row) -> tuple[list[dict], str] | str:
     return [{"role": m["role"], "content": m["content"]} for m in messages[:last]], messages[last]["content"]
 
 
-def predict(model, tokenizer, rows: list[Row], max_new_tokens: int) -> tuple[list[dict], dict[str, int]]:
+def predict(model, tokenizer, rows: list[Row], max_new_tokens: int, tick: Tick = no_tick
+            ) -> tuple[list[dict], dict[str, int]]:
     """Greedy replies for the rows that have a prompt; ``(prediction rows, skipped reason -> count)``. Each
     prediction row carries ``row``, the index of its row in ``rows``."""
     from backend.engine.chat_worker import generate
 
     predictions, skipped = [], {}
     for index, row in enumerate(rows):
+        tick(index, len(rows))
         split = prompt_and_reference(tokenizer, row)
         if isinstance(split, str):
             skipped[split] = skipped.get(split, 0) + 1
@@ -169,6 +174,7 @@ def predict(model, tokenizer, rows: list[Row], max_new_tokens: int) -> tuple[lis
                             "exact_match": exact_match(reference, reply["text"]),
                             "rouge_l": round(rouge_l(reference, reply["text"]), 6),
                             "trimmed_turns": reply["trimmed_turns"]})
+    tick(len(rows), len(rows))
     return predictions, skipped
 
 
@@ -234,12 +240,14 @@ def text_scores(references: list[str], predictions: list[str]) -> dict[str, floa
 SCORE_KEYS = ("loss", "perplexity", "exact_match", "rouge_l", "bleu")
 
 
-def score_model(model, tokenizer, rows: list[Row], cutoff_len: int, max_new_tokens: int) -> tuple[dict, list[dict]]:
+def score_model(model, tokenizer, rows: list[Row], cutoff_len: int, max_new_tokens: int,
+                progress: ProgressFile | None = None, side: str = "run") -> tuple[dict, list[dict]]:
     """``(metrics, prediction rows)`` of one model on the rows: loss over the trained tokens, greedy replies."""
+    progress = progress or ProgressFile(None, [f"{side}:loss", f"{side}:predictions"])
     examples, truncated = loss_examples(tokenizer, rows, cutoff_len)
-    nll, tokens = token_nll(model, examples, tokenizer.pad_token_id)
+    nll, tokens = token_nll(model, examples, tokenizer.pad_token_id, tick=progress.phase(f"{side}:loss"))
     loss = nll / tokens if tokens else None
-    predictions, skipped = predict(model, tokenizer, rows, max_new_tokens)
+    predictions, skipped = predict(model, tokenizer, rows, max_new_tokens, tick=progress.phase(f"{side}:predictions"))
     scores = text_scores([p["reference"] for p in predictions], [p["prediction"] for p in predictions])
     return {"loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 700 else None, **scores,
             "loss_examples": len(examples), "loss_tokens": tokens, "truncated": truncated,
@@ -259,24 +267,26 @@ def side_by_side(metrics: dict, predictions: list[dict], base: dict, base_predic
 
 
 def score_generative(rows: list[Row], model_dir: Path, adapter_dir: Path | None, base_dir: Path | None,
-                     cutoff_len: int, max_new_tokens: int) -> tuple[dict, list[dict], dict]:
+                     cutoff_len: int, max_new_tokens: int, out_dir: Path | None = None) -> tuple[dict, list[dict], dict]:
     """``(metrics, predictions, facts)`` of the model (and of ``base_dir`` on the same rows with the same
     tokenizer, when given: like for like)."""
     import gc
 
     from backend.engine.chat_worker import load, pick_device
 
+    sides = ["run", "base"] if base_dir is not None else ["run"]
+    progress = ProgressFile(out_dir, [f"{side}:{phase}" for side in sides for phase in ("loss", "predictions")])
     device, dtype = pick_device()
     torch.manual_seed(0)
     model, tokenizer = load(str(model_dir), str(adapter_dir) if adapter_dir else None, device, dtype)
     print(f"evaluating {model_dir} (adapter {adapter_dir}) on {len(rows)} rows on {device} {dtype}", flush=True)
-    metrics, predictions = score_model(model, tokenizer, rows, cutoff_len, max_new_tokens)
+    metrics, predictions = score_model(model, tokenizer, rows, cutoff_len, max_new_tokens, progress, "run")
     if base_dir is not None:
         del model
         gc.collect()
         base_model, _ = load(str(base_dir), None, device, dtype)
         print(f"evaluating the base model {base_dir} on the same rows", flush=True)
-        base, base_predictions = score_model(base_model, tokenizer, rows, cutoff_len, max_new_tokens)
+        base, base_predictions = score_model(base_model, tokenizer, rows, cutoff_len, max_new_tokens, progress, "base")
         side_by_side(metrics, predictions, {**base, "model": str(base_dir)}, base_predictions)
     return metrics, predictions, {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
 
@@ -323,12 +333,12 @@ def evaluate(out_dir: str | Path, dataset_path: str | Path | None = None, *, run
     if resolved is not None and resolved.config.stage == "rm":
         from backend.engine.eval_pairs import evaluate_pairs
 
-        scored, predictions = evaluate_pairs(run.path, resolved, rows, cutoff_len, with_base, in_training)
+        scored, predictions = evaluate_pairs(run.path, resolved, rows, cutoff_len, with_base, in_training, out_dir)
         metrics = {key: None for key in SCORE_KEYS} | scored | {"predictions": 0}
     else:
         base_dir = Path(resolved.model_path) if with_base and resolved is not None else None
         metrics, predictions, facts = score_generative(rows, Path(model_dir), adapter_dir, base_dir, cutoff_len,
-                                                       max_new_tokens)
+                                                       max_new_tokens, Path(out_dir))
         metrics |= facts
         for prediction in predictions if in_training is not None else []:
             prediction["in_training"] = in_training[prediction["row"]]
@@ -344,6 +354,7 @@ def evaluate(out_dir: str | Path, dataset_path: str | Path | None = None, *, run
     atomic_write_text(out_dir / PREDICTIONS_FILE,
                       "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
     atomic_write_json(out_dir / METRICS_FILE, metrics)
+    (out_dir / PROGRESS_FILE).unlink(missing_ok=True)  # only meaningful while it runs
     print(f"evaluation done: loss {metrics['loss']}, {len(predictions)} rows scored, {metrics['seconds']} s "
           f"-> {out_dir}", flush=True)
     return metrics

@@ -3,6 +3,8 @@ held out) and its base model: side by side, on a dataset and on the run's held-o
 
 import json
 import math
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,22 @@ def predictions(client, url):
     return [json.loads(line) for line in resp.text.splitlines()]
 
 
+def evaluate_watching_progress(client, job_id: str, body: dict):
+    """POST the evaluation in a thread and poll its progress meanwhile: (response, [(phase, fraction), ...])."""
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.update(
+        response=client.post(f"/api/v1/jobs/{job_id}/evaluate", json=body)))
+    thread.start()
+    seen: list[tuple[str, float]] = []
+    while thread.is_alive():
+        state = client.get(f"/api/v1/jobs/{job_id}/evaluations/progress").json()
+        if state["running"] and state["phase"] and (state["phase"], state["fraction"]) not in seen:
+            seen.append((state["phase"], state["fraction"]))
+        time.sleep(0.1)
+    thread.join()
+    return answer["response"], seen
+
+
 def check_side_by_side(tuned: dict, base: dict, rows: list[dict], base_rows: list[dict]) -> None:
     """The run's ``base`` numbers and base predictions are the base-only evaluation's (same rows, same mask);
     delta = run - base."""
@@ -55,9 +73,15 @@ def test_evaluate_a_trained_run_against_its_base_model(client, settings):
     assert done["state"] == "succeeded", done
     body = {"dataset": "numbers", "max_samples": 4, "max_new_tokens": 6}
 
-    tuned = client.post(f"/api/v1/jobs/{job['id']}/evaluate", json={**body, "with_base": True})
+    tuned, seen = evaluate_watching_progress(client, job["id"], {**body, "with_base": True})
     assert tuned.status_code == 201, tuned.text
     tuned = tuned.json()
+    # the progress moved through the run's and then the base model's phases, never backwards
+    assert [phase.split(":")[0] for phase, _ in seen][-1] == "base" and seen[0][0].startswith("run:"), seen
+    assert [fraction for _, fraction in seen] == sorted(fraction for _, fraction in seen), seen
+    assert client.get(f"/api/v1/jobs/{job['id']}/evaluations/progress").json() == {
+        "running": False, "eval_id": None, "phase": None, "phase_index": None, "phases": None, "done": None,
+        "total": None, "fraction": None}
     base = client.post("/api/v1/evaluate", json={**body, "model": "tiny-llama"})
     assert base.status_code == 201, base.text
     base = base.json()

@@ -187,3 +187,14 @@ def test_picking_a_base_model_hides_the_base_comparison(client):
     *_, datasets, with_base = on_target(client, "en", "model:SmolLM2-135M-Instruct", None)
     assert with_base.visible is False
     assert HELD_OUT not in [value for _, value in datasets.choices]
+
+
+def test_the_progress_line_names_the_phase_and_the_rows_done():
+    from app.pages.evaluate import progress_desc
+
+    state = {"running": True, "phase": "base:predictions", "done": 3, "total": 8, "fraction": 0.84}
+    assert progress_desc(state) == (0.84, "Evaluating the base model: predictions, rows 3/8")
+    assert progress_desc({**state, "phase": "run:loss"}, "zh")[1] == "正在评估此运行：计算回复词元的损失，样本 3/8"
+    assert progress_desc({**state, "phase": "run:loss"}, kind="model")[1].startswith("Evaluating the model:")
+    assert progress_desc({"running": True, "phase": None}) == (None, "Evaluating: loading the model…")
+    assert progress_desc({"running": False}) == (None, "Evaluating: loading the model…")

@@ -12,6 +12,7 @@ from backend.api.deps import EvaluationsDep
 from backend.api.errors import error_responses
 from backend.api.schemas import (
     EvaluationParams,
+    EvaluationProgress,
     EvaluationPublic,
     EvaluationsPublic,
     JobEvaluationCreate,
@@ -65,6 +66,13 @@ def list_job_evaluations(job_id: str, evaluations: EvaluationsDep) -> Evaluation
     return EvaluationsPublic(data=[EvaluationPublic(**m) for m in found], count=len(found))
 
 
+@router.get("/jobs/{job_id}/evaluations/progress", response_model=EvaluationProgress,
+            responses=error_responses(NotFound))
+def job_evaluation_progress(job_id: str, evaluations: EvaluationsDep) -> EvaluationProgress:
+    """How far the job's running evaluation is (phase, rows done of total, fraction); ``running`` false if none."""
+    return EvaluationProgress(**evaluations.progress(evaluations.job_target(job_id, for_running=False)))
+
+
 @router.get("/jobs/{job_id}/evaluations/{eval_id}/predictions", response_class=FileResponse, responses=NDJSON)
 def job_predictions(job_id: str, eval_id: str, evaluations: EvaluationsDep) -> FileResponse:
     """predictions.jsonl of one of the job's evaluations."""
@@ -87,6 +95,15 @@ def list_model_evaluations(
     if model is not None:
         found = [m for m in found if m.get("base_model") == model]
     return EvaluationsPublic(data=[EvaluationPublic(**m) for m in found], count=len(found))
+
+
+@router.get("/evaluations/progress", response_model=EvaluationProgress, responses=error_responses(NotFound))
+def model_evaluation_progress(
+    evaluations: EvaluationsDep,
+    model: Annotated[str, Query(min_length=1, description="The base model being evaluated.")],
+) -> EvaluationProgress:
+    """How far the base model's running evaluation is; ``running`` false if none."""
+    return EvaluationProgress(**evaluations.progress(evaluations.model_target(model)))
 
 
 @router.get("/evaluations/{eval_id}/predictions", response_class=FileResponse, responses=NDJSON)

@@ -25,6 +25,7 @@ from backend.api.schemas.datasets import (
 )
 from backend.api.schemas.evaluations import (
     EvaluationParams,
+    EvaluationProgress,
     EvaluationPublic,
     EvaluationsPublic,
     JobEvaluationCreate,
@@ -63,6 +64,7 @@ __all__ = [
     "DatasetUploaded",
     "DatasetsPublic",
     "EvaluationParams",
+    "EvaluationProgress",
     "EvaluationPublic",
     "EvaluationsPublic",
     "JobEvaluationCreate",

@@ -65,3 +65,17 @@ class EvaluationPublic(BaseModel):
 class EvaluationsPublic(BaseModel):
     data: list[EvaluationPublic]
     count: int
+
+
+class EvaluationProgress(BaseModel):
+    """How far a target's running evaluation is (``running`` false when none runs)."""
+
+    running: bool
+    eval_id: str | None = None
+    phase: str | None = Field(None, description="'run:loss', 'run:predictions', 'base:loss', 'base:predictions' "
+                              "(a reward model: 'run:pairs', 'base:pairs'); null while the model loads.")
+    phase_index: int | None = None
+    phases: int | None = None
+    done: int | None = Field(None, description="Rows (loss: examples) done in this phase.")
+    total: int | None = None
+    fraction: float | None = Field(None, description="Share of the whole evaluation done, in [0, 1].")
