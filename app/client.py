@@ -298,9 +298,10 @@ class TunesmithClient(ModelDownloadCalls):
         """``{"device", "stage_kinds": {stage: [kind, ...]}, "refused": [{"field", "value", "reason"}]}``."""
         return self._json("GET", "/capabilities")
 
-    def list_rewards(self) -> list[dict[str, Any]]:
-        """The Python reward functions of the studio's rewards/ folder: ``{"function", "file", "doc"}`` each."""
-        return self._list("/rewards")
+    def list_rewards(self) -> dict[str, Any]:
+        """``{"folder", "data"}``: the studio's rewards folder and its Python reward functions
+        (``{"function", "file", "doc"}`` each)."""
+        return self._json("GET", "/rewards")
 
     # -- exports --------------------------------------------------------------------------------
 

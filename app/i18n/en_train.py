@@ -135,8 +135,8 @@ MESSAGES: dict[str, str] = {
     "train.reward_remove": "Remove last",
     "train.reward_no_rm_runs": "⚠ No finished reward-model run yet: train one with stage rm on a preference dataset "
                                "first.",
-    "train.reward_no_python": "⚠ No Python reward functions: the operator puts .py files with reward functions into "
-                              "the studio's rewards folder.",
+    "train.reward_no_python": "⚠ No Python reward functions yet: the operator puts .py files with reward functions "
+                              "into the studio's rewards folder, `{folder}`.",
     "train.reward_needs_setting": "⚠ Give the {reward} reward its setting first.",
     "reward.exact_match": "exact match (the reference reply)",
     "reward.contains": "contains the reference reply",

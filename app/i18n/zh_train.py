@@ -119,7 +119,7 @@ MESSAGES: dict[str, str] = {
     "train.reward_add": "+ 添加奖励",
     "train.reward_remove": "删除最后一个",
     "train.reward_no_rm_runs": "⚠ 还没有已完成的奖励模型运行：请先用 rm 阶段在偏好数据集上训练一个。",
-    "train.reward_no_python": "⚠ 没有 Python 奖励函数：由管理员把包含奖励函数的 `.py` 文件放入工作室的 `rewards` 文件夹。",
+    "train.reward_no_python": "⚠ 还没有 Python 奖励函数：由管理员把包含奖励函数的 `.py` 文件放入工作室的奖励文件夹 `{folder}`。",
     "train.reward_needs_setting": "⚠ 请先填写“{reward}”奖励的设置。",
     "reward.exact_match": "完全匹配（参考回复）",
     "reward.contains": "包含参考回复",

@@ -52,9 +52,10 @@ def on_kind(client: TunesmithClient, lang: str, kind: str) -> tuple[Any, ...]:
             run = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, visible=True)
             note = "" if choices else t("train.reward_no_rm_runs", lang)
         elif kind == "python":
-            choices = python_reward_choices(client.list_rewards())
+            rewards = client.list_rewards()
+            choices = python_reward_choices(rewards.get("data") or [])
             function = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, visible=True)
-            note = "" if choices else t("train.reward_no_python", lang)
+            note = "" if choices else t("train.reward_no_python", lang, folder=rewards.get("folder", "rewards"))
     except ApiError as exc:
         note = error_markdown(exc, lang)
     return gr.Textbox(visible=kind == "regex"), gr.Number(visible=kind == "length"), run, function, note

@@ -4,6 +4,8 @@ reason. Pure functions, no API."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("gradio")
@@ -132,3 +134,12 @@ def test_the_page_reads_kinds_and_refusals_from_the_real_api(client) -> None:
     assert "No finished reward-model run" in note
     _, _, _, function, note = on_kind(client, "zh", "python")
     assert function.visible and "奖励函数" in note
+    folder = Path(client.list_rewards()["folder"])  # the operator drops a file into the rewards folder
+    assert str(folder) in note
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "checks.py").write_text('def short(prompts, completions, **kwargs):\n    """Short replies win."""\n'
+                                      '    return [1.0 for _ in completions]\n', encoding="utf-8")
+    pattern, target, run, function, note = on_kind(client, "en", "python")
+    assert function.choices == [("checks:short — Short replies win.", "checks:short")] and function.value == "checks:short"
+    assert note == "" and not pattern.visible and not run.visible
+    assert on_kind(client, "en", "regex")[0].visible and on_kind(client, "en", "length")[1].visible
