@@ -33,7 +33,8 @@ MESSAGES: dict[str, str] = {
     "datasets.skip_invalid": "Skip invalid rows (import the valid records, list the skipped ones)",
     "import.reused_head": "♻ **{count} entries hold rows that are registered already**: nothing was copied, the existing dataset is used:",
     "import.reused_head.one": "♻ **1 entry holds rows that are registered already**: nothing was copied, the existing dataset is used:",
-    "import.reused_line": "{entry} → {name} ({rows} rows)",
+    "import.reused_line": "{entry} → {name} ({count} rows)",
+    "import.reused_line.one": "{entry} → {name} (1 row)",
     "import.skip_invalid_hint": "Tick **Skip invalid rows** to import its valid records; the skipped ones are listed with their line or record number.",
     # a refused file: each problem once, all that the API listed, and how many it did not
     "upload.more_problems": "… and {count} more problems (the API lists the first 20)",

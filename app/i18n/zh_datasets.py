@@ -32,7 +32,7 @@ MESSAGES: dict[str, str] = {
     # LLaMA-Factory 导入与上传：跳过无效行、复用相同文件
     "datasets.skip_invalid": "跳过无效行（导入有效记录，列出被跳过的记录）",
     "import.reused_head": "♻ **{count} 个条目的数据已注册过**：未重复复制，直接使用已有数据集：",
-    "import.reused_line": "{entry} → {name}（{rows} 行）",
+    "import.reused_line": "{entry} → {name}（{count} 行）",
     "import.skip_invalid_hint": "勾选 **跳过无效行** 即可导入其中的有效记录；被跳过的记录会连同行号或记录号一并列出。",
     # 被拒绝的文件：每个问题只列一次，列出 API 给出的全部问题及未列出的数量
     "upload.more_problems": "…… 另有 {count} 个问题（API 只列出前 20 个）",

@@ -73,7 +73,7 @@ def import_markdown(result: ImportResult, max_names: int = 8, lang: str = DEFAUL
     if reused:
         parts.append(t("import.reused_head", lang, count=len(reused)) + "\n\n" + "\n".join(
             "- " + t("import.reused_line", lang, entry=code(r.get("name")), name=code(r.get("dataset", {}).get("name")),
-                     rows=r.get("dataset", {}).get("num_rows"))
+                     count=r.get("dataset", {}).get("num_rows"))
             for r in reused))
     if skipped:
         parts.append(t("import.skipped_head", lang) + "\n\n" + "\n".join(_skipped_lines(skipped, max_names, lang)))

@@ -339,3 +339,19 @@ def test_the_form_offers_the_files_columns_and_its_picks_reach_the_api(client, t
     message, selected = upload_file(client, str(qa), None, False, "auto", '{"prompt": "topic"}', Recorder(),
                                     picked=picked)
     assert selected is None and "give different columns for 'prompt'" in message
+
+
+def test_the_import_accordion_passes_skip_invalid_and_selects_a_reused_dataset(client, tmp_path):
+    from app.pages.datasets import do_import
+
+    rows = [{"instruction": "Hi?", "input": "", "output": "Hello."}, {"instruction": "", "output": "x"}]
+    src = _zip(tmp_path / "lf-acc.zip", {"dataset_info.json": json.dumps({"lf_acc": {"file_name": "acc.json"}}),
+                                         "acc.json": json.dumps(rows)})
+    message, _frame, dropdown, cleared = do_import(client, "en", str(src), False)
+    assert "skipped 1 entry" in message and "record 2" in message and dropdown.value is None
+    message, _frame, dropdown, cleared = do_import(client, "en", str(src), True)
+    assert "Imported 1 dataset**" in message and cleared is None
+    first = dropdown.value
+    assert client.get_dataset(first)["name"] == "lf_acc"
+    message, _frame, dropdown, _ = do_import(client, "en", str(src), True)  # the same rows again: reused
+    assert "`lf_acc` → `lf_acc` (1 row)" in message and dropdown.value == first
