@@ -12,6 +12,7 @@ from backend.config.schema import DatasetRef, ResolvedRun
 from backend.fsio import iter_jsonl, read_json_object
 
 EVALUATIONS_DIR = "evaluations"
+SCORES = ("loss", "perplexity", "exact_match", "rouge_l", "bleu", "pairwise_accuracy", "mean_margin")
 HYPERPARAMETERS = ("stage", "learning_rate", "num_epochs", "max_steps", "per_device_batch_size",
                    "gradient_accumulation_steps", "cutoff_len", "lr_scheduler", "warmup_ratio", "compute_type",
                    "packing", "chat_template", "seed")
@@ -78,8 +79,9 @@ def build_model_card(run_dir: Path, export_line: str) -> str:
     losses = final_losses(run_dir)
     lines += [f"- {name}: {value:.4f}" for name, value in losses.items()] or ["- no losses were logged"]
     for metrics in evaluations(run_dir):
-        scores = ", ".join(f"{key} {metrics[key]:.4f}" for key in ("loss", "perplexity", "exact_match", "rouge_l", "bleu")
-                           if isinstance(metrics.get(key), (int, float)))
+        scores = ", ".join(f"{key} {metrics[key]:.4f}" for key in SCORES if isinstance(metrics.get(key), (int, float)))
+        seen = metrics.get("in_training")  # say when the scored rows were trained on
+        trained = f", {seen} of them in the training data" if isinstance(seen, int) and seen else ""
         lines.append(f"- evaluation `{metrics.get('id')}` on {metrics.get('dataset', '?')} "
-                     f"({metrics.get('samples', '?')} samples): {scores}")
+                     f"({metrics.get('samples', '?')} samples{trained}): {scores}")
     return "\n".join(lines) + "\n"
