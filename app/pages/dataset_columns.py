@@ -20,6 +20,7 @@ from backend.config.dataset_mapping import COLUMN_KEYS
 FORM_KEYS = COLUMN_KEYS  # prompt, query, response, history, system, messages, chosen, rejected, kto_tag, tools, text
 SAMPLE_RECORDS = 50
 SAMPLE_BYTES = 1 << 20
+MAX_ZIPPED_PARQUET = 64 << 20  # a parquet file inside a zip is read into memory for its schema only up to this
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
 
 
@@ -83,8 +84,9 @@ def file_columns(path: str | Path | None) -> list[str]:
                 if inner is None:
                     return []
                 with archive.open(inner) as fh:
-                    if inner.lower().endswith(".parquet"):
-                        return _parquet_columns(io.BytesIO(fh.read()))
+                    if inner.lower().endswith(".parquet"):  # its schema is at its end: read whole, if small
+                        small = archive.getinfo(inner).file_size <= MAX_ZIPPED_PARQUET
+                        return _parquet_columns(io.BytesIO(fh.read())) if small else []
                     return _columns_of_bytes(inner, fh.read(SAMPLE_BYTES))
         with open(path, "rb") as fh:
             return _columns_of_bytes(path.name, fh.read(SAMPLE_BYTES))

@@ -324,6 +324,9 @@ def test_the_form_offers_the_files_columns_and_its_picks_reach_the_api(client, t
     assert file_columns(tmp_path / "t.parquet") == ["inst", "out"]
     assert file_columns(_zip(tmp_path / "z.zip", {"a/one.json": json.dumps([{"k": 1}])})) == ["k"]
     assert file_columns(tmp_path / "missing.json") == [] and file_columns(None) == []
+    with zipfile.ZipFile(tmp_path / "p.zip", "w") as zf:
+        zf.write(tmp_path / "t.parquet", "data/t.parquet")
+    assert file_columns(tmp_path / "p.zip") == ["inst", "out"]
 
     text, *pickers, cleared = columns_found("en", str(qa))
     assert "`question`, `answer`, `topic`" in text and len(pickers) == len(FORM_KEYS) and cleared == {}
