@@ -57,6 +57,10 @@ def test_continued_run_starts_from_the_parents_adapter(client):
     first = losses(client, child["id"])[0]
     # the first loss is the parent's last (a different batch, so near it), far from where the base started
     assert abs(first - parent_losses[-1]) < 0.35 * abs(first - parent_losses[0]), (first, parent_losses)
+    lineage = client.get(f"/api/v1/jobs/{child['id']}/lineage").json()  # dataset -> run -> export
+    assert lineage["parent"] == {"id": parent["id"], "name": parent["name"], "state": "succeeded", "exists": True}
+    assert [d["id"] for d in lineage["datasets"]] == [ds["id"]] and len(lineage["datasets"][0]["sha256"]) == 64
+    assert [c["id"] for c in client.get(f"/api/v1/jobs/{parent['id']}/lineage").json()["children"]] == [child["id"]]
     log = client.get(f"/api/v1/jobs/{child['id']}/logs").json()["text"]
     assert f"continued from {parent['run_dir']}/adapter: {len(adapter)} adapter tensors loaded" in log
 

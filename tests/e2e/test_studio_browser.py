@@ -155,6 +155,12 @@ def test_upload_train_watch_export(studio: str, chromium_path: Path, tmp_path: P
             expect(page.locator('#loss-plot [data-chart="gpu_mem"]')).to_have_count(0)
             expect(page.locator("#runs-logs textarea")).not_to_have_value("")
             shot(page, "e2e-runs.png")
+            # Lineage: the dataset it trained on, with the hash of its data; no parent; no export yet
+            page.locator("#runs-lineage").get_by_text("Lineage").first.click()
+            lineage = page.locator("#runs-lineage-view")
+            expect(lineage).to_contain_text(DATASET_NAME, timeout=15_000)
+            expect(lineage).to_contain_text("sha256")
+            expect(lineage).to_contain_text("a fresh start from the base model")
 
             # -- Continue training: the finished run opens Train, filled from it, with the parent set ----------
             page.click("#runs-continue")
