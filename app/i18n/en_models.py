@@ -38,6 +38,7 @@ MESSAGES: dict[str, str] = {
     "models.need_repo": "⚠ Enter a hub model id first (org/name).",
     "models.plan_summary": "**{repo}** @ `{revision}` (commit `{commit}`) → model **{model_id}**: {files} files, "
                            "{total}.",
+    "models.plan_installed": "✓ **{model_id}** is in this studio already: nothing to download. (To fetch it again, delete or rename its folder first.)",
     "models.plan_resume": "{present} were downloaded by an earlier attempt: only {needed} more will be fetched.",
     "models.plan_fits": "✓ It fits: {free} free on the models disk ({reserve} stay reserved). Press **Download**.",
     "models.plan_too_big": "✗ It does not fit: it needs {needed} more and the models disk has {free} free, of which "

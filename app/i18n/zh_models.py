@@ -33,6 +33,7 @@ MESSAGES: dict[str, str] = {
     "models.cancel": "取消下载",
     "models.need_repo": "⚠ 请先输入模型仓库 ID（组织/名称）。",
     "models.plan_summary": "**{repo}** @ `{revision}`（提交 `{commit}`）→ 模型 **{model_id}**：{files} 个文件，{total}。",
+    "models.plan_installed": "✓ **{model_id}** 已在本工作室中：无需下载。（如需重新下载，请先删除或重命名其文件夹。）",
     "models.plan_resume": "之前的下载已取得 {present}：只需再下载 {needed}。",
     "models.plan_fits": "✓ 空间足够：模型磁盘剩余 {free}（其中 {reserve} 保留不用）。请点击**下载**。",
     "models.plan_too_big": "✗ 空间不足：还需要 {needed}，模型磁盘剩余 {free}，其中 {reserve} 保留不用。请释放磁盘空间，"

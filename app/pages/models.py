@@ -63,7 +63,7 @@ def check_size(client: TunesmithClient, lang: str, repo: str, revision: str, sou
         plan = client.plan_model_download(repo, revision=revision, source=source, token=token)
     except ApiError as exc:
         return refusal_markdown(exc, lang), gr.Button(interactive=False)
-    return plan_markdown(plan, lang), gr.Button(interactive=bool(plan.get("fits")))
+    return plan_markdown(plan, lang), gr.Button(interactive=bool(plan.get("fits")) and not plan.get("installed"))
 
 
 def start_download(client: TunesmithClient, lang: str, repo: str, revision: str, source: str, token: str):

@@ -35,6 +35,8 @@ def plan_markdown(plan: dict[str, Any], lang: str = DEFAULT) -> str:
     lines = [t("models.plan_summary", lang, repo=plan["repo_id"], revision=plan["revision"],
                commit=str(plan.get("commit", ""))[:10], model_id=plan["model_id"], files=len(plan.get("files") or []),
                total=fmt_bytes(plan["total_bytes"]))]
+    if plan.get("installed"):
+        return "\n\n".join([*lines, t("models.plan_installed", lang, model_id=plan["model_id"])])
     if plan.get("present_bytes"):
         lines.append(t("models.plan_resume", lang, present=fmt_bytes(plan["present_bytes"]),
                        needed=fmt_bytes(plan["needed_bytes"])))

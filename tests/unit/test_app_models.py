@@ -70,6 +70,8 @@ def test_download_through_the_tab_lists_the_model(client, hub_repo, hub_env, tmp
                 break
             assert time.monotonic() < deadline, status
             time.sleep(0.1)
+        installed, start = check_size(client, "en", REPO, "", "huggingface", SECRET)  # here already: nothing to do
+        assert "is in this studio already" in installed and not _interactive(start)
     assert "is downloaded as **test-org--tiny**" in status and not _interactive(cancel)
     assert 'value="1.0000"' in progress and "100%" in progress
     row = table[table["Model"] == "test-org--tiny"]

@@ -66,6 +66,8 @@ class PlanPublic(BaseModel):
     free_bytes: int = Field(description="Free space on the models disk now.")
     reserve_bytes: int = Field(description="Space kept free (TUNESMITH_DOWNLOAD_RESERVE_BYTES).")
     fits: bool
+    installed: bool = Field(False, description="The model is in the models root already: starting the download "
+                            "is refused (409) until that folder is deleted or renamed.")
 
 
 class DownloadPublic(BaseModel):
@@ -105,8 +107,8 @@ class DownloadsPublic(BaseModel):
     count: int
 
 
-def _plan_public(plan: DownloadPlan) -> PlanPublic:
-    return PlanPublic(repo_id=plan.repo_id, revision=plan.revision, commit=plan.commit, model_id=plan.model_id,
+def _plan_public(plan: DownloadPlan, downloads: ModelDownloads) -> PlanPublic:
+    return PlanPublic(installed=(downloads.settings.models_dir / plan.model_id).exists(), repo_id=plan.repo_id, revision=plan.revision, commit=plan.commit, model_id=plan.model_id,
                       files=[FilePublic(path=f.path, size=f.size) for f in plan.files], total_bytes=plan.total_bytes,
                       present_bytes=plan.present_bytes, needed_bytes=plan.needed_bytes, free_bytes=plan.free_bytes,
                       reserve_bytes=plan.reserve_bytes, fits=plan.fits)
@@ -134,7 +136,7 @@ def plan_download(downloads: DownloadsDep,
                   revision: str | None = Query(None, max_length=200), source: Source = "huggingface") -> PlanPublic:
     """What downloading ``repo_id`` would fetch and its size, and whether it fits on the models disk; starts
     nothing. 404 unknown model or revision, 403 gated without access, 503 offline or hub unreachable."""
-    return _plan_public(downloads.plan(repo_id, revision, source))
+    return _plan_public(downloads.plan(repo_id, revision, source), downloads)
 
 
 @router.get("/sources", response_model=SourcesPublic)
@@ -148,7 +150,7 @@ def list_sources(downloads: DownloadsDep) -> SourcesPublic:
 def plan_download_with_token(body: DownloadCreate, downloads: DownloadsDep) -> PlanPublic:
     """The same plan as GET /models/download/plan, for a request that carries a token (kept out of URLs, which
     end up in logs); starts nothing."""
-    return _plan_public(downloads.plan(body.repo_id, body.revision, body.source, body.token_value()))
+    return _plan_public(downloads.plan(body.repo_id, body.revision, body.source, body.token_value()), downloads)
 
 
 @router.post("", response_model=DownloadPublic, status_code=status.HTTP_202_ACCEPTED,
