@@ -319,7 +319,7 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
     new_state = {"job": job_id, "rows": rows, "final": final, "started_at": job_info.get("started_at")}
     return (
         status_html(job_info, rows, lang),
-        metrics_html(rows, lang),
+        metrics_html(rows, lang) if rows != state.get("rows") or not same else gr.skip(),  # unchanged: not resent
         log_text,
         new_state,
         *action_updates(job_info.get("state")),

@@ -19,6 +19,7 @@ from app.i18n import DEFAULT, t
 WIDTH, HEIGHT = 480, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 14, 40, 42  # margins: value labels, title + legend, step labels + axis title
 DOT_LIMIT = 60  # a series with at most this many points shows each point as a dot
+LINE_LIMIT = 800  # a longer series is drawn through its lowest and highest point of each of LINE_LIMIT/2 buckets
 PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777", "#4b5563",
            "#65a30d", "#7c3aed", "#0d9488")
 
@@ -50,6 +51,21 @@ def points_of(rows: Sequence[MetricRow], key: str) -> tuple[Point, ...]:
                 and not isinstance(value, bool) and math.isfinite(value):
             found[int(step)] = float(value)
     return tuple(sorted(found.items()))
+
+
+def thin(points: Sequence[Point], limit: int = LINE_LIMIT) -> tuple[Point, ...]:
+    """At most about ``limit`` points that draw the same line at chart size: the lowest and the highest point of
+    each of ``limit / 2`` runs of consecutive steps (spikes stay), in step order; the last point always."""
+    if len(points) <= limit:
+        return tuple(points)
+    size = math.ceil(len(points) / (limit // 2))
+    kept: list[Point] = []
+    for start in range(0, len(points), size):
+        bucket = points[start:start + size]
+        kept += sorted({min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1])})
+    if kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return tuple(kept)
 
 
 def step_ticks(low: int, high: int, max_ticks: int = 7) -> list[int]:
@@ -140,7 +156,8 @@ def _series_svg(series: Series, x: Callable[[float], float], y: Callable[[float]
     colour, label = _esc(series.colour), _esc(series.label)
     parts = [f'<g class="ts-series" data-series="{label}">']
     if len(series.points) > 1:
-        path = " ".join(f"{'M' if i == 0 else 'L'}{x(s):.1f},{y(v):.1f}" for i, (s, v) in enumerate(series.points))
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x(s):.1f},{y(v):.1f}"
+                        for i, (s, v) in enumerate(thin(series.points)))
         parts.append(f'<path class="ts-line" d="{path}" fill="none" stroke="{colour}" stroke-width="2" '
                      f'stroke-linejoin="round"><title>{label}</title></path>')
     if len(series.points) <= DOT_LIMIT:

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("gradio")
 
 from app.pages.runs import merge_metrics  # noqa: E402
-from app.pages.runs_charts import metrics_html, run_charts, step_ticks, value_ticks  # noqa: E402
+from app.pages.runs_charts import metrics_html, run_charts, step_ticks, thin, value_ticks  # noqa: E402
 
 CPU_ROWS = [{"step": 1, "loss": 2.5, "lr": 1e-4, "grad_norm": 1.25, "tokens_per_s": 90.0},
             {"step": 2, "loss": 2.25, "lr": 2e-4, "grad_norm": 0.9, "tokens_per_s": 95.0},
@@ -61,3 +61,39 @@ def test_no_step_yet_says_so_and_eval_rows_keep_their_own_series():
     rows = merge_metrics([{"step": 1, "loss": 2.0}], [{"step": 1, "eval_loss": 2.2}, {"step": 2, "loss": 1.5}])
     charts = {chart.key: chart for chart in run_charts(rows)}
     assert [s.points for s in charts["loss"].series] == [((1, 2.0), (2, 1.5)), ((1, 2.2),)]
+
+
+def test_a_long_run_is_drawn_through_few_points_keeping_spikes_and_the_end():
+    points = tuple((step, 2.0 - step / 10_000 + (5.0 if step == 4321 else 0.0)) for step in range(1, 10_001))
+    kept = thin(points)
+    assert len(kept) <= 801 and kept[0] == points[0] and kept[-1] == points[-1]
+    assert (4321, points[4320][1]) in kept  # the spike stays
+    assert [p[0] for p in kept] == sorted(p[0] for p in kept)
+    html = metrics_html([{"step": s, "loss": v} for s, v in points])
+    assert html.count(" L") < 1000 and "<circle" not in html.split('data-chart="loss"')[1].split("</figure>")[0]
+
+
+def test_the_live_view_resends_the_charts_only_when_a_step_was_logged():
+    import gradio as gr
+    import httpx
+
+    from app.client import TunesmithClient
+    from app.pages.runs import poll
+
+    rows = [{"step": 1, "loss": 2.5}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/metrics"):
+            return httpx.Response(200, json={"data": rows, "count": len(rows)})
+        if request.url.path.endswith("/logs"):
+            return httpx.Response(200, json={"text": "step 1/4"})
+        return httpx.Response(200, json={"id": "job_a", "state": "running", "step": 1, "total_steps": 4,
+                                         "started_at": "2025-01-01T00:00:00Z"})
+
+    client = TunesmithClient("http://studio.test/api/v1", transport=httpx.MockTransport(handler))
+    first = poll(client, "en", "job_a", {})
+    assert 'data-chart="loss"' in first[1]
+    again = poll(client, "en", "job_a", first[3])
+    assert again[1] == gr.skip() and again[3]["rows"] == rows  # nothing new: the chart is not sent again
+    rows.append({"step": 2, "loss": 2.25})
+    assert "train loss · 2: 2.25" in poll(client, "en", "job_a", again[3])[1]
