@@ -293,14 +293,11 @@ class TunesmithClient(ModelDownloadCalls):
         """The built-in run-config presets: ``{"name", "description", "command", "config"}`` each."""
         return self._list("/presets")
 
-    # Train form: what this machine takes, and the grpo reward functions it offers.
+    # Train form: GET /capabilities (stage_kinds, refused), GET /rewards (folder, data: the Python rewards)
     def capabilities(self) -> dict[str, Any]:
-        """``{"device", "stage_kinds": {stage: [kind, ...]}, "refused": [{"field", "value", "reason"}]}``."""
         return self._json("GET", "/capabilities")
 
     def list_rewards(self) -> dict[str, Any]:
-        """``{"folder", "data"}``: the studio's rewards folder and its Python reward functions
-        (``{"function", "file", "doc"}`` each)."""
         return self._json("GET", "/rewards")
 
     # -- exports --------------------------------------------------------------------------------

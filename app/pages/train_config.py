@@ -291,9 +291,8 @@ def wire(
         if isinstance(filled, str):
             return unchanged(filled)
         values = filled.values
-        ds_update, val_update, _, _ = dataset_choice_updates(
-            filled.choices, values["datasets"], values["val_datasets"], None
-        )
+        ds_update, val_update, _, _ = dataset_choice_updates(filled.choices, values["datasets"], values["val_datasets"],
+                                                             None)
         widgets = {**values, "datasets": ds_update, "val_datasets": val_update,
                    "datasets.mixture": table_value(values["datasets.mixture"], MIXTURE_HEADERS, lang),
                    "grpo.rewards": rewards_table(values["grpo.rewards"], lang)}
