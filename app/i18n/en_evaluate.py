@@ -85,4 +85,5 @@ MESSAGES: dict[str, str] = {
     "eval.step_predictions": "predictions, rows",
     "eval.step_pairs": "scoring pairs",
     "eval.side_model": "the model",
+    "eval.history_base": " (base {value})",
 }

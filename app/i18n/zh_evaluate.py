@@ -84,4 +84,5 @@ MESSAGES: dict[str, str] = {
     "eval.step_predictions": "生成预测，行",
     "eval.step_pairs": "为偏好对打分",
     "eval.side_model": "模型",
+    "eval.history_base": "（基础 {value}）",
 }

@@ -138,8 +138,11 @@ def history_frame(evaluations: list[dict[str, Any]], lang: str = DEFAULT) -> pd.
     rows = []
     for e in evaluations:
         pairwise = is_pairwise(e)
+        base = e.get("base") or {}
+        loss = fmt_float(e.get("loss"))  # with the base model's beside it when it was compared
+        loss += t("eval.history_base", lang, value=fmt_float(base["loss"])) if base.get("loss") is not None else ""
         rows.append([fmt_time(e.get("created_at")), e.get("id", ""), dataset_label(e, lang), e.get("samples", ""),
-                     fmt_float(e.get("loss")), fmt_float(e.get("perplexity")), fmt_share(e.get("exact_match")),
+                     loss, fmt_float(e.get("perplexity")), fmt_share(e.get("exact_match")),
                      # a reward model's row: pairwise accuracy where a generative model's ROUGE-L goes
                      t("eval.pair_short", lang, accuracy=fmt_share(e.get("pairwise_accuracy"))) if pairwise
                      else fmt_share(e.get("rouge_l")), fmt_share(e.get("bleu"))])

@@ -127,6 +127,7 @@ def test_run_vs_base_is_a_table_with_the_delta_and_says_which_rows_were_trained_
     assert "✓ Held-out split: these 4 rows were kept out of training" in held and "`held-out split`" in held
     assert "None of these rows were in the run's training data" in metrics_markdown({**METRICS, "in_training": 0})
     assert "training data" not in metrics_markdown(METRICS)  # a base model's evaluation: nothing to say
+    assert history_frame([SIDE]).iloc[0].tolist()[4] == "1.235 (base 2.5)"
     zh = metrics_markdown(SIDE, "zh")
     assert "运行与基础模型对比" in zh and "这些行在训练数据中" in zh and "| 损失 | 2.5 | 1.235 | −1.265 |" in zh
 
