@@ -157,5 +157,7 @@ async def login_endpoint(path: str, scope: Scope, receive: Receive, send: Send, 
     if not given or not hmac.compare_digest(given.encode(), policy.token.encode()):
         await respond(send, 401, login_page(lang, "wrong"))
         return
-    await respond(send, 303, b"", [(b"location", home),
+    # A language the sign-in was asked in explicitly (?lang=) carries on to the studio's page.
+    signed_in = home + (b"?lang=" + quote(lang).encode() if query_lang(scope) else b"")
+    await respond(send, 303, b"", [(b"location", signed_in),
                                    (b"set-cookie", session_cookie(scope, policy.session_value(), SESSION_SECONDS))])

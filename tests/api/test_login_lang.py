@@ -1,7 +1,7 @@
 """The sign-in page speaks the language the studio's UI would: ``?lang=`` first, then the remembered choice (the
 ``tunesmith_lang`` cookie the UI's header switch sets), then the browser's ``Accept-Language``, else English; the
-redirect from a locked page keeps the ``?lang=`` the page was asked with, and a wrong token is refused in that
-language too."""
+redirect from a locked page keeps the ``?lang=`` the page was asked with (and signing in hands it back to the
+studio's page), and a wrong token is refused in that language too."""
 
 import pytest
 from fastapi.testclient import TestClient
@@ -58,7 +58,7 @@ def test_redirect_keeps_the_language_and_a_wrong_token_is_refused_in_it(locked):
     wrong_en = locked.post("/login", data={"token": "nope"}, follow_redirects=False)
     assert "not the access token" in wrong_en.text
     ok = locked.post("/login?lang=zh", data={"token": TOKEN}, follow_redirects=False)
-    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    assert ok.status_code == 303 and ok.headers["location"] == "/?lang=zh"  # the studio opens in Chinese too
 
 
 def test_accept_language_ranks_by_quality_and_skips_refused_languages():
