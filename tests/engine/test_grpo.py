@@ -1,9 +1,8 @@
-"""Stage grpo end to end: a real ``python -m backend.engine train`` subprocess on the tiny random-init Llama (CPU)
-with a regex reward (the reply starts with a lowercase letter). The reward only depends on the first sampled
-token, so its expected value under a model is exact: the probability mass of the first-token candidates that
-start with [a-z]. After training that expected reward is higher than the base model's; events.jsonl holds the
-mean reward, the function's own mean and the reply length per step. The reward functions themselves are pure and
-checked on their own."""
+"""Stage grpo's own parts: the built-in reward functions (pure), the prompt/reference split, the exact expected
+reward of the regex "the reply starts with a lowercase letter" (it only depends on the first sampled token: the
+probability mass of the first-token candidates that start with [a-z]), and the engine's refusal of a reward model
+run that is not there. The training runs themselves go through the API: tests/api/test_stage_grpo.py (regex reward
+raises the expected reward) and tests/api/test_stage_rm.py (a reward_model reward from an rm run)."""
 
 from __future__ import annotations
 
@@ -13,12 +12,10 @@ import pytest
 import torch
 
 from backend.config.grpo import GrpoConfig
-from backend.engine.model import load_tokenizer
 from backend.engine.rewards import build_reward_functions
 from backend.engine.rows import Row
 from backend.engine.stages.grpo import prompt_and_reference
-from tests.engine.test_preference_train import events
-from tests.engine.tiny_runs import conversations, make_run_dir, read_result, run_engine
+from tests.engine.tiny_runs import make_run_dir, read_result, run_engine
 
 PATTERN = "^[a-z]"
 
@@ -60,57 +57,9 @@ def expected_reward(model, tokenizer, prompts) -> float:
 
 
 @pytest.mark.slow
-def test_grpo_with_a_regex_reward_raises_the_expected_reward(tmp_path, tiny_model_dir):
-    from transformers import AutoModelForCausalLM
-
-    run_dir = make_run_dir(tmp_path, tiny_model_dir, stage="grpo", method="full", max_steps=12,
-                           per_device_batch_size=8, gradient_accumulation_steps=1, learning_rate=0.02,
-                           cutoff_len=128, compute_type="fp32",
-                           grpo={"num_generations": 8, "max_completion_length": 2,
-                                 "rewards": [{"name": "regex", "pattern": PATTERN}]})
-    done = run_engine("train", "--run-dir", str(run_dir))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    result = read_result(run_dir)
-    assert result["status"] == "succeeded" and result["output"] == "model" and result["reference_model"] == "none"
-    rows = [row for row in events(run_dir) if "loss" in row]
-    assert [row["step"] for row in rows] == list(range(1, 13))
-    assert all({"reward", "rewards/regex/mean", "completions/mean_length"} <= set(row) for row in rows)
-
-    tokenizer = load_tokenizer(tiny_model_dir)
-    prompts = [prompt_and_reference(Row(messages=row["messages"]))[0] for row in conversations()]
-    before = expected_reward(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), tokenizer, prompts)
-    after = expected_reward(AutoModelForCausalLM.from_pretrained(run_dir / "model").eval(), tokenizer, prompts)
-    assert after > before + 0.1, (before, after)
-
-
-@pytest.mark.slow
-def test_grpo_with_a_reward_model_from_an_rm_run_trains_and_logs_its_reward(tmp_path, tiny_model_dir):
-    """RM -> RL: an rm run (runs/rm_job) scores the replies of a grpo run beside it (runs/grpo_job)."""
-    import shutil
-
-    from tests.engine.test_preference_train import PAIRS
-    from tests.engine.tiny_runs import write_jsonl
-
-    rm_run = make_run_dir(tmp_path / "rm", tiny_model_dir, write_jsonl(tmp_path / "pairs.jsonl", PAIRS), stage="rm",
-                          method="lora", lora_rank=4, max_steps=2)
-    done = run_engine("train", "--run-dir", str(rm_run))
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    shutil.copytree(rm_run, runs / "rm_job")
-    grpo = make_run_dir(tmp_path / "grpo", tiny_model_dir, stage="grpo", method="lora", lora_rank=4, max_steps=2,
-                        per_device_batch_size=4, gradient_accumulation_steps=1, cutoff_len=128,
-                        grpo={"num_generations": 4, "max_completion_length": 4,
-                              "rewards": [{"name": "reward_model", "run": "rm_job"},
-                                          {"name": "length", "target_chars": 8, "weight": 0.5}]})
-    shutil.copytree(grpo, runs / "grpo_job")
-    done = run_engine("train", "--run-dir", str(runs / "grpo_job"))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "reward_model: scoring replies with run rm_job" in done.stdout
-    rows = [row for row in events(runs / "grpo_job") if "loss" in row]
-    assert len(rows) == 2 and all("rewards/reward_model/mean" in row and "rewards/length/mean" in row for row in rows)
-    assert len({row["rewards/reward_model/mean"] for row in rows}) == 2  # real, varying scores
-
+def test_grpo_naming_a_reward_model_run_that_is_not_there_fails_saying_so(tmp_path, tiny_model_dir):
+    """The API refuses such a run at submit time (tests/api/test_grpo_reward_runs.py); the engine, given one
+    anyway, fails with the reason rather than training without the reward."""
     missing = make_run_dir(tmp_path / "missing", tiny_model_dir, stage="grpo", max_steps=1, per_device_batch_size=4,
                            gradient_accumulation_steps=1, cutoff_len=128,
                            grpo={"max_completion_length": 4, "rewards": [{"name": "reward_model", "run": "nope"}]})
