@@ -6,8 +6,9 @@ Asserted: after training each reward model ranks the chosen reply above the reje
 untrained model (same score-head initialisation, seed 42) did, and on every pair; the Runs card's metrics hold
 accuracy and a rising margin; the LoRA output is adapters + score head, the full one a sequence classifier; a
 reward model is not chatted with (422) but downloads and merges into a sequence classifier that scores like the
-adapter, and Evaluate scores it on pairs beside its untrained start; the grpo run logs the reward model's (varying) mean reward and its own output exports and chats; a grpo
-run naming no run, an unfinished run or a run of another stage as its reward model is a 422 (nothing stored)."""
+adapter, and Evaluate scores it on pairs beside its untrained start; the grpo run logs the reward model's (varying)
+mean reward and its own output exports and chats; a grpo run naming no run, an unfinished run or a run of another
+stage as its reward model is a 422 (nothing stored)."""
 
 from __future__ import annotations
 
