@@ -1,7 +1,7 @@
 """Stage grpo's own parts: the built-in reward functions (pure), the prompt/reference split, the exact expected
 reward of the regex "the reply starts with a lowercase letter" (it only depends on the first sampled token: the
 probability mass of the first-token candidates that start with [a-z]), and the engine's refusal of a reward model
-run that is not there. The training runs themselves go through the API: tests/api/test_stage_grpo.py (regex reward
+run that is not there or not an rm run. The training runs themselves go through the API: tests/api/test_stage_grpo.py (regex reward
 raises the expected reward) and tests/api/test_stage_rm.py (a reward_model reward from an rm run)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from backend.config.grpo import GrpoConfig
 from backend.engine.rewards import build_reward_functions
 from backend.engine.rows import Row
 from backend.engine.stages.grpo import prompt_and_reference
-from tests.engine.tiny_runs import make_run_dir, read_result, run_engine
+from tests.engine.tiny_runs import make_run_dir
 
 PATTERN = "^[a-z]"
 
@@ -56,12 +56,14 @@ def expected_reward(model, tokenizer, prompts) -> float:
     return total / len(prompts)
 
 
-@pytest.mark.slow
-def test_grpo_naming_a_reward_model_run_that_is_not_there_fails_saying_so(tmp_path, tiny_model_dir):
-    """The API refuses such a run at submit time (tests/api/test_grpo_reward_runs.py); the engine, given one
-    anyway, fails with the reason rather than training without the reward."""
-    missing = make_run_dir(tmp_path / "missing", tiny_model_dir, stage="grpo", max_steps=1, per_device_batch_size=4,
-                           gradient_accumulation_steps=1, cutoff_len=128,
-                           grpo={"max_completion_length": 4, "rewards": [{"name": "reward_model", "run": "nope"}]})
-    done = run_engine("train", "--run-dir", str(missing))
-    assert done.returncode == 1 and read_result(missing)["error"].startswith("reward_model: there is no run 'nope'")
+def test_a_reward_model_reward_naming_no_rm_run_fails_saying_so(tmp_path, tiny_model_dir):
+    """The API refuses such a grpo run at submit time (tests/api/test_stage_rm.py); the engine, given one anyway,
+    fails with the reason (an EngineError: result.json's error) rather than training without the reward."""
+    from backend.engine.failures import EngineError
+    from backend.engine.reward_model_score import load_reward_model
+
+    with pytest.raises(EngineError, match="^reward_model: there is no run 'nope' beside this run"):
+        load_reward_model(tmp_path / "nope")
+    sft = make_run_dir(tmp_path / "sft_job", tiny_model_dir)  # run.yaml only: nothing trained
+    with pytest.raises(EngineError, match="^reward_model: run 'run' is a stage 'sft' run, not a reward model"):
+        load_reward_model(sft)
