@@ -47,7 +47,7 @@ input{{width:100%;padding:.5rem;margin:.5rem 0;box-sizing:border-box}}button{{pa
 <body><nav>{switch}</nav><h1>Tunesmith</h1>
 <p>{intro}</p>
 {error}
-<form method="post" action="login?lang={lang}"><label for="token">{label}</label>
+<form method="post" action="{action}"><label for="token">{label}</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button type="submit">{submit}</button></form></body></html>"""
 
@@ -83,12 +83,15 @@ def page_lang(scope: Scope) -> str:
             or accept_language(header(scope, b"accept-language")) or DEFAULT_LANG)
 
 
-def login_page(lang: str = DEFAULT_LANG, error: str = "") -> bytes:
+def login_page(lang: str = DEFAULT_LANG, error: str = "", explicit: bool = False) -> bytes:
+    """The form in ``lang``; ``explicit`` (the page was asked for with ``?lang=``) keeps that in the form's target,
+    so the answer and the studio after it stay in that language."""
     strings = TEXT[lang]
     shown = f'<p class="error" role="alert">{html.escape(strings[error])}</p>' if error else ""
     switch = " · ".join(name if code == lang else f'<a href="login?lang={code}" hreflang="{code}">{name}</a>'
                         for code, name in LANG_NAMES.items())
-    return _PAGE.format(error=shown, switch=switch, lang=lang, **strings).encode()
+    action = f"login?lang={lang}" if explicit else "login"
+    return _PAGE.format(error=shown, switch=switch, action=action, **strings).encode()
 
 
 async def redirect_to_login(scope: Scope, send: Send) -> None:
@@ -147,7 +150,7 @@ async def login_endpoint(path: str, scope: Scope, receive: Receive, send: Send, 
         return
     lang = page_lang(scope)
     if method == "GET":
-        await respond(send, 200, login_page(lang))
+        await respond(send, 200, login_page(lang, explicit=query_lang(scope) is not None))
         return
     if method != "POST":
         await respond(send, 405, b"", [(b"allow", b"GET, POST")])
@@ -155,7 +158,7 @@ async def login_endpoint(path: str, scope: Scope, receive: Receive, send: Send, 
     form = await read_form(receive)
     given = ((form or {}).get("token") or [""])[0].strip()
     if not given or not hmac.compare_digest(given.encode(), policy.token.encode()):
-        await respond(send, 401, login_page(lang, "wrong"))
+        await respond(send, 401, login_page(lang, "wrong", explicit=query_lang(scope) is not None))
         return
     # A language the sign-in was asked in explicitly (?lang=) carries on to the studio's page.
     signed_in = home + (b"?lang=" + quote(lang).encode() if query_lang(scope) else b"")

@@ -53,6 +53,7 @@ def test_redirect_keeps_the_language_and_a_wrong_token_is_refused_in_it(locked):
     assert locked.get("/", follow_redirects=False).headers["location"] == "/login"
     form = locked.get("/login?lang=zh").text
     assert 'action="login?lang=zh"' in form and 'href="login?lang=en"' in form  # the form posts back in zh
+    assert 'action="login"' in locked.get("/login", headers={"Accept-Language": "zh"}).text  # nothing to pin
     wrong = locked.post("/login?lang=zh", data={"token": "nope"}, follow_redirects=False)
     assert wrong.status_code == 401 and "这不是此工作室的访问令牌" in wrong.text and TOKEN not in wrong.text
     wrong_en = locked.post("/login", data={"token": "nope"}, follow_redirects=False)
