@@ -56,7 +56,7 @@ def wait_succeeded(client: TestClient, job_id: str, timeout: float = 900) -> Non
         if job["state"] in ("succeeded", "failed", "cancelled"):
             assert job["state"] == "succeeded", (job, client.get(f"/api/v1/jobs/{job_id}/logs").json()["text"])
             return
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s")
 
 

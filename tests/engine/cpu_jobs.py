@@ -62,7 +62,7 @@ def wait_done(client, job_id: str, timeout: float = 400) -> dict:
         job = client.get(f"/api/v1/jobs/{job_id}").json()
         if job["state"] in ("succeeded", "failed", "cancelled"):
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     log = client.get(f"/api/v1/jobs/{job_id}/logs").json()["text"]
     assert job["state"] == "succeeded", f"{job_id} {job['state']}: {job.get('error')}\n{log[-4000:]}"
     return job
