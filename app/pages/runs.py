@@ -168,22 +168,22 @@ def _layout() -> dict[str, Any]:
         for name in SHORTCUTS:
             c[f"open_{name}"] = gr.Button(t(f"runs.open_{name}"), size="sm", visible=False, elem_id=f"runs-open-{name}")
         c["continue"] = gr.Button(t("runs.continue"), size="sm", visible=False, elem_id="runs-continue")
+        c["open_parent"] = gr.Button(t("lineage.open_parent"), size="sm", visible=False, elem_id="runs-open-parent")
     c["table"] = gr.Dataframe(
         value=jobs_frame([]), interactive=False, max_height=260, elem_id="runs-table", show_label=False
     )
     c["status"] = gr.HTML(empty_status(), css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
-    with gr.Row(equal_height=False):
-        # loss, grad norm, learning rate (and GPU memory on a GPU), drawn as SVG: see app.pages.runs_charts
-        c["plot"] = gr.HTML("", css_template=CHARTS_CSS, elem_id="loss-plot", scale=3)
-        c["logs"] = gr.Textbox(
-            label=t("runs.log", lines=LOG_TAIL),
-            lines=16,
-            max_lines=16,
-            autoscroll=True,
-            interactive=False,
-            elem_id="runs-logs",
-            scale=2,
-        )
+    # loss, grad norm, learning rate (and GPU memory on a GPU) side by side, drawn as SVG (app.pages.runs_charts),
+    # then the log across the page
+    c["plot"] = gr.HTML("", css_template=CHARTS_CSS, elem_id="loss-plot")
+    c["logs"] = gr.Textbox(
+        label=t("runs.log", lines=LOG_TAIL),
+        lines=16,
+        max_lines=16,
+        autoscroll=True,
+        interactive=False,
+        elem_id="runs-logs",
+    )
     c["message"] = gr.Markdown(elem_id="runs-message")
     return c
 
@@ -239,7 +239,7 @@ def build(client: TunesmithClient) -> RunsPage:
         table_outputs,
     )
     runs_manage.build(client, job, c["message"], refresh)
-    runs_lineage.build(client, job)
+    runs_lineage.build(client, job, c["open_parent"])
     return RunsPage(
         job=job,
         timer=timer,

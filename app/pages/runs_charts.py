@@ -167,12 +167,17 @@ def _series_svg(series: Series, x: Callable[[float], float], y: Callable[[float]
     return "".join(parts)
 
 
+def _text_width(text: str) -> float:
+    """About how wide ``text`` is at font size 11: CJK characters are about twice as wide as Latin ones."""
+    return sum(11.0 if ord(char) >= 0x2E80 else 6.5 for char in text)
+
+
 def _legend_svg(series: Sequence[Series]) -> str:
     parts, cursor = ['<g class="ts-legend">'], LEFT
     for item in series:
         parts.append(f'<rect x="{cursor}" y="25" width="10" height="3" fill="{_esc(item.colour)}"/>'
                      f'<text x="{cursor + 14}" y="30">{_esc(item.label)}</text>')
-        cursor += 24 + 6.5 * len(item.label)
+        cursor += 24 + _text_width(item.label)
     parts.append("</g>")
     return "".join(parts)
 

@@ -81,11 +81,11 @@ def load(client: TunesmithClient, lang: str, job_id: str | None) -> tuple[str, A
     return lineage_html(report, lang), gr.Button(visible=bool(parent_id)), parent_id
 
 
-def build(client: TunesmithClient, job: gr.Dropdown) -> None:
-    """An accordion under the run picker; re-read when another run is picked or when it is opened."""
+def build(client: TunesmithClient, job: gr.Dropdown, open_parent: gr.Button) -> None:
+    """An accordion under the run picker; re-read when another run is picked or when it is opened.
+    ``open_parent`` (beside the run's shortcuts) is shown for a continued run and selects its parent."""
     with gr.Accordion(t("lineage.title"), open=False, elem_id="runs-lineage") as section:
         view = gr.HTML("", css_template=LINEAGE_CSS, elem_id="runs-lineage-view")
-        open_parent = gr.Button(t("lineage.open_parent"), size="sm", visible=False, elem_id="runs-open-parent")
     parent = gr.State(None)
     loaded = localized(partial(load, client))
     for trigger in (job.change, section.expand):

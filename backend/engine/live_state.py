@@ -21,6 +21,7 @@ from transformers import TrainerCallback
 
 from backend.config.schema import RunConfig
 from backend.engine.failures import EngineError
+from backend.engine.log_lines import describe_result
 
 
 def launched_for_fsdp() -> bool:
@@ -166,7 +167,7 @@ class LiveState(TrainerCallback):
         live = distributed_facts(self.trainer)
         self.facts["distributed"] = live
         self.facts["optimizer"] = optimizer_facts(self.trainer)
-        print(f"distributed: {live}", flush=True)
+        print(describe_result("distributed", live), flush=True)  # key=value text, not a dict
         if state.is_world_process_zero:
             self.write_facts(self.run_dir, self.facts)
         check_as_asked(self.config, live)

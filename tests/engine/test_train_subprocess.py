@@ -58,6 +58,7 @@ def test_the_log_shows_rounded_numbers_and_ends_with_key_value_text(lora_run):
     last = lines[-1]
     assert last.startswith("succeeded: ") and "output=adapter" in last and "train_loss=" in last, last
     assert "{" not in last and not re.search(r"\d\.\d{6,}", last), last  # no raw Python dict
+    assert "distributed: backend=none world_size=1" in lines, [line for line in lines if "distributed" in line]
 
 
 def test_adapter_holds_only_trained_lora_weights(lora_run, tiny_model_dir):

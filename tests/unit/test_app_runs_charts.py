@@ -53,6 +53,8 @@ def test_grad_norm_and_learning_rate_beside_the_loss_gpu_memory_only_on_gpu():
     assert re.findall(r'data-chart="(\w+)"', gpu) == ["loss", "grad_norm", "lr", "gpu_mem"]
     zh = metrics_html(CPU_ROWS, "zh")
     assert ">梯度范数<" in zh and ">学习率<" in zh and ">损失<" in zh and ">step<" not in zh
+    legend = [float(x) for x in re.findall(r'<rect x="([\d.]+)" y="25"', zh)]
+    assert legend[1] - legend[0] >= 24 + 4 * 11  # "训练损失" is four wide characters: the next entry starts after it
     assert "eval loss · 2: 2.4" in html  # the eval loss is its own series in the loss chart
 
 
