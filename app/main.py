@@ -36,8 +36,6 @@ STUDIO_CSS = """
 .dark { --block-info-text-color: #d1d5db; }
 /* Narrow screens (a phone, 420 px): what sits side by side stacks; tabs wrap (gr.Tabs overflow_behavior). */
 @media (max-width: 640px) {
-  .row:has(> #loss-plot) { flex-direction: column; }
-  .row:has(> #loss-plot) > * { width: 100%; min-width: 0; }
   #app-header { min-width: 100% !important; }  /* the header line first, its switches below it */
 }
 """
@@ -89,31 +87,10 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
                 chat_page = chat.build(client)
                 chat_page.refresh.on(chat_tab.select)
 
-        show_header = localized(lambda lang: header_markdown(client, lang))
-        # Gradio labels the buttons of tabs not yet opened once, in the locale of the moment: label them again
-        # after each switch of locale.
         tab_list = [datasets_tab, models_tab, train_tab, runs_tab, export_tab, evaluate_tab, chat_tab]
-        tab_keys = ["tab.datasets", "tab.models", "tab.train", "tab.runs", "tab.export", "tab.evaluate", "tab.chat"]
-
-        def relabel_tabs():
-            return [gr.Tab(label=t(key)) for key in tab_keys]
-
-        # The page script picks the language (?lang=, remembered choice, browser) before anything is rendered.
-        loaded = demo.load(None, js=init_js(), outputs=lang_switch, show_progress="hidden")
-        loaded.then(show_header, outputs=header, show_progress="hidden")
-        demo.load(None, js=theme_init_js(), outputs=theme_switch, show_progress="hidden")
-        theme_switch.input(None, inputs=theme_switch, js=theme_toggle_js(), show_progress="hidden")
-        loaded.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
-        for page in (datasets_page, train_page, runs_page, export_page):
-            page.refresh.on(loaded.then)
-        # Switching flips the static strings in the browser at once; what the server wrote is written again.
-        switched = lang_switch.input(None, inputs=lang_switch, outputs=lang_switch, js=switch_js(),
-                                     show_progress="hidden")
-        switched.then(show_header, outputs=header, show_progress="hidden")
-        switched.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
-        for page in (datasets_page, models_page, train_page, runs_page, export_page, evaluate_page, chat_page):
-            page.refresh.on(switched.then)
-        runs_page.repaint.on(switched.then)
+        pages = {"datasets": datasets_page, "models": models_page, "train": train_page, "runs": runs_page,
+                 "export": export_page, "evaluate": evaluate_page, "chat": chat_page}
+        wire_language_and_theme(demo, client, header, (lang_switch, theme_switch), tab_list, pages)
         datasets_page.refresh.on(datasets_tab.select)
         train_page.refresh.on(train_tab.select)
         runs_page.refresh.on(runs_tab.select)
@@ -142,6 +119,37 @@ def build_app(api_url: str, token: str | None = None) -> gr.Blocks:
     # formatted strings). mount_gradio_app(i18n=None) keeps this; launch() needs it passed again.
     demo.i18n_instance = gradio_i18n()
     return demo
+
+
+def wire_language_and_theme(demo: gr.Blocks, client: TunesmithClient, header: gr.Markdown,
+                            switches: tuple[Any, Any], tab_list: list[gr.Tab], pages: dict[str, Any]) -> None:
+    """The header's language and theme switches: pick the language before the first paint, re-label the tabs and
+    re-write what the server wrote after a switch. ``pages``: tab id -> page."""
+    lang_switch, theme_switch = switches
+    show_header = localized(lambda lang: header_markdown(client, lang))
+    # Gradio labels the buttons of tabs not yet opened once, in the locale of the moment: label them again
+    # after each switch of locale.
+    tab_keys = ["tab.datasets", "tab.models", "tab.train", "tab.runs", "tab.export", "tab.evaluate", "tab.chat"]
+
+    def relabel_tabs():
+        return [gr.Tab(label=t(key)) for key in tab_keys]
+
+    # The page script picks the language (?lang=, remembered choice, browser) before anything is rendered.
+    loaded = demo.load(None, js=init_js(), outputs=lang_switch, show_progress="hidden")
+    loaded.then(show_header, outputs=header, show_progress="hidden")
+    demo.load(None, js=theme_init_js(), outputs=theme_switch, show_progress="hidden")
+    theme_switch.input(None, inputs=theme_switch, js=theme_toggle_js(), show_progress="hidden")
+    loaded.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
+    for name in ("datasets", "train", "runs", "export"):  # the others fill when their tab is opened
+        pages[name].refresh.on(loaded.then)
+    # Switching flips the static strings in the browser at once; what the server wrote is written again.
+    switched = lang_switch.input(None, inputs=lang_switch, outputs=lang_switch, js=switch_js(),
+                                 show_progress="hidden")
+    switched.then(show_header, outputs=header, show_progress="hidden")
+    switched.then(relabel_tabs, outputs=tab_list, show_progress="hidden")
+    for page in pages.values():
+        page.refresh.on(switched.then)
+    pages["runs"].repaint.on(switched.then)  # the Runs card and charts
 
 
 def wire_run_shortcuts(tabs: gr.Tabs, runs_page: runs.RunsPage, pages: dict[str, Any]) -> None:

@@ -235,7 +235,6 @@ MESSAGES: dict[str, str] = {
     # -- Datasets: upload hint -----------------------------------------------------------------------------------
     'upload.mapping_hint': '💡 If your records use other field names (e.g. `question`/`answer`), pick them under **Advanced: format & column mapping** (opened above): the column for each field, e.g. prompt ← `question`, response ← `answer`. Then upload again.',
     # -- plots ---------------------------------------------------------------------------------------------------
-    "chart.curve": "curve",
     # -- Export page ---------------------------------------------------------------------------------------------
     "export.intro": "Export a finished run. **LoRA/QLoRA** runs produce an adapter (`adapter_config.json` + `adapter_model.safetensors`, plus tokenizer files) that loads with PEFT on top of its base model; merging folds it into the base weights and gives a standalone safetensors model. **Full/freeze** runs already are a complete model.",
     "export.job": "Finished run",
