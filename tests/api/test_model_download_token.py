@@ -4,22 +4,16 @@ does not hold it, and a downloaded model says which hub repository it came from 
 
 import json
 
-import pytest
-from fastapi.testclient import TestClient
-
-from backend.api.main import create_app
-from tests.api.test_model_download import MODEL_ID, REPO, URL, wait_download
+from tests.api.test_model_download import (  # noqa: F401 - api: the fixture (app without a runner, offline-safe env)
+    MODEL_ID,
+    REPO,
+    URL,
+    api,
+    wait_download,
+)
 from tests.hub_server import HubServer
 
 SECRET = "hf_user_secret_123"
-
-
-@pytest.fixture
-def api(settings, monkeypatch):
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TUNESMITH_DOWNLOAD_RESERVE_BYTES"):
-        monkeypatch.delenv(name, raising=False)
-    with TestClient(create_app(settings, start_runner=False)) as client:
-        yield client
 
 
 def test_a_token_given_with_the_request_opens_a_gated_model_and_is_never_echoed(api, settings, tiny_model_dir,

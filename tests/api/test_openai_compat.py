@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
 
 from backend.api.main import create_app
 from tests.api.export_runs import AUTHOR, NAME
+from tests.live_server import serving
 
 # the first test also trains the shared runs (tests/api/export_runs.py): minutes on a busy 2-core box
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -29,23 +26,10 @@ def trained_word(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def base_url(export_runs):
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("TUNESMITH_MODELS_DIR", raising=False)
-        server = uvicorn.Server(uvicorn.Config(create_app(export_runs.settings), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/v1"
-        server.should_exit = True
-        thread.join(timeout=30)
+        with serving(create_app(export_runs.settings), start_timeout=60) as url:
+            yield f"{url}/v1"
 
 
 @pytest.fixture(scope="module")

@@ -202,39 +202,25 @@ def test_the_progress_line_names_the_phase_and_the_rows_done():
 
 
 def test_picking_a_run_that_held_rows_out_preselects_its_held_out_split(tmp_path):
-    import threading
-    import time
-
-    import uvicorn
-
     from app.client import TunesmithClient
     from app.pages.evaluate import on_target
     from backend.api.main import create_app
-    from backend.jobs.runner import free_port
     from backend.jobs.store import JobRow, utc_now
     from backend.settings import Settings
+    from tests.live_server import serving
 
     app = create_app(Settings.from_env(tmp_path / "home"), start_runner=False, register_builtins=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    ui = TunesmithClient(f"http://127.0.0.1:{port}/api/v1", timeout=30)
-    try:
-        for job_id, val_size in (("job_split", 0.25), ("job_plain", 0.0)):
-            app.state.jobs.store.insert(JobRow(
-                id=job_id, name=job_id, state="succeeded", created_at=utc_now(), output="adapter",
-                config={"base_model": "m", "datasets": ["x"], "val_size": val_size}, run_dir=str(tmp_path / job_id)))
-        *_, datasets, with_base = on_target(ui, "en", "job:job_split", "ds_other")
-        assert datasets.value == HELD_OUT and with_base.visible is True
-        assert datasets.choices[0][1] == HELD_OUT
-        *_, datasets, _ = on_target(ui, "en", "job:job_plain", HELD_OUT)  # no split: nothing held over from before
-        assert datasets.value is None and HELD_OUT not in [value for _, value in datasets.choices]
-    finally:
-        ui.close()
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(app) as url:
+        ui = TunesmithClient(f"{url}/api/v1", timeout=30)
+        try:
+            for job_id, val_size in (("job_split", 0.25), ("job_plain", 0.0)):
+                app.state.jobs.store.insert(JobRow(
+                    id=job_id, name=job_id, state="succeeded", created_at=utc_now(), output="adapter",
+                    config={"base_model": "m", "datasets": ["x"], "val_size": val_size}, run_dir=str(tmp_path / job_id)))
+            *_, datasets, with_base = on_target(ui, "en", "job:job_split", "ds_other")
+            assert datasets.value == HELD_OUT and with_base.visible is True
+            assert datasets.choices[0][1] == HELD_OUT
+            *_, datasets, _ = on_target(ui, "en", "job:job_plain", HELD_OUT)  # no split: nothing held over from before
+            assert datasets.value is None and HELD_OUT not in [value for _, value in datasets.choices]
+        finally:
+            ui.close()
