@@ -1,5 +1,6 @@
-"""The Runs tab's status card: a run's state, progress bar, facts (step, losses, rewards, engine, lineage),
-its error, hint and stall watchdog verdict, as HTML styled by ``STATUS_CSS``."""
+"""The Runs tab's status card: a run's state, progress bar, facts (step, losses, rewards, engine, lineage), its
+tracker (where its data is), a grpo run's sampled replies, its error, hint and stall watchdog verdict, as HTML styled
+by ``STATUS_CSS``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from app.client import Job, MetricRow
 from app.engine_runtime import runtime_parts
 from app.format import fmt_duration, fmt_float, fmt_time, state_label
 from app.i18n import DEFAULT, t
+from app.pages.runs_samples import SAMPLES_CSS, samples_html
 from app.pages.runs_stopping import stopping_facts
+from app.pages.runs_tracker import TRACKER_CSS, tracker_html
 
 STATUS_CSS = """
 .ts-status { display: flex; flex-direction: column; gap: 6px; }
@@ -30,7 +33,7 @@ STATUS_CSS = """
             white-space: pre-wrap; }
 .ts-hint { border-left: 3px solid #2563eb; padding: 6px 10px; background: #eff6ff; color: #1e3a8a; font-size: 13px; }
 .ts-empty { color: var(--body-text-color-subdued); }
-"""
+""" + TRACKER_CSS + SAMPLES_CSS
 
 
 def engine_summary(engine: dict | None, lang: str = DEFAULT) -> str:
@@ -104,6 +107,8 @@ def status_html(job: Job, rows: list[MetricRow], lang: str = DEFAULT) -> str:
         + "".join(f"<span>{esc(k)} <b>{esc(v)}</b></span>" for k, v in status_facts(job, rows, lang))
         + "</div>",
     ]
+    parts += [part for part in (tracker_html(job.get("engine"), str(job.get("id")), lang), samples_html(rows, lang))
+              if part]  # where the tracker's data is; grpo: the latest sampled replies with their rewards
     if job.get("error"):
         parts.append(f'<div class="ts-error"><b>{esc(t("runs.error", lang))}</b> {esc(str(job["error"]))}</div>')
     if job.get("hint"):

@@ -42,11 +42,13 @@ class Chart:
     fmt: Callable[[float], str] = lambda v: f"{v:.4g}"  # a value as its tick label and hover text show it
 
 
-def points_of(rows: Sequence[MetricRow], key: str) -> tuple[Point, ...]:
-    """(step, value) of every row with a finite number under ``key``, by step (the last row of a step wins)."""
+def points_of(rows: Sequence[MetricRow], key: str, *more: str) -> tuple[Point, ...]:
+    """(step, value) of every row with a finite number under ``key`` (or, in a row without it, under the first of
+    ``more`` it has: trainers name the same fact differently), by step (the last row of a step wins)."""
     found: dict[int, float] = {}
     for row in rows:
-        step, value = row.get("step"), row.get(key)
+        step = row.get("step")
+        value = next((row[k] for k in (key, *more) if row.get(k) is not None), None)
         if isinstance(step, (int, float)) and not isinstance(step, bool) and isinstance(value, (int, float)) \
                 and not isinstance(value, bool) and math.isfinite(value):
             found[int(step)] = float(value)
@@ -204,8 +206,9 @@ def _gib(value: float) -> str:
 
 
 def run_charts(rows: Sequence[MetricRow], lang: str = DEFAULT) -> list[Chart]:
-    """The charts of one run: loss (train and eval), grad norm, learning rate, and GPU memory when the events
-    carry it (the engine logs it on a GPU only; on a CPU there is no such chart)."""
+    """The charts of one run: loss (train and eval), the stage's own curves (:func:`stage_charts`), grad norm,
+    learning rate, and GPU memory when the events carry it (the engine logs it on a GPU only; on a CPU there is no
+    such chart)."""
     loss = Chart("loss", t("chart.loss_title", lang), t("chart.loss", lang), (
         Series(t("chart.train_loss", lang), PALETTE[0], points_of(rows, "loss")),
         Series(t("chart.eval_loss", lang), PALETTE[1], points_of(rows, "eval_loss"))))
@@ -214,7 +217,43 @@ def run_charts(rows: Sequence[MetricRow], lang: str = DEFAULT) -> list[Chart]:
                              ("gpu_mem", PALETTE[3], _gib)):
         name = t(f"chart.{key}", lang)
         charts.append(Chart(key, t(f"chart.{key}_title", lang), name, (Series(name, colour, points_of(rows, key)),), fmt))
-    return charts
+    return charts[:1] + stage_charts(rows, lang) + charts[1:]  # the stage's own curves next to the loss
+
+
+def reward_function_names(rows: Sequence[MetricRow]) -> list[str]:
+    """The reward functions of a grpo run, in the order its rows name them (``rewards/<name>/mean`` keys)."""
+    names: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            if key.startswith("rewards/") and key.endswith("/mean") and key.count("/") >= 2:
+                names[key[len("rewards/"):-len("/mean")]] = None
+    return list(names)
+
+
+def _train_and_eval(rows: Sequence[MetricRow], lang: str, *keys: str) -> tuple[Series, ...]:
+    """A train series of the first of ``keys`` a row has, and an eval series of their ``eval_`` twins."""
+    return (Series(t("chart.train", lang), PALETTE[0], points_of(rows, *keys)),
+            Series(t("chart.eval", lang), PALETTE[1], points_of(rows, *(f"eval_{key}" for key in keys))))
+
+
+def stage_charts(rows: Sequence[MetricRow], lang: str = DEFAULT) -> list[Chart]:
+    """The curves of the stage that wrote ``rows`` (a chart without points is not drawn, so each stage shows its
+    own): preference stages (dpo/kto: ``rewards/margins``, ``rewards/accuracies``; rm: ``margin``, ``accuracy``)
+    their reward margin and accuracy, train and eval; grpo the mean reward (weighted total and one series per
+    reward function), the KL to the reference and the mean length of the sampled replies."""
+    rewards = (Series(t("chart.reward_total", lang), PALETTE[0], points_of(rows, "reward")),
+               *(Series(name, PALETTE[(i + 1) % len(PALETTE)], points_of(rows, f"rewards/{name}/mean"))
+                 for i, name in enumerate(reward_function_names(rows))))
+    return [
+        Chart("reward_margin", t("chart.reward_margin_title", lang), t("chart.reward_margin", lang),
+              _train_and_eval(rows, lang, "rewards/margins", "margin")),
+        Chart("reward_accuracy", t("chart.reward_accuracy_title", lang), t("chart.reward_accuracy", lang),
+              _train_and_eval(rows, lang, "rewards/accuracies", "accuracy")),
+        Chart("reward", t("chart.reward_title", lang), t("chart.reward", lang), rewards),
+        Chart("kl", t("chart.kl_title", lang, kl="KL"), "KL", (Series("KL", PALETTE[3], points_of(rows, "kl")),)),
+        Chart("completion_length", t("chart.completion_length_title", lang), t("chart.tokens", lang),
+              (Series(t("chart.tokens", lang), PALETTE[5], points_of(rows, "completions/mean_length")),)),
+    ]
 
 
 def metrics_html(rows: Sequence[MetricRow], lang: str = DEFAULT) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,11 +36,13 @@ def _finite_or_none(value) -> float | None:
 class EventsCallback(TrainerCallback):
     """Writes ``{"step","total_steps","epoch","loss","lr","grad_norm","tokens_per_s","eta_s","time"}`` rows
     (eval rows: ``{"step","total_steps","epoch","eval_loss","time"}``), plus the ``REWARD_KEYS`` (eval rows:
-    ``eval_rewards/...``, ``eval_accuracy``...) that preference and reward-model training log. Only the main
-    process writes."""
+    ``eval_rewards/...``, ``eval_accuracy``...) that preference and reward-model training log, and, given
+    ``samples`` (stage grpo: the trainer's latest sampled replies with their rewards), a ``samples`` list in each
+    training row for the Runs card. Only the main process writes."""
 
-    def __init__(self, events_path: Path):
+    def __init__(self, events_path: Path, samples: Callable[[], list[dict]] | None = None):
         self.events_path = Path(events_path)
+        self.samples = samples
         self.train_loss: float | None = None
         self._start: float | None = None
         self._last_time: float | None = None
@@ -92,6 +95,8 @@ class EventsCallback(TrainerCallback):
             **{key: _finite_or_none(logs[key]) for key in metric_keys(logs)},
             "time": now,
         }
+        if self.samples is not None and (samples := self.samples()):
+            row["samples"] = samples
         if torch.cuda.is_available():
             row["gpu_mem"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         return row

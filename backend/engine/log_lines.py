@@ -62,3 +62,48 @@ def describe_result(status: str, result: dict[str, Any]) -> str:
     memory_plan.fits=True ...`` (nested facts as ``key.sub=value``; None values left out)."""
     text = " ".join(f"{key}={value}" for key, value in _flat_items(result, ""))
     return f"{status}: {text}" if text else f"{status}:"
+
+
+SAMPLES_PER_STEP = 2  # sampled replies (stage grpo) kept in each training row of events.jsonl
+SAMPLE_CHARS = 200  # of each prompt and reply: a row stays small (the stall watchdog reads the file's tail)
+
+
+def clip_text(text: str, chars: int = SAMPLE_CHARS) -> str:
+    """``text`` cut to ``chars`` characters (ending in '…' when cut); leading spaces kept (a reward may hinge on
+    them), trailing ones dropped."""
+    text = text.rstrip()
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
+
+
+def turn_text(value: Any) -> str:
+    """The text of a prompt or a reply as trl keeps it: a string, or a list of messages (a prompt's last turn, a
+    reply's contents joined)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(m, dict) for m in value):
+        if value[-1].get("role") == "assistant":
+            return "".join(str(m.get("content") or "") for m in value)
+        return str(value[-1].get("content") or "")
+    return str(value)
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return round(float(value), 4)
+    return None
+
+
+def latest_samples(prompts: list, completions: list, rewards: dict[str, list], weights: list[float],
+                   limit: int = SAMPLES_PER_STEP) -> list[dict[str, Any]]:
+    """The last ``limit`` sampled replies with their prompt (its last turn), each reward function's score and the
+    weighted total (None where no function scored it), clipped: ``[{"prompt", "completion", "rewards": {name:
+    score}, "reward"}]``."""
+    count = min(len(prompts), len(completions), *(len(scores) for scores in rewards.values()))
+    samples = []
+    for index in range(max(count - limit, 0), count):
+        scores = {name: _finite(values[index]) for name, values in rewards.items()}
+        weighted = [w * s for w, s in zip(weights, scores.values(), strict=False) if s is not None]
+        samples.append({"prompt": clip_text(turn_text(prompts[index])),
+                        "completion": clip_text(turn_text(completions[index])),
+                        "rewards": scores, "reward": round(sum(weighted), 4) if weighted else None})
+    return samples

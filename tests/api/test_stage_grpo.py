@@ -8,6 +8,7 @@ hold the mean reward, the function's own mean and the reply length per step; no 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -52,6 +53,12 @@ def test_grpo_with_a_regex_reward_raises_the_expected_reward(grpo_run, tiny_mode
     rows = step_rows(client, job["id"])
     assert [row["step"] for row in rows] == list(range(1, 13))
     assert all({"reward", "rewards/regex/mean", "completions/mean_length"} <= set(row) for row in rows)
+    # the Runs card's sampled replies: two per step, each scored by the regex (1.0 when the reply starts [a-z])
+    for row in rows:
+        assert len(row["samples"]) == 2 and all(set(s["rewards"]) == {"regex"} for s in row["samples"]), row
+        assert all(s["rewards"]["regex"] == float(bool(re.match(PATTERN, s["completion"]))) == s["reward"]
+                   for s in row["samples"]), row["samples"]
+        assert all(s["prompt"] and len(s["prompt"]) <= 200 for s in row["samples"])
 
     tokenizer = load_tokenizer(tiny_model_dir)
     prompts = [prompt_and_reference(Row(messages=row["messages"]))[0] for row in conversations()]

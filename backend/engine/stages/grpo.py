@@ -8,7 +8,8 @@ grpo.max_completion_length tokens are left out (counted in the log). trl renders
 chat template (the run's named template, if any), samples grpo.num_generations replies per prompt, scores them,
 and raises the likelihood of the replies above their group's mean. Logged per step: reward (weighted sum),
 rewards/<function>/mean, kl (with grpo.beta > 0) and completions/mean_length, in events.jsonl; two sampled
-replies with their rewards per logging step in the run log.
+replies with their rewards per logging step in the run log (trl's table) and in events.jsonl (``samples``, clipped:
+the Runs card shows them).
 """
 
 from __future__ import annotations
@@ -98,6 +99,22 @@ def build_trainer(ctx: StageContext):
         include_num_input_tokens_seen="no",  # trl counts its own tokens (num_tokens)
         log_completions=True, num_completions_to_print=2,  # sample replies with their rewards in the run log
     )
-    return trainer_class(GRPOTrainer, ctx)(
+    return _with_samples(trainer_class(GRPOTrainer, ctx))(
         model=ctx.model, reward_funcs=functions, args=args, train_dataset=ctx.train_dataset,
         eval_dataset=ctx.eval_dataset, processing_class=ctx.tokenizer, peft_config=ctx.peft_config)
+
+
+def _with_samples(base):
+    """``base`` plus ``sampled_completions()``: the latest sampled replies with each reward function's score, read
+    from what trl keeps for its own completion log (``_logs``), for EventsCallback's rows."""
+    from backend.engine.log_lines import latest_samples
+
+    class GRPOWithSamples(base):
+        def sampled_completions(self) -> list[dict]:
+            logs = self._logs
+            return latest_samples(list(logs["prompt"]), list(logs["completion"]),
+                                  {name: list(scores) for name, scores in logs["rewards"].items()},
+                                  [float(w) for w in self.reward_weights.tolist()])
+
+    GRPOWithSamples.__name__ = GRPOWithSamples.__qualname__ = base.__name__
+    return GRPOWithSamples

@@ -160,7 +160,8 @@ def finish_trainer(trainer, ctx: StageContext) -> TrainerHooks:
     if ctx.precision.pure:
         methods.cast_trainable_to(trainer.model, torch.bfloat16)
     trainer.remove_callback(PrinterCallback)  # EventsCallback prints its own progress line
-    hooks = TrainerHooks(events=EventsCallback(ctx.run_dir / rundir.EVENTS_FILE),
+    hooks = TrainerHooks(events=EventsCallback(ctx.run_dir / rundir.EVENTS_FILE,  # grpo: its sampled replies too
+                                               samples=getattr(trainer, "sampled_completions", None)),
                          stop_request=StopRequestCallback(ctx.run_dir / rundir.STOP_FILE))
     trainer.add_callback(hooks.events)
     trainer.add_callback(hooks.stop_request)
