@@ -57,4 +57,5 @@ MESSAGES.update({
     "runs.tracker_wandb_online": "Weights & Biases, online; local run files in {location}",
     "runs.tracker_wandb_find": "project '{project}', the run named {id}",
     "runs.tracker_other": "{name}: {location}",
+    "runs.tracker_mlflow_run": "run {run}, then open {url}",
 })

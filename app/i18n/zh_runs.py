@@ -56,4 +56,5 @@ MESSAGES.update({
     "runs.tracker_wandb_online": "Weights & Biases 在线模式；本地运行文件位于 {location}",
     "runs.tracker_wandb_find": "项目“{project}”，名为 {id} 的运行",
     "runs.tracker_other": "{name}：{location}",
+    "runs.tracker_mlflow_run": "运行 {run}，然后打开 {url}",
 })

@@ -11,6 +11,7 @@ from typing import Any
 from app.i18n import DEFAULT, t
 from backend.config.trackers import MLFLOW_EXPERIMENT, WANDB_PROJECT
 
+MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 TRACKER_CSS = """
 .ts-tracker { font-size: 13px; border-left: 3px solid var(--color-accent); padding: 4px 10px; }
 .ts-tracker code { user-select: all; }
@@ -28,7 +29,12 @@ def tracker_facts(engine: dict[str, Any] | None, job_id: str, lang: str = DEFAUL
     if name == "tensorboard":
         return (t("runs.tracker_tensorboard", lang, location=location), f"tensorboard --logdir {quoted}", "")
     if name == "mlflow":
-        return (t("runs.tracker_mlflow", lang, location=location), f"mlflow ui --backend-store-uri {quoted}",
+        command = f"mlflow ui --backend-store-uri {quoted}"
+        if tracker.get("run_id") and tracker.get("experiment_id") is not None:  # recorded when training began
+            page = f"{MLFLOW_UI}/#/experiments/{tracker['experiment_id']}/runs/{tracker['run_id']}"
+            return (t("runs.tracker_mlflow", lang, location=location), command,
+                    t("runs.tracker_mlflow_run", lang, run=tracker["run_id"], url=page))
+        return (t("runs.tracker_mlflow", lang, location=location), command,
                 t("runs.tracker_mlflow_find", lang, experiment=MLFLOW_EXPERIMENT, id=job_id,
                   tag=f"tunesmith.run_id={job_id}"))
     if name == "wandb":

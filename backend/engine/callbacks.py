@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from backend.engine.log_lines import describe_event
+from backend.engine.log_lines import describe_event, describe_samples
 from backend.fsio import append_jsonl
 
 # what trl's DPO/KTO trainers log besides the loss (stages dpo, kto): implicit rewards beta * log(pi / pi_ref);
@@ -73,7 +73,7 @@ class EventsCallback(TrainerCallback):
         else:
             return
         append_jsonl(self.events_path, row)
-        print(describe_event(row), flush=True)
+        print("\n".join([describe_event(row), *describe_samples(row.get("samples") or [])]), flush=True)
 
     def _train_row(self, state, logs: dict) -> dict:
         now = time.time()

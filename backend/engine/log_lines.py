@@ -107,3 +107,14 @@ def latest_samples(prompts: list, completions: list, rewards: dict[str, list], w
                         "completion": clip_text(turn_text(completions[index])),
                         "rewards": scores, "reward": round(sum(weighted), 4) if weighted else None})
     return samples
+
+
+def describe_samples(samples: list[dict[str, Any]]) -> list[str]:
+    """The log lines of a row's sampled replies (stage grpo), the same ones the Runs card shows: ``  sample 1:
+    'What is 3 plus 3?' -> ' six' reward 1 (regex 1, length 0.5)``."""
+    lines = []
+    for number, sample in enumerate(samples, 1):
+        scores = ", ".join(f"{name} {fmt_number(score)}" for name, score in (sample.get("rewards") or {}).items())
+        lines.append(f"  sample {number}: {sample.get('prompt')!r} -> {sample.get('completion')!r} reward "
+                     f"{fmt_number(sample.get('reward'))}" + (f" ({scores})" if scores else ""))
+    return lines

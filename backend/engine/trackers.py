@@ -59,11 +59,15 @@ def tracker_args(run: ResolvedRun) -> dict:
 
 class RunConfigToTracker(TrainerCallback):
     """Logs the run's Tunesmith config (and its datasets) to the tracker when training begins, after transformers'
-    callback opened its run: a TensorBoard text, an MLflow artifact + params, W&B config."""
+    callback opened its run: a TensorBoard text, an MLflow artifact + params, W&B config. Given the run's ``facts``
+    and ``run_dir``, it records the MLflow run it logs into (``tracker.run_id``, ``tracker.experiment_id``) in
+    engine.json, so the Runs card names the very run to open."""
 
-    def __init__(self, run: ResolvedRun, trainer):
+    def __init__(self, run: ResolvedRun, trainer, facts: dict | None = None, run_dir: Path | None = None):
         self.run = run
         self.trainer = trainer
+        self.facts = facts
+        self.run_dir = run_dir
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -83,11 +87,21 @@ class RunConfigToTracker(TrainerCallback):
 
             mlflow.log_dict(config, "tunesmith_run_config.json")
             mlflow.log_params({f"tunesmith.{key}": str(value)[:500] for key, value in config.items()})
+            self._record_mlflow_run(mlflow.active_run())
         elif name == "wandb":
             import wandb
 
             if wandb.run is not None:
                 wandb.run.config.update({"tunesmith": config}, allow_val_change=True)
+
+
+    def _record_mlflow_run(self, active) -> None:
+        if active is None or self.facts is None or self.run_dir is None or "tracker" not in self.facts:
+            return
+        from backend.engine.outputs import write_engine_facts
+
+        self.facts["tracker"].update(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
+        write_engine_facts(self.run_dir, self.facts)
 
 
 class EvaluateAtLastStep(TrainerCallback):

@@ -59,6 +59,10 @@ def test_grpo_with_a_regex_reward_raises_the_expected_reward(grpo_run, tiny_mode
         assert all(s["rewards"]["regex"] == float(bool(re.match(PATTERN, s["completion"]))) == s["reward"]
                    for s in row["samples"]), row["samples"]
         assert all(s["prompt"] and len(s["prompt"]) <= 200 for s in row["samples"])
+    log = (run_dir(job) / "stdout.log").read_text(encoding="utf-8", errors="replace")
+    last = rows[-1]["samples"][-1]
+    assert log.count("  sample 1: ") == 12 and f"  sample 2: {last['prompt']!r} -> {last['completion']!r}" in log
+    assert "Advantage" not in log and not (run_dir(job) / "checkpoints" / "completions").exists()  # no trl table
 
     tokenizer = load_tokenizer(tiny_model_dir)
     prompts = [prompt_and_reference(Row(messages=row["messages"]))[0] for row in conversations()]

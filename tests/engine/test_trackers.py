@@ -45,10 +45,12 @@ def test_mlflow_run_in_the_studio_home_has_metrics_and_config(tmp_path, tiny_mod
         job_id = submit(client, dataset, report_to="mlflow", val_size=0.25, eval_steps=2)
         job = wait_done(client, job_id)
     store = tmp_path / "home" / "mlruns"
-    assert job["engine"]["tracker"] == {"name": "mlflow", "location": store.as_uri()}
     mlflow = MlflowClient(store.as_uri())
     experiment = mlflow.get_experiment_by_name("tunesmith")
     (run,) = mlflow.search_runs([experiment.experiment_id])
+    # the run the Runs card names (engine.json): the very MLflow run that holds the metrics
+    assert job["engine"]["tracker"] == {"name": "mlflow", "location": store.as_uri(), "run_id": run.info.run_id,
+                                        "experiment_id": experiment.experiment_id}
     assert run.info.run_name == job_id and run.data.tags["tunesmith.run_id"] == job_id
     losses = [m.value for m in sorted(mlflow.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)]
     metrics = client_metrics(tmp_path, job_id)

@@ -115,6 +115,9 @@ def test_the_tracker_line_says_where_the_data_is_and_how_to_open_it():
     mlflow = tracker_html({"tracker": {"name": "mlflow", "location": "file:///home/me/my studio/mlruns"}}, "job_m")
     assert "<code>mlflow ui --backend-store-uri &#x27;file:///home/me/my studio/mlruns&#x27;</code>" in mlflow
     assert "experiment &#x27;tunesmith&#x27;, the run named job_m (tag tunesmith.run_id=job_m)" in mlflow
+    recorded = tracker_html({"tracker": {"name": "mlflow", "location": "file:///s/mlruns", "run_id": "ab12",
+                                         "experiment_id": "7"}}, "job_m")
+    assert "run ab12, then open http://127.0.0.1:5000/#/experiments/7/runs/ab12" in recorded
     wandb = tracker_html({"tracker": {"name": "wandb", "location": "/r/job_w/wandb", "mode": "offline"}}, "job_w")
     assert "offline" in wandb and "<code>wandb sync /r/job_w/wandb/offline-run-*</code>" in wandb
     online = tracker_html({"tracker": {"name": "wandb", "location": "/r/job_w/wandb", "mode": "online"}}, "job_w")

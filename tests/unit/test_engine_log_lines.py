@@ -35,3 +35,15 @@ def test_the_result_line_is_key_value_text_not_a_dict():
                     "target_modules=q_proj,v_proj")
     assert "{" not in line and "'" not in line and not LONG_FLOAT.search(line)
     assert describe_result("succeeded", {}) == "succeeded:"
+
+
+def test_sampled_replies_log_as_the_card_shows_them():
+    from backend.engine.log_lines import describe_samples
+
+    lines = describe_samples([{"prompt": "What is 3 plus 3?", "completion": " six", "rewards": {"regex": 1.0,
+                                                                                             "length": 0.5},
+                               "reward": 1.5},
+                              {"prompt": "Hi", "completion": "", "rewards": {"regex": None}, "reward": None}])
+    assert lines == ["  sample 1: 'What is 3 plus 3?' -> ' six' reward 1.5 (regex 1, length 0.5)",
+                     "  sample 2: 'Hi' -> '' reward - (regex -)"]
+    assert describe_samples([]) == []

@@ -8,8 +8,8 @@ grpo.max_completion_length tokens are left out (counted in the log). trl renders
 chat template (the run's named template, if any), samples grpo.num_generations replies per prompt, scores them,
 and raises the likelihood of the replies above their group's mean. Logged per step: reward (weighted sum),
 rewards/<function>/mean, kl (with grpo.beta > 0) and completions/mean_length, in events.jsonl; two sampled
-replies with their rewards per logging step in the run log (trl's table) and in events.jsonl (``samples``, clipped:
-the Runs card shows them).
+replies with their rewards per logging step in events.jsonl (``samples``, clipped: the Runs card shows them) and
+the run log.
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def build_trainer(ctx: StageContext):
         num_generations=grpo.num_generations, max_completion_length=grpo.max_completion_length,
         temperature=grpo.temperature, beta=grpo.beta, loss_type=grpo.loss_type, reward_weights=weights,
         include_num_input_tokens_seen="no",  # trl counts its own tokens (num_tokens)
-        log_completions=True, num_completions_to_print=2,  # sample replies with their rewards in the run log
+        # the run log's sampled replies are EventsCallback's (the card's); trl's own completions log (a table in
+        # the log, a parquet file per step) only for W&B, whose completions table it feeds
+        log_completions=config.report_to == "wandb", num_completions_to_print=2,
     )
     return _with_samples(trainer_class(GRPOTrainer, ctx))(
         model=ctx.model, reward_funcs=functions, args=args, train_dataset=ctx.train_dataset,

@@ -174,6 +174,6 @@ def finish_trainer(trainer, ctx: StageContext) -> TrainerHooks:
     if config.report_to != "none":
         from backend.engine.trackers import EvaluateAtLastStep, RunConfigToTracker
 
-        trainer.add_callback(RunConfigToTracker(ctx.run, trainer))
+        trainer.add_callback(RunConfigToTracker(ctx.run, trainer, ctx.facts, ctx.run_dir))
         trainer.add_callback(EvaluateAtLastStep())
     return hooks
