@@ -126,10 +126,15 @@ test test-prepare lint install-dev: EXTRAS = [dev]
 # DeepSpeed op build, the model conversion and the lint gate (pip runs into the venv take turns, see PIP).
 test-prepare: install-dev lint browser model
 
+# `make test PYTEST_JOBS=2`: the suite on two pytest-xdist workers, one test module (or group of modules sharing a
+# trained fixture) per unit of work, heavy units first (tests/conftest.py). Opt-in until a whole run on an idle 2-core
+# box has shown it green and faster; by default the suite runs in one process.
 test:
 	@$(MAKE) --no-print-directory -j$(PREPARE_JOBS) test-prepare
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST) $(PYTEST_ARGS)
 PREPARE_JOBS ?= 3
+PYTEST_JOBS  ?= 0
+PYTEST_XDIST  = $(if $(filter-out 0,$(PYTEST_JOBS)),-n $(PYTEST_JOBS) --dist loadfile --no-loadscope-reorder)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
