@@ -37,7 +37,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # 1.5-3 min on 2 cores): CPU Adam (ZeRO optimizer offload) and the shared-memory collectives of CPU processes. Without
 # them every clean environment JIT-compiles both inside its first DeepSpeed run (minutes, inside a job or a test).
 # --no-build-isolation: the ops build against the torch installed above; --no-cache-dir: never a cached wheel built
-# without the ops. Installed before Tunesmith, so its own resolve finds DeepSpeed there and builds it only this once.
+# without the ops; DS_ENABLE_NINJA: each op's sources compile in parallel (DeepSpeed's default: one file at a time).
+# Installed before Tunesmith, so that Tunesmith's resolve finds DeepSpeed there and it is built only this once.
 # A failed op build falls back to DeepSpeed as pure Python (DS_BUILD_OPS=0) and says so: that only costs the JIT later.
 DS_SPEC ?= deepspeed>=0.16
 deepspeed-cpu-ops:
@@ -45,8 +46,8 @@ deepspeed-cpu-ops:
 	then echo "==> DeepSpeed CPU ops already built"; \
 	else echo "==> building DeepSpeed with its CPU Adam and shared-memory comm ops (a few minutes, once)"; \
 	  DS_SPEC="$$($(BIN)/python -c 'import importlib.metadata as m; print("deepspeed==" + m.version("deepspeed"))' 2>/dev/null || echo '$(DS_SPEC)')"; \
-	  DS_BUILD_OPS=0 DS_BUILD_CPU_ADAM=1 DS_BUILD_SHM_COMM=1 $(PIP) install --quiet --progress-bar off \
-	    --no-build-isolation --no-cache-dir --force-reinstall --no-deps "$$DS_SPEC" \
+	  PATH="$(abspath $(BIN)):$$PATH" DS_ENABLE_NINJA=1 DS_BUILD_OPS=0 DS_BUILD_CPU_ADAM=1 DS_BUILD_SHM_COMM=1 \
+	    $(PIP) install --quiet --progress-bar off --no-build-isolation --no-cache-dir --force-reinstall --no-deps "$$DS_SPEC" \
 	  && $(PIP) install --quiet --progress-bar off "$$DS_SPEC" \
 	  || { echo "!! DeepSpeed CPU ops not prebuilt: the first ZeRO offload / CPU DeepSpeed run will JIT-compile them"; \
 	       DS_BUILD_OPS=0 $(PIP) install --quiet --progress-bar off "$$DS_SPEC"; }; fi
