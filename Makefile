@@ -90,7 +90,9 @@ $(VENV)/cache/llama-wheel.done: | $(BIN)/python
 	  $(BIN)/pip wheel --quiet --progress-bar off --no-deps -w $(LLAMA_CPP_WHEELS) $(LLAMA_CPP_SRCDIR)
 	@touch $@
 
-$(VENV)/.installed-gguf: $(VENV)/cache/llama-wheel.done | $(VENV)/.installed
+# a venv that has it (built by an older Makefile without the wheel step too) keeps it: no rebuild for a missing wheel
+LLAMA_CPP_WHEEL_DONE := $(if $(wildcard $(VENV)/.installed-gguf),,$(VENV)/cache/llama-wheel.done)
+$(VENV)/.installed-gguf: $(LLAMA_CPP_WHEEL_DONE) | $(VENV)/.installed
 	$(PIP) install --quiet --progress-bar off $(LLAMA_CPP_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	rm -rf $(VENV)/share/llama.cpp && mkdir -p $(VENV)/share/llama.cpp
 	tar -xzf $(LLAMA_CPP_SDIST) -C $(VENV)/share/llama.cpp --strip-components=3 \
