@@ -14,7 +14,7 @@ import pandas as pd
 from app.client import ApiError, Job, MetricRow, TunesmithClient
 from app.format import error_markdown, fmt_duration, fmt_float, state_text
 from app.i18n import DEFAULT, localized, t
-from app.pages.runs_charts import CHARTS_CSS, Chart, charts_html, points_of, series_of_runs
+from app.pages.runs_charts import CHARTS_CSS, Chart, charts_html, points_of, series_of_runs, stage_compare_charts
 from backend.config.schema import RunConfig
 
 COMPARE_KEYS = ["run", "state", "method", "lr", "epochs", "final_loss", "eval_loss", "tokens_s", "runtime"]
@@ -132,7 +132,8 @@ def build(client: TunesmithClient) -> CompareSection:
                 runs.append((client.get_job(job_id), client.job_metrics(job_id)))
             except ApiError as exc:
                 failed.append(f"`{job_id}`: {error_markdown(exc, lang)}")
-        train, evals = compare_charts([(run_label(job), rows) for job, rows in runs], lang)
+        labelled = [(run_label(job), rows) for job, rows in runs]
+        train, evals = compare_charts(labelled, lang)
         has_train, has_eval = (any(s.points for s in chart.series) for chart in (train, evals))
         notes = []
         if runs and not has_train:
@@ -141,7 +142,8 @@ def build(client: TunesmithClient) -> CompareSection:
             notes.append(t("compare.no_eval", lang))
         if failed:
             notes.append(t("compare.unreadable", lang, runs="; ".join(failed)))
-        return (charts_html([train], lang, "chart.compare_no_points") if has_train else "",
+        return (charts_html([train, *stage_compare_charts(labelled, lang)], lang, "chart.compare_no_points")
+                if has_train else "",  # the stages' rewards beside the train loss
                 charts_html([evals], lang, "chart.compare_no_points") if has_eval else "",
                 compare_table(runs, lang=lang), "\n\n".join(notes))
 

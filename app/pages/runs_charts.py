@@ -261,9 +261,22 @@ def metrics_html(rows: Sequence[MetricRow], lang: str = DEFAULT) -> str:
     return charts_html(run_charts(rows, lang), lang)
 
 
-def series_of_runs(runs: Sequence[tuple[str, Sequence[MetricRow]]], key: str) -> tuple[Series, ...]:
-    """One series per run (label, rows), in a colour of its own (the same in every chart of the comparison)."""
-    return tuple(Series(label, PALETTE[i % len(PALETTE)], points_of(rows, key)) for i, (label, rows) in enumerate(runs))
+def series_of_runs(runs: Sequence[tuple[str, Sequence[MetricRow]]], key: str, *more: str) -> tuple[Series, ...]:
+    """One series per run (label, rows), in a colour of its own (the same in every chart of the comparison); a
+    run's points are its ``key`` values (or those of the first of ``more`` a row has, as :func:`points_of`)."""
+    return tuple(Series(label, PALETTE[i % len(PALETTE)], points_of(rows, key, *more))
+                 for i, (label, rows) in enumerate(runs))
+
+
+def stage_compare_charts(runs: Sequence[tuple[str, Sequence[MetricRow]]], lang: str = DEFAULT) -> list[Chart]:
+    """Compare runs beyond the loss: the mean reward of grpo runs, the reward margin and accuracy of dpo/kto/rm
+    runs (one series per run; a chart no compared run logs is not drawn)."""
+    return [Chart("compare_reward", t("chart.reward_title", lang), t("chart.reward", lang),
+                  series_of_runs(runs, "reward")),
+            Chart("compare_reward_margin", t("chart.reward_margin_title", lang), t("chart.reward_margin", lang),
+                  series_of_runs(runs, "rewards/margins", "margin")),
+            Chart("compare_reward_accuracy", t("chart.reward_accuracy_title", lang), t("chart.reward_accuracy", lang),
+                  series_of_runs(runs, "rewards/accuracies", "accuracy"))]
 
 
 CHARTS_CSS = """

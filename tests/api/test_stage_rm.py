@@ -12,7 +12,9 @@ stage as its reward model is a 422 (nothing stored)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,7 @@ JOBS = {"rm_lora": {**RM, "lora_rank": 4}, "rm_full": {**RM, "method": "full", "
 def grpo_with_reward_model(dataset: str, rm_id: str) -> dict:
     return {**TINY_RUN, "datasets": [dataset], "stage": "grpo", "lora_rank": 4, "max_steps": 2,
             "per_device_batch_size": 4, "cutoff_len": 128,
-            "grpo": {"num_generations": 4, "max_completion_length": 4,
+            "grpo": {"num_generations": 4, "max_completion_length": 4, "beta": 0.05,  # KL to the adapter-off base
                      "rewards": [{"name": "reward_model", "run": rm_id},
                                  {"name": "length", "target_chars": 8, "weight": 0.5}]}}
 
@@ -219,6 +221,23 @@ def test_grpo_with_the_reward_model_trains_and_logs_its_reward(runs):
     assert all("rewards/reward_model/mean" in row and "rewards/length/mean" in row for row in rows), rows
     assert len({row["rewards/reward_model/mean"] for row in rows}) == 2  # real, varying scores
     print("grpo_rm: rewards/reward_model/mean per step", [row["rewards/reward_model/mean"] for row in rows])
+    # beta > 0: the KL to the reference (the base with the adapter switched off, equal to the policy before the
+    # first update) is logged, and the Runs page draws it beside the reward of each function
+    assert result(job)["reference_model"] == "base with the adapter switched off"
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6) and rows[-1]["kl"] > 0, rows
+    assert all({"reward_model", "length"} == set(s["rewards"]) for row in rows for s in row["samples"]), rows
+    gradio_charts_of_a_real_grpo_run(rows)
+
+
+def gradio_charts_of_a_real_grpo_run(rows: list[dict]) -> None:
+    if importlib.util.find_spec("gradio") is None:
+        return
+    from app.pages.runs_charts import metrics_html
+
+    html = metrics_html(rows, "en")
+    assert re.findall(r'data-chart="(\w+)"', html)[:4] == ["loss", "reward", "kl", "completion_length"]
+    assert re.findall(r'data-series="([^"]+)"', html.split('data-chart="reward"')[1].split("</figure>")[0]) == [
+        "total (weighted)", "reward_model", "length"]
 
 
 def test_grpo_lora_output_downloads_chats_and_merges(runs, tiny_model_dir):

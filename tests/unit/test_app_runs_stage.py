@@ -125,3 +125,19 @@ def test_the_tracker_line_says_where_the_data_is_and_how_to_open_it():
     assert "实验跟踪" in tracker_html({"tracker": {"name": "tensorboard", "location": "/x"}}, "j", "zh")
     assert tracker_html({"precision": "fp32"}, "job_n") == "" and tracker_html(None, "job_n") == ""
     assert "ts-tracker" not in status_html({"id": "job_n", "state": "running", "engine": {"precision": "fp32"}}, [])
+
+
+def test_compare_draws_the_rewards_of_the_runs_that_log_them():
+    import re as regex
+
+    from app.pages.runs_charts import charts_html, stage_compare_charts
+
+    runs = [("grpo-a", GRPO_ROWS), ("dpo-b", [{"step": 1, "loss": 0.69, "rewards/margins": 0.1}]),
+            ("rm-c", [{"step": 1, "loss": 0.5, "margin": 2.0, "accuracy": 1.0}]), ("sft-d", [{"step": 1, "loss": 2.0}])]
+    html = charts_html(stage_compare_charts(runs, "en"), "en")
+    assert regex.findall(r'data-chart="(\w+)"', html) == ["compare_reward", "compare_reward_margin",
+                                                         "compare_reward_accuracy"]
+    assert "grpo-a · 2: 0.625" in figure(html, "compare_reward")
+    margin = figure(html, "compare_reward_margin")
+    assert "dpo-b · 1: 0.1" in margin and "rm-c · 1: 2" in margin and "sft-d ·" not in margin
+    assert charts_html(stage_compare_charts([("sft-d", [{"step": 1, "loss": 2.0}])]), "en").count("<figure") == 0
