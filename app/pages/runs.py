@@ -173,8 +173,8 @@ def _layout() -> dict[str, Any]:
         value=jobs_frame([]), interactive=False, max_height=260, elem_id="runs-table", show_label=False
     )
     c["status"] = gr.HTML(empty_status(), css_template=STATUS_CSS, js_on_load=None, elem_id="runs-status")
-    # loss, grad norm, learning rate (and GPU memory on a GPU) side by side, drawn as SVG (app.pages.runs_charts),
-    # then the log across the page
+    # loss, the stage's own curves (rewards, KL, reply length; reward margin/accuracy), grad norm, learning rate
+    # (and GPU memory on a GPU) side by side, drawn as SVG (app.pages.runs_charts), then the log across the page
     c["plot"] = gr.HTML("", css_template=CHARTS_CSS, elem_id="loss-plot")
     c["logs"] = gr.Textbox(
         label=t("runs.log", lines=LOG_TAIL),

@@ -16,7 +16,7 @@ SAMPLES_CSS = """
 .ts-samples table { border-collapse: collapse; width: 100%; margin-top: 4px; }
 .ts-samples th, .ts-samples td { border: 1px solid var(--border-color-primary); padding: 3px 6px; text-align: left;
                                  vertical-align: top; }
-.ts-samples td.ts-text { white-space: pre-wrap; word-break: break-word; }
+.ts-samples td.ts-text { white-space: pre-wrap; word-break: break-word; width: 38%; }
 """
 
 
