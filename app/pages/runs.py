@@ -81,6 +81,14 @@ def merge_metrics(cached: list[MetricRow], new: list[MetricRow]) -> list[MetricR
     return sorted(merged.values(), key=lambda r: (r.get("step") or 0, key(r)[1]))
 
 
+def latest_samples_only(rows: list[MetricRow]) -> list[MetricRow]:
+    """``rows`` with a grpo run's sampled replies kept on the newest row that has them only (the card shows no
+    others), so the session cache of a long run holds numbers, not every step's text."""
+    newest = next((i for i in range(len(rows) - 1, -1, -1) if rows[i].get("samples")), None)
+    return [{k: v for k, v in row.items() if k != "samples"} if "samples" in row and i != newest else row
+            for i, row in enumerate(rows)]
+
+
 def stop_message(client: TunesmithClient, job_id: str | None, lang: str = DEFAULT) -> str:
     """Ask the API to stop the run at its next step and save it; the message says what happens next."""
     if job_id == CANCELLED:
@@ -296,7 +304,7 @@ def poll(client: TunesmithClient, lang: str, job_id: str | None, state: dict[str
         if same and job_info.get("started_at") != state.get("started_at"):
             rows = []  # resumed (started again): the new attempt's numbers, not the old one's
         after = int(rows[-1]["step"]) - 1 if rows and isinstance(rows[-1].get("step"), int) else None
-        rows = merge_metrics(rows, client.job_metrics(job_id, after=after))
+        rows = latest_samples_only(merge_metrics(rows, client.job_metrics(job_id, after=after)))
         log_text = client.job_logs(job_id, tail=LOG_TAIL)
     except ApiError as exc:
         esc = html.escape

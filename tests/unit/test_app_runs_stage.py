@@ -141,3 +141,13 @@ def test_compare_draws_the_rewards_of_the_runs_that_log_them():
     margin = figure(html, "compare_reward_margin")
     assert "dpo-b · 1: 0.1" in margin and "rm-c · 1: 2" in margin and "sft-d ·" not in margin
     assert charts_html(stage_compare_charts([("sft-d", [{"step": 1, "loss": 2.0}])]), "en").count("<figure") == 0
+
+
+def test_the_session_cache_keeps_only_the_newest_samples():
+    from app.pages.runs import latest_samples_only
+
+    kept = latest_samples_only(GRPO_ROWS)
+    assert "samples" not in kept[0] and kept[1] == GRPO_ROWS[1] and kept[2] == GRPO_ROWS[2]
+    assert kept[0] == {k: v for k, v in GRPO_ROWS[0].items() if k != "samples"} and "samples" in GRPO_ROWS[0]
+    assert latest_samples_only([{"step": 1, "loss": 2.0}]) == [{"step": 1, "loss": 2.0}]
+    assert status_html({"id": "g", "state": "running"}, kept, "en").count("<tr>") == 3  # the header + step 2's two
