@@ -27,11 +27,18 @@ class ApiError(Exception):
         return self.message + "\n" + "\n".join(f"- {d}" for d in self.details)
 
     def as_markdown(self) -> str:
-        """The message as Markdown: a bold first line, then one bullet per field error."""
+        """The message as Markdown: a bold first line, then one bullet per field error (not the one error the
+        message already says word for word: it was printed twice)."""
         head = f"**{self.message}**"
-        if not self.details:
+        if not self.details or self._says_its_one_problem():
             return head
         return head + "\n\n" + "\n".join(f"- {d}" for d in self.details)
+
+    def _says_its_one_problem(self) -> bool:
+        if len(self.details) != 1:
+            return False
+        msg = str(self.problems[0].get("msg", "")) if len(self.problems) == 1 else ""
+        return self.details[0] in self.message or bool(msg) and msg in self.message
 
 
 def _format_loc(loc: Any) -> str:

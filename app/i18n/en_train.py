@@ -92,6 +92,10 @@ MESSAGES: dict[str, str] = {
     "config.from_suggestion": "the settings suggested for **{model}** ({notes})",
     "config.model_hint": "ℹ {note} Suggested here: {summary}. Pick **✨ Suggested settings** in *Start from…* to "
                          "apply.",
+    "config.note_size": "{params} parameters ({layers} layers, hidden size {hidden}).",
+    "config.note_cpu": "No GPU here: LoRA on the CPU ({cores} cores), bf16 where the CPU supports it.",
+    "config.device_cpu": "CPU ({cores} cores)",
+    "config.device_gpus": "{count} × {gpu} ({free} free)",
     "config.suggestion_summary": "{method} r {rank}, lr {lr}, batch {batch} × {accum}, cutoff {cutoff} on {device}",
     "config.dataset_missing": "dataset {ref!r} is not registered in this studio (deleted, or from another studio): "
                               "left out of {where}. Upload it in Datasets and pick it again.",
@@ -108,6 +112,9 @@ MESSAGES: dict[str, str] = {
     "train.datasets_for_stage": "Datasets that stage {stage} trains on: {kinds}. Upload more in the Datasets tab.",
     "train.stage_dropped": "ℹ Stage {stage} cannot train on {names}: removed from the datasets.",
     "train.refused_choice": "{label} (not on this machine)",
+    "train.reason_needs_gpu": "needs a CUDA GPU and this machine has none; use {instead}",
+    "train.reason_needs_package": "needs the {package} package, which is not installed: {fix}",
+    "train.reason_either": "{items} or {last}",
     "train.refused_reason": "⊘ {value}: {reason}",
     "train.grpo_help": (
         "**GRPO** (reinforcement learning with reward functions): for each prompt of the dataset (the last user "

@@ -80,6 +80,10 @@ MESSAGES: dict[str, str] = {
     "config.no_suggestion": "该模型没有推荐参数。",
     "config.from_suggestion": "**{model}** 的推荐参数（{notes}）",
     "config.model_hint": "ℹ {note} 本机推荐：{summary}。在 *从…开始* 中选择 **✨ 推荐参数** 即可应用。",
+    "config.note_size": "{params} 参数（{layers} 层，隐藏层维度 {hidden}）。",
+    "config.note_cpu": "本机没有 GPU：在 CPU（{cores} 核）上用 LoRA 训练，CPU 支持时使用 bf16。",
+    "config.device_cpu": "CPU（{cores} 核）",
+    "config.device_gpus": "{count} × {gpu}（可用 {free}）",
     "config.suggestion_summary": "{method} 秩 {rank}，学习率 {lr}，批处理 {batch} × {accum}，截断长度 {cutoff}，设备 {device}",
     "config.dataset_missing": "数据集 {ref!r} 未在本工作室注册（已删除，或来自其他工作室）：已从{where}中去掉。"
                               "请在“数据集”页上传后重新选择。",
@@ -96,6 +100,9 @@ MESSAGES: dict[str, str] = {
     "train.datasets_for_stage": "{stage} 阶段可用的数据集：{kinds}。可在“数据集”页上传更多。",
     "train.stage_dropped": "ℹ {stage} 阶段不能使用 {names}，已从数据集中移除。",
     "train.refused_choice": "{label}（本机不可用）",
+    "train.reason_needs_gpu": "需要 CUDA GPU，本机没有；请改用 {instead}",
+    "train.reason_needs_package": "需要 {package} 包，本机未安装：{fix}",
+    "train.reason_either": "{items} 或 {last}",
     "train.refused_reason": "⊘ {value}：{reason}",
     "train.grpo_help": (
         "**GRPO**（基于奖励函数的强化学习）：对数据集中的每个提示（最后一个用户轮次），模型生成多条回复，由下方的奖励函数打分，"

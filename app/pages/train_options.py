@@ -5,6 +5,7 @@ still sent if picked, and the API's 422 says the same thing."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from app.client import Dataset
 from app.form import METHODS, field_meta
-from app.i18n import resolve, t
+from app.i18n import DEFAULT, resolve, t
 from app.pages.datasets import dataset_label
 from app.pages.train_data import MIXTURE_HEADERS, dataset_choice_updates, table_value
 from app.pages.train_fields import elem_id, field_info
@@ -82,6 +83,26 @@ def _base_choices(key: str, lang: str) -> list[tuple[str, str]]:
     return [(str(c), str(c)) for c in field_meta(*spec).choices]
 
 
+# The capabilities' reasons are the API's English sentences; the two common shapes are said again in the UI's
+# language (the value is named beside the reason already); any other reason is shown as the API wrote it.
+_NEEDS_GPU = re.compile(r".+? needs a CUDA GPU(?: \([^)]*\))? and this machine has none; use (?P<instead>.+)")
+_NEEDS_PACKAGE = re.compile(r".+? needs the (?P<package>\S+) package, which is not installed: (?P<fix>.+)")
+
+
+def refusal_reason(reason: str, lang: str) -> str:
+    """A refused option's reason in ``lang`` where its shape is known (in English: the API's own words)."""
+    if lang == DEFAULT:
+        return reason
+    if match := _NEEDS_GPU.fullmatch(reason):
+        choices = re.findall(r"'[^']*'", match["instead"]) or [match["instead"]]
+        instead = (t("train.reason_either", lang, items=", ".join(choices[:-1]), last=choices[-1])
+                   if len(choices) > 1 else choices[0])
+        return t("train.reason_needs_gpu", lang, instead=instead)
+    if match := _NEEDS_PACKAGE.fullmatch(reason):
+        return t("train.reason_needs_package", lang, package=match["package"], fix=match["fix"])
+    return reason
+
+
 def refusal_updates(capabilities: dict[str, Any] | None, lang: str) -> tuple[list[Any], str]:
     """One update per REFUSABLE widget (its refused choices marked, their reasons under it) and the CSS that greys
     the refused choices (a radio's buttons, a dropdown's options). Without capabilities, nothing changes."""
@@ -89,7 +110,8 @@ def refusal_updates(capabilities: dict[str, Any] | None, lang: str) -> tuple[lis
         return [gr.skip() for _ in REFUSABLE], ""
     refused: dict[str, dict[str, str]] = {}
     for item in capabilities.get("refused") or []:
-        refused.setdefault(str(item.get("field")), {})[str(item.get("value"))] = str(item.get("reason"))
+        refused.setdefault(str(item.get("field")), {})[str(item.get("value"))] = refusal_reason(
+            str(item.get("reason")), lang)
     updates, css = [], []
     for key, spec in REFUSABLE.items():
         here = refused.get(key, {})
@@ -114,6 +136,7 @@ def _css_text(text: str) -> str:
 
 def method_refusals(capabilities: dict[str, Any] | None, lang: str) -> str:
     """The line under the method radio for refused methods (their labels carry the mark)."""
-    lines = [t("train.refused_reason", lang, value=t(f"method.{item['value']}", lang), reason=item.get("reason"))
+    lines = [t("train.refused_reason", lang, value=t(f"method.{item['value']}", lang),
+               reason=refusal_reason(str(item.get("reason")), lang))
              for item in (capabilities or {}).get("refused") or [] if item.get("field") == "method"]
     return " ".join(lines)

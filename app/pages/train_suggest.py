@@ -3,11 +3,31 @@ and the config "Start from… ✨ Suggested settings" fills the form with."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.client import ApiError, TunesmithClient
 from app.format import error_markdown
 from app.i18n import t
+
+# The API's suggestion notes and device are English sentences of a few fixed shapes; these say them in the UI's
+# language (a note of another shape is shown as the API wrote it).
+_SAID_AGAIN = (
+    (re.compile(r"(?P<params>\S+) parameters \((?P<layers>\d+) layers, hidden size (?P<hidden>\d+)\)\."),
+     "config.note_size"),
+    (re.compile(r"No GPU here: LoRA on the CPU \((?P<cores>\d+) cores\), bf16 where the CPU supports it\."),
+     "config.note_cpu"),
+    (re.compile(r"CPU \((?P<cores>\d+) cores\)"), "config.device_cpu"),
+    (re.compile(r"(?P<count>\d+) × (?P<gpu>.+) \((?P<free>\d+ GiB) free\)"), "config.device_gpus"),
+)
+
+
+def in_language(text: str, lang: str) -> str:
+    """One of the suggestion's notes (or its device) in ``lang`` when it has a known shape, else as it is."""
+    for pattern, key in _SAID_AGAIN:
+        if match := pattern.fullmatch(text.strip()):
+            return t(key, lang, **match.groupdict())
+    return text
 
 
 def suggestion_summary(suggestion: dict[str, Any], lang: str) -> str:
@@ -26,7 +46,7 @@ def suggestion_summary(suggestion: dict[str, Any], lang: str) -> str:
         batch=settings.get("per_device_batch_size"),
         accum=settings.get("gradient_accumulation_steps"),
         cutoff=settings.get("cutoff_len"),
-        device=suggestion.get("device"),
+        device=in_language(str(suggestion.get("device") or ""), lang),
     )
 
 
@@ -41,7 +61,7 @@ def model_hint(client: TunesmithClient, model: str | None, lang: str) -> str:
     return t(
         "config.model_hint",
         lang,
-        note=(suggestion.get("notes") or [""])[0],
+        note=in_language((suggestion.get("notes") or [""])[0], lang),
         summary=suggestion_summary(suggestion, lang),
     )
 
@@ -55,7 +75,7 @@ def suggested_config(client: TunesmithClient, current: dict[str, Any], lang: str
         suggestion = client.suggest_settings(model)
     except ApiError as exc:
         return None, t("config.no_suggestion", lang) + "\n\n" + error_markdown(exc, lang)
-    notes = " ".join(suggestion.get("notes") or [])
+    notes = " ".join(in_language(note, lang) for note in suggestion.get("notes") or [])
     return (
         {**current, **(suggestion.get("settings") or {})},
         t("config.from_suggestion", lang, model=suggestion.get("model", model), notes=notes),

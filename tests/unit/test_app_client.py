@@ -68,6 +68,23 @@ def test_structured_dataset_error_keeps_locations() -> None:
     assert err.details == ["line 3 output: missing"]
 
 
+def test_one_error_the_message_already_says_is_printed_once() -> None:
+    """The Models tab printed "cannot reach the model hub at …" as the bold message and again as a bullet."""
+    said = "cannot reach the model hub at https://huggingface.co: [Errno -2] Name or service not known"
+    response = httpx.Response(503, json={"message": said, "hint": "check the network", "error_count": 1,
+                                         "errors": [{"loc": ["body", "repo_id"], "msg": said}]})
+    err = parse_error(response)
+    assert err.as_markdown() == f"**{said} (hint: check the network)**"
+    assert err.details == [f"repo_id: {said}"]  # kept for pages that lay problems out
+    pydantic = parse_error(httpx.Response(422, json={"message": "method.lora.rank: Input should be >= 1",
+                                                     "errors": [{"loc": ["body", "method", "lora", "rank"],
+                                                                 "msg": "Input should be >= 1"}]}))
+    assert pydantic.as_markdown().count("Input should be >= 1") == 1
+    two = parse_error(httpx.Response(422, json={"message": "2 problems", "errors": [
+        {"loc": ["a"], "msg": "x"}, {"loc": ["b"], "msg": "y"}]}))
+    assert two.as_markdown() == "**2 problems**\n\n- a: x\n- b: y"
+
+
 def test_plain_and_non_json_errors() -> None:
     one = {"message": "job already finished", "errors": [{"loc": [], "msg": "job already finished"}], "error_count": 1}
     assert str(parse_error(httpx.Response(409, json=one))) == "job already finished"

@@ -23,7 +23,7 @@ from app.pages.train_config import (  # noqa: E402
     suggested_config,
 )
 from app.pages.train_config_file import config_file_name, config_yaml, parse_config_file  # noqa: E402
-from app.pages.train_suggest import model_hint  # noqa: E402
+from app.pages.train_suggest import in_language, model_hint  # noqa: E402
 from backend.config.schema import RunConfig  # noqa: E402
 from backend.fsio import read_yaml  # noqa: E402
 
@@ -361,6 +361,17 @@ def test_suggested_settings_for_the_chosen_model_through_the_api(client, tmp_pat
     assert model_hint(client, "/no/such/model", "en") == ""
     missing, message = suggested_config(client, {**current, "base_model": None}, "en")
     assert missing is None and "Pick a base model first" in message
+    zh_hint = model_hint(client, model, "zh")  # was "ℹ 135M parameters (30 layers, hidden size 576). … CPU (2 cores)"
+    assert "参数（" in zh_hint and "核）" in zh_hint and "parameters" not in zh_hint and "cores" not in zh_hint
+    _, zh_origin = suggested_config(client, current, "zh")
+    assert "本机没有 GPU" in zh_origin and "No GPU here" not in zh_origin
+
+
+def test_suggestion_notes_of_known_shapes_are_said_in_the_ui_language():
+    assert in_language("135M parameters (30 layers, hidden size 576).", "zh") == "135M 参数（30 层，隐藏层维度 576）。"
+    assert in_language("1 × NVIDIA H100 (79 GiB free)", "zh") == "1 × NVIDIA H100（可用 79 GiB）"
+    assert in_language("CPU (2 cores)", "en") == "CPU (2 cores)"
+    assert in_language("A note of another shape.", "zh") == "A note of another shape."
 
 
 LLAMAFACTORY_LORA_SFT = """\

@@ -19,6 +19,7 @@ from app.pages.train_options import (  # noqa: E402
     dataset_catalog,
     filter_for_stage,
     method_refusals,
+    refusal_reason,
     refusal_updates,
 )
 from backend.config.schema import RunConfig  # noqa: E402
@@ -114,6 +115,23 @@ def test_refused_values_are_marked_with_the_backends_reason() -> None:
     assert ("fp16（本机不可用）", "fp16") in dict(zip(REFUSABLE, zh_updates))["compute_type"]["choices"]
     skipped, style = refusal_updates(None, "en")
     assert style == "" and len(skipped) == len(REFUSABLE)
+
+
+def test_the_common_refusal_reasons_are_said_in_chinese() -> None:
+    """The zh form said "fp16 needs a CUDA GPU and this machine has none; …" in English under 计算类型."""
+    gpu = "fp16 needs a CUDA GPU and this machine has none; use 'auto', 'bf16' or 'fp32'"
+    assert refusal_reason(gpu, "zh") == "需要 CUDA GPU，本机没有；请改用 'auto', 'bf16' 或 'fp32'"
+    assert refusal_reason(gpu, "en") == gpu  # English: the API's own words
+    liger = ("use_liger_kernel 'on' needs a CUDA GPU (Liger's kernels are Triton GPU code) and this machine has none; "
+             "use 'auto' or 'off'")
+    assert refusal_reason(liger, "zh") == "需要 CUDA GPU，本机没有；请改用 'auto' 或 'off'"
+    wandb = "report_to 'wandb' needs the wandb package, which is not installed: pip install wandb, or set report_to to 'none'"
+    assert refusal_reason(wandb, "zh").startswith("需要 wandb 包，本机未安装：pip install wandb")
+    assert refusal_reason("something else entirely", "zh") == "something else entirely"
+    capabilities = {**CAPABILITIES, "refused": [{"field": "compute_type", "value": "fp16", "reason": gpu}]}
+    updates, _ = refusal_updates(capabilities, "zh")
+    info = dict(zip(REFUSABLE, updates))["compute_type"]["info"]
+    assert "⊘ fp16：需要 CUDA GPU" in info and "needs" not in info
 
 
 def test_the_page_reads_kinds_and_refusals_from_the_real_api(client) -> None:
