@@ -67,7 +67,8 @@ def _layout() -> dict[str, Any]:
                                     elem_id="eval-max-new-tokens")
         c["with_base"] = gr.Checkbox(value=True, label=t("eval.with_base"), info=t("eval.with_base_help"),
                                      visible=False, elem_id="eval-with-base")
-        c["start"] = gr.Button(t("eval.start"), variant="primary", scale=0, min_width=140, elem_id="eval-start")
+        c["start"] = gr.Button(t("eval.start"), variant="primary", scale=0, min_width=140, interactive=False,
+                               elem_id="eval-start")  # usable once a target and a dataset are picked
     c["metrics"] = gr.Markdown(t("eval.pick"), elem_id="eval-metrics")
     c["download"] = gr.DownloadButton(t("eval.download"), visible=False, elem_id="eval-download")
     # Prompts are long: the replies get the room (they are what one reads); columns wrap, none runs off-screen.
@@ -88,6 +89,8 @@ def build(client: TunesmithClient) -> EvaluatePage:
     c["start"].click(run_handler(client), inputs=[c["target"], c["dataset"], c["samples"], c["new_tokens"],
                                                   c["with_base"]],
                      outputs=[*shown, c["history"], c["pick"]])
+    for picker in (c["target"], c["dataset"]):
+        picker.change(start_ready, inputs=[c["target"], c["dataset"]], outputs=[c["start"]], show_progress="hidden")
     c["pick"].input(localized(partial(on_pick, client)), inputs=[c["target"], c["pick"]], outputs=shown)
     refresh = Refresh(localized(partial(refresh_lists, client)), [c["target"], c["dataset"]],
                       [c["target"], c["dataset"]])
@@ -141,6 +144,11 @@ def dataset_update(client: TunesmithClient, lang: str, picked: tuple[str, str], 
     values = [value for _, value in choices]
     value = HELD_OUT if has_held_out(job) else current if current in values and current != HELD_OUT else None
     return gr.Dropdown(choices=choices, value=value)
+
+
+def start_ready(value: str | None, dataset_id: str | None) -> dict[str, Any]:
+    """Evaluate is pressable only with a run or base model and a dataset (it said "pick both" when pressed)."""
+    return gr.update(interactive=parse_target(value) is not None and bool(dataset_id))
 
 
 def on_target(client: TunesmithClient, lang: str, value: str | None, current_dataset: str | None = None):

@@ -71,9 +71,10 @@ def refresh_jobs(client: TunesmithClient, lang: str, current: str | None):
 
 def on_pick(client: TunesmithClient, lang: str, job_id: str | None):
     hidden = (gr.DownloadButton(visible=False, value=None), gr.Dataframe(visible=False))
+    if not job_id:  # nothing to prepare: the buttons wait for a run
+        idle = (gr.Button(interactive=False), gr.Button(t("export.merge", lang), interactive=False))
+        return t("export.pick", lang), *idle, *hidden, *hidden, ""
     buttons = (gr.Button(interactive=True), gr.Button(t("export.merge", lang), interactive=True))
-    if not job_id:
-        return t("export.pick", lang), *buttons, *hidden, *hidden, ""
     try:
         info = client.get_job(job_id)
     except ApiError as exc:
@@ -142,7 +143,7 @@ def _build_panel(keys: tuple[str, str, str, str], elem_ids: tuple[str, str, str]
     head, prepare_text, download_text, files_label = keys
     with gr.Column(variant="panel"):
         gr.Markdown(t(head))
-        prepare = gr.Button(t(prepare_text), elem_id=elem_ids[0])
+        prepare = gr.Button(t(prepare_text), interactive=False, elem_id=elem_ids[0])  # until a run is picked
         download = gr.DownloadButton(t(download_text), visible=False, variant="primary", elem_id=elem_ids[1])
         files = gr.Dataframe(visible=False, interactive=False, label=t(files_label), elem_id=elem_ids[2])
     return _DownloadPanel(prepare, download, files)

@@ -66,7 +66,7 @@ def build(client: TunesmithClient, job: gr.Dropdown) -> None:
             with gr.Row():
                 modelfile = gr.Checkbox(label=t("gguf.modelfile"), value=True, elem_id="gguf-modelfile")
                 gguf_card = gr.Checkbox(label=t("exports.card"), value=True, elem_id="gguf-card")
-            gguf_start = gr.Button(t("gguf.start"), elem_id="gguf-start")
+            gguf_start = gr.Button(t("gguf.start"), interactive=False, elem_id="gguf-start")
             gguf_download = gr.DownloadButton(t("gguf.download"), visible=False, variant="primary",
                                               elem_id="gguf-download")
             gguf_files = gr.Dataframe(visible=False, interactive=False, label=t("gguf.files"),
@@ -76,7 +76,7 @@ def build(client: TunesmithClient, job: gr.Dropdown) -> None:
             dtype = gr.Dropdown(label=t("st.dtype"), choices=DTYPE_CHOICES, value="base", elem_id="st-dtype")
             shard = gr.Textbox(label=t("st.shard"), value="2GB", max_lines=1, elem_id="st-shard")
             st_card = gr.Checkbox(label=t("exports.card"), value=True, elem_id="st-card")
-            st_start = gr.Button(t("st.start"), elem_id="st-start")
+            st_start = gr.Button(t("st.start"), interactive=False, elem_id="st-start")
             st_download = gr.DownloadButton(t("st.download"), visible=False, variant="primary",
                                             elem_id="st-download")
             st_files = gr.Dataframe(visible=False, interactive=False, label=t("st.files"), elem_id="st-files")
@@ -121,5 +121,10 @@ def build(client: TunesmithClient, job: gr.Dropdown) -> None:
                      outputs=[gguf_download, gguf_files, exports_table, status])
     st_start.click(start_export("safetensors"), inputs=[job, quantization, dtype, shard, modelfile, st_card],
                    outputs=[st_download, st_files, exports_table, status])
-    job.change(localized(lambda lang, job_id: list_for(job_id, lang)), inputs=[job], outputs=[exports_table],
-               show_progress="hidden")
+    job.change(localized(lambda lang, job_id: (list_for(job_id, lang), *start_buttons(job_id))), inputs=[job],
+               outputs=[exports_table, gguf_start, st_start], show_progress="hidden")
+
+
+def start_buttons(job_id: str | None) -> tuple[dict, dict]:
+    """Export GGUF / Export safetensors: usable only once a run is picked (they said "pick a run" when pressed)."""
+    return gr.update(interactive=bool(job_id)), gr.update(interactive=bool(job_id))

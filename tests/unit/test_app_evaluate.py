@@ -224,3 +224,14 @@ def test_picking_a_run_that_held_rows_out_preselects_its_held_out_split(tmp_path
             assert datasets.value is None and HELD_OUT not in [value for _, value in datasets.choices]
         finally:
             ui.close()
+
+
+def test_evaluate_waits_for_a_target_and_a_dataset():
+    """Evaluate was enabled with nothing picked and only said "pick both" when pressed."""
+    from app.pages.evaluate import start_ready
+
+    assert start_ready(None, None)["interactive"] is False
+    assert start_ready("job:job_1", None)["interactive"] is False
+    assert start_ready(None, "ds_1")["interactive"] is False
+    assert start_ready("job:job_1", HELD_OUT)["interactive"] is True
+    assert start_ready("model:SmolLM2-135M-Instruct", "ds_1")["interactive"] is True

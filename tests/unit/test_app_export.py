@@ -18,3 +18,16 @@ def test_tables_show_sizes():
     assert list(table["export"]) == ["gguf-q8_0", "gguf-f16"] and table["size"][0].startswith("3")
     assert table["size"][1] == "—"
     assert files_frame(export).values.tolist()[0][0] == "m.gguf"
+
+
+def test_export_buttons_wait_for_a_run():
+    """With no run picked, Prepare adapter zip / Merge / Export GGUF / Export safetensors were enabled and only said
+    "pick a run" when pressed; they are greyed until a run is picked."""
+    from app.pages.export import on_pick
+    from app.pages.export_formats import start_buttons
+
+    summary, adapter, merge, *_ = on_pick(None, "en", None)  # no run: the client is not asked
+    assert "Pick a succeeded run" in summary
+    assert adapter.interactive is False and merge.interactive is False
+    assert [b["interactive"] for b in start_buttons(None)] == [False, False]
+    assert [b["interactive"] for b in start_buttons("job_1")] == [True, True]
