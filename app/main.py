@@ -26,7 +26,7 @@ from app.pages import chat, datasets, evaluate, export, models, runs, runs_conti
 STUDIO_CSS = """
 #app-header h1 { margin-bottom: 0; }
 #header-switches { flex-grow: 0; align-self: flex-start; gap: 4px; }
-#app-header p { margin-top: 2px; color: var(--body-text-color-subdued); }
+#app-header p { margin-top: 2px; color: var(--block-info-text-color); }  /* the subdued grey was 1.9:1 on white */
 .ts-hint p { font-size: 13px; color: var(--block-info-text-color); margin: 0; }
 /* Contrast (WCAG AA, 4.5:1): help text darker than the theme's grey, white on a darker orange; in dark mode too
    (Gradio's dark theme sets its own values on .dark, which would win over :root). */
@@ -37,6 +37,8 @@ STUDIO_CSS = """
 /* Narrow screens (a phone, 420 px): what sits side by side stacks; tabs wrap (gr.Tabs overflow_behavior). */
 @media (max-width: 640px) {
   #app-header { min-width: 100% !important; }  /* the header line first, its switches below it */
+  /* Evaluate's tables scroll sideways rather than squeeze ROUGE-L / exact match into one letter per line. */
+  #eval-predictions table, #eval-history table { min-width: 600px; }
 }
 """
 

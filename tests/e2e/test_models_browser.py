@@ -126,6 +126,8 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             page.reload()
             expect(page.locator("body")).not_to_have_class("dark")
             expect(page.locator("#theme-switch input")).not_to_be_checked()
+            light_header = page.locator("#app-header p").evaluate(CONTRAST_JS)  # was 1.9:1 (theme's subdued grey)
+            assert light_header >= 4.5, light_header
 
             # -- 420 px: every tab on screen, the Runs chart above the log --------------------------------
             narrow = browser.new_page(viewport={"width": 420, "height": 900}, locale="en-US")
@@ -151,6 +153,10 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
                        if (box := buttons.nth(i).bounding_box()) and (box["x"] < 0 or box["x"] + box["width"] > 420)]
             assert buttons.count() >= 4 and not outside, outside  # every button of the page within reach
             shot(narrow, "e2e-narrow-runs.png")
+            narrow.get_by_role("tab", name="Evaluate").click()  # its tables scroll sideways, not one letter a line
+            header = narrow.locator("#eval-predictions th", has_text="exact match").first
+            expect(header).to_be_visible()
+            assert (box := header.bounding_box()) and box["height"] < 80, box  # was ~150 px: e/x/a/c/t stacked
         except Exception:
             shot(page, "e2e-models-failed.png")
             raise
