@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from app.client import Job
-from app.format import fmt_duration, fmt_float, fmt_time
+from app.format import fmt_duration, fmt_float, fmt_time, role_label
 from app.i18n import DEFAULT, t
 
 HISTORY_KEYS = ["when", "id", "dataset", "samples", "loss", "perplexity", "exact", "rouge", "bleu"]
@@ -155,9 +155,10 @@ def history_choices(evaluations: list[dict[str, Any]], lang: str = DEFAULT) -> l
                else fmt_share(e.get("pairwise_accuracy"))), str(e["id"])) for e in evaluations if e.get("id")]
 
 
-def prompt_text(messages: list[dict[str, Any]], limit: int = PROMPT_CHARS) -> str:
-    """A prompt as ``role: content`` lines; the start of a long prompt gives way to its end (the newest turn)."""
-    text = "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in messages)
+def prompt_text(messages: list[dict[str, Any]], limit: int = PROMPT_CHARS, lang: str = DEFAULT) -> str:
+    """A prompt as ``role: content`` lines (the role in ``lang``); the start of a long prompt gives way to its end
+    (the newest turn)."""
+    text = "\n".join(f"{role_label(str(m.get('role', '?')), lang)}: {m.get('content', '')}" for m in messages)
     return text if len(text) <= limit else "…" + text[-(limit - 1):]
 
 
@@ -179,7 +180,7 @@ def prediction_keys(rows: list[dict[str, Any]]) -> list[str]:
 def _cells(row: dict[str, Any], key: str, lang: str) -> Any:
     margin = row.get("margin")
     cells = {
-        "prompt": lambda: prompt_text(row.get("prompt") or []), "reference": lambda: row.get("reference", ""),
+        "prompt": lambda: prompt_text(row.get("prompt") or [], lang=lang), "reference": lambda: row.get("reference", ""),
         "prediction": lambda: row.get("prediction", ""), "run_prediction": lambda: row.get("prediction", ""),
         "base_prediction": lambda: row.get("base_prediction", "—"), "rouge": lambda: fmt_share(row.get("rouge_l")),
         "exact": lambda: "✓" if row.get("exact_match") else "",

@@ -94,6 +94,14 @@ def test_a_long_prompt_keeps_its_newest_turn():
     assert len(text) == 100 and text.startswith("…") and text.endswith("user: the question")
 
 
+def test_the_prompt_column_names_roles_in_the_ui_language():
+    """The zh predictions table said "user: What is 0 plus 3?"."""
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    assert prompt_text(messages, lang="zh") == "系统: Be brief.\n用户: 2+2?"
+    frame = predictions_frame([{"prompt": messages, "reference": "4", "prediction": "4"}], "zh")
+    assert frame.iloc[0, 0].endswith("用户: 2+2?")
+
+
 def test_client_evaluation_errors_come_back_readable(client, tmp_path):
     assert client.list_evaluations(model="nothing-here") == []
     with pytest.raises(ApiError) as err:
