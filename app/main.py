@@ -38,7 +38,7 @@ STUDIO_CSS = """
 @media (max-width: 640px) {
   #app-header { min-width: 100% !important; }  /* the header line first, its switches below it */
   /* Evaluate's tables scroll sideways rather than squeeze ROUGE-L / exact match into one letter per line. */
-  #eval-predictions table, #eval-history table { min-width: 600px; }
+  #eval-predictions table, #eval-history table { min-width: 1000px; }
 }
 """
 

@@ -61,9 +61,10 @@ def _layout() -> dict[str, Any]:
         c["dataset"] = gr.Dropdown(label=t("eval.dataset"), choices=[], value=None, scale=3, elem_id="eval-dataset")
         c["refresh"] = gr.Button(t("eval.refresh"), size="sm", scale=0, min_width=100, elem_id="eval-refresh")
     with gr.Row(equal_height=True):
+        # min_width: at phone width the sliders stack (side by side their labels broke one character a line)
         c["samples"] = gr.Slider(1, 1000, value=50, step=1, label=t("eval.samples"), info=t("eval.samples_help"),
-                                 elem_id="eval-samples")
-        c["new_tokens"] = gr.Slider(1, 2048, value=128, step=1, label=t("eval.max_new"),
+                                 min_width=280, elem_id="eval-samples")
+        c["new_tokens"] = gr.Slider(1, 2048, value=128, step=1, label=t("eval.max_new"), min_width=280,
                                     elem_id="eval-max-new-tokens")
         c["with_base"] = gr.Checkbox(value=True, label=t("eval.with_base"), info=t("eval.with_base_help"),
                                      visible=False, elem_id="eval-with-base")

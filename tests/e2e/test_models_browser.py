@@ -157,6 +157,8 @@ def test_download_a_model_in_the_models_tab_then_dark_mode_and_a_narrow_screen(h
             header = narrow.locator("#eval-predictions th", has_text="exact match").first
             expect(header).to_be_visible()
             assert (box := header.bounding_box()) and box["height"] < 80, box  # was ~150 px: e/x/a/c/t stacked
+            samples = narrow.locator("#eval-samples").bounding_box()  # the sliders stack: their labels have room
+            assert samples and samples["width"] > 300, samples  # was ~130 px, its label one character a line
         except Exception:
             shot(page, "e2e-models-failed.png")
             raise
