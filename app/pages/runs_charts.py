@@ -147,8 +147,8 @@ def chart_svg(chart: Chart, x_title: str) -> str:
                f'transform="rotate(-90 12 {TOP + plot_h / 2:.0f})">{_esc(chart.y_title)}</text>')
     for series in drawn:
         out.append(_series_svg(series, x, y, chart.fmt))
-    if len(chart.series) > 1:
-        out.append(_legend_svg(chart.series))
+    if len(drawn) > 1:  # a series without points (eval loss of a run without validation data) is not listed
+        out.append(_legend_svg(drawn))
     out.append("</svg>")
     return "".join(out)
 

@@ -99,3 +99,11 @@ def test_the_live_view_resends_the_charts_only_when_a_step_was_logged():
     assert again[1] == gr.skip() and again[3]["rows"] == rows  # nothing new: the chart is not sent again
     rows.append({"step": 2, "loss": 2.25})
     assert "train loss · 2: 2.25" in poll(client, "en", "job_a", again[3])[1]
+
+
+def test_a_series_without_points_is_neither_drawn_nor_in_the_legend():
+    """A run without validation data has no eval loss: its loss chart has one line and no legend naming eval loss
+    (the legend used to list every series the chart could have)."""
+    html = metrics_html([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
+    loss = html.split('data-chart="loss"')[1].split("</figure>")[0]
+    assert "train loss" in loss and "eval loss" not in loss
