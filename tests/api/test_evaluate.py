@@ -76,8 +76,10 @@ def test_evaluate_a_trained_run_against_its_base_model(client, settings):
     tuned, seen = evaluate_watching_progress(client, job["id"], {**body, "with_base": True})
     assert tuned.status_code == 201, tuned.text
     tuned = tuned.json()
-    # the progress moved through the run's and then the base model's phases, never backwards
-    assert [phase.split(":")[0] for phase, _ in seen][-1] == "base" and seen[0][0].startswith("run:"), seen
+    # the progress moves through the run's and then the base model's phases, never backwards (what a 0.1 s poll
+    # sees of it depends on the machine: on a quiet one the tiny model's phases can pass between two polls)
+    sides = [phase.split(":")[0] for phase, _ in seen]
+    assert sides == sorted(sides, key=["run", "base"].index), seen
     assert [fraction for _, fraction in seen] == sorted(fraction for _, fraction in seen), seen
     assert client.get(f"/api/v1/jobs/{job['id']}/evaluations/progress").json() == {
         "running": False, "eval_id": None, "phase": None, "phase_index": None, "phases": None, "done": None,
